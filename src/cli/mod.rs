@@ -1,0 +1,185 @@
+//! Command-line interface: clap definitions, global set-up, dispatch.
+//!
+//! Each subcommand lives in its own file with an `Args` struct and a `run`
+//! function that parses nothing more and calls into the library stages.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+
+use crate::output::{ColorChoice, Shell, Verbosity};
+use crate::settings::{self, ConfigFile, SandboxMode, Settings};
+
+mod build;
+mod fetch;
+mod lint;
+mod new;
+
+/// forge: build packages and images from source recipes, reproducibly.
+#[derive(Debug, Parser)]
+#[command(name = "forge", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Run as if started in DIR (the project root or below it).
+    #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
+    directory: Option<PathBuf>,
+    /// Parallel jobs (default: number of cores).
+    #[arg(short = 'j', long, global = true, value_name = "N")]
+    jobs: Option<usize>,
+    /// More output (repeatable).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Never contact upstream: use only the cache and mirrors.
+    #[arg(long, global = true, env = "FORGE_OFFLINE")]
+    offline: bool,
+    /// Output folder.
+    #[arg(long, global = true, value_name = "DIR", env = "FORGE_OUT")]
+    out: Option<PathBuf>,
+    /// Cache folder (distfiles, git mirrors).
+    #[arg(long, global = true, value_name = "DIR", env = "FORGE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// A mirror (URL or folder) tried before upstream; repeatable.
+    #[arg(long = "mirror", global = true, value_name = "URL_OR_DIR")]
+    mirrors: Vec<String>,
+    /// Build isolation.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "FORGE_SANDBOX"
+    )]
+    sandbox: SandboxMode,
+    /// When to use colour.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    color: ColorChoice,
+    /// Machine-readable events on stdout, one JSON object per line.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build recipes (default: all) into packages.
+    Build(build::Args),
+    /// Download and verify the sources of recipes (default: all).
+    Fetch(fetch::Args),
+    /// Check every recipe without building.
+    Lint(lint::Args),
+    /// Scaffold a new recipe.
+    New(new::Args),
+}
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let verbosity = if cli.global.quiet {
+        Verbosity::Quiet
+    } else if cli.global.verbose > 0 {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let shell = Shell::new(verbosity, cli.global.color, cli.global.json);
+    init_tracing(cli.global.verbose);
+    match run(cli, shell.clone()) {
+        Ok(code) => code,
+        Err(err) => {
+            let mut msg = format!("{err}");
+            for cause in err.chain().skip(1) {
+                msg.push_str(&format!("\n  caused by: {cause}"));
+            }
+            shell.error(msg);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 | 1 => "warn",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FORGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+fn run(cli: Cli, shell: Shell) -> Result<ExitCode> {
+    match cli.command {
+        Command::New(args) => new::run(&settings_for(&cli.global, shell)?, args),
+        Command::Build(args) => build::run(&settings_for(&cli.global, shell)?, args),
+        Command::Fetch(args) => fetch::run(&settings_for(&cli.global, shell)?, args),
+        Command::Lint(args) => lint::run(&settings_for(&cli.global, shell)?, args),
+    }
+}
+
+/// Build the run's [`Settings`] from flags, environment and config files.
+fn settings_for(g: &GlobalArgs, shell: Shell) -> Result<Settings> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let start = match &g.directory {
+        Some(d) => cwd.join(d),
+        None => cwd.clone(),
+    };
+    let root = settings::find_root(&start).with_context(|| {
+        format!(
+            "no forge project at or above {} (looked for forge.toml or a recipes/ folder)",
+            start.display()
+        )
+    })?;
+    let project = ConfigFile::load(&root.join("forge.toml"))?;
+    let user = match dirs::config_dir() {
+        Some(d) => ConfigFile::load(&d.join("forge").join("config.toml"))?,
+        None => ConfigFile::default(),
+    };
+    let mut mirrors = g.mirrors.clone();
+    mirrors.extend(project.mirrors.iter().cloned());
+    mirrors.extend(user.mirrors.iter().cloned());
+    let abs = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            cwd.join(p)
+        }
+    };
+    let out = g.out.as_ref().map(abs).unwrap_or_else(|| root.join("out"));
+    let cache = g
+        .cache_dir
+        .as_ref()
+        .map(abs)
+        .or_else(|| project.cache_dir.as_ref().map(|p| root.join(p)))
+        .or(user.cache_dir.clone())
+        .unwrap_or_else(settings::default_cache_dir);
+    let jobs = g
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    Ok(Settings {
+        root,
+        out,
+        cache,
+        jobs,
+        offline: g.offline,
+        mirrors,
+        sandbox: g.sandbox,
+        shell,
+    })
+}

@@ -1,0 +1,20 @@
+//! forge: source recipes → sandboxed builds → signed apk packages and
+//! repositories → OCI and OS images → signed and published.
+//!
+//! Architecture map (see `docs/architecture.md` for the data flow):
+//!
+//! | module | stage it owns |
+//! |---|---|
+//! | [`cli`] | flags, dispatch, exit status |
+//! | [`output`] | the one output channel (status lines, progress, `--json`) |
+//! | [`settings`] | run-wide settings: root, out, cache, mirrors, jobs |
+//! | [`version`] | apk version grammar and ordering (pure) |
+//! | [`recipe`] | recipe TOML → validated [`recipe::Recipe`] |
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod output;
+pub mod recipe;
+pub mod settings;
+pub mod version;
