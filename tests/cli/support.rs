@@ -1,0 +1,151 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `forge` binary under test.
+pub fn forge_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_forge"))
+}
+
+/// The repository root (holds `recipes/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether CI demands every outside tool.
+pub fn tools_required() -> bool {
+    std::env::var_os("FORGE_TEST_REQUIRE_TOOLS").is_some_and(|v| v == "1")
+}
+
+/// True when `tool` is on PATH. When it is missing: panic under
+/// `FORGE_TEST_REQUIRE_TOOLS=1`, otherwise print a skip note and return false.
+pub fn require_tool(tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    if !found {
+        if tools_required() {
+            panic!("required tool `{tool}` is missing (FORGE_TEST_REQUIRE_TOOLS=1)");
+        }
+        eprintln!("skipping: `{tool}` not found");
+    }
+    found
+}
+
+/// True when bubblewrap can actually create a sandbox here.
+pub fn require_bwrap() -> bool {
+    if !require_tool("bwrap") {
+        return false;
+    }
+    let ok = Command::new("bwrap")
+        .args(["--unshare-all", "--ro-bind", "/", "/", "true"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        if tools_required() {
+            panic!("bwrap cannot create a sandbox on this host (FORGE_TEST_REQUIRE_TOOLS=1)");
+        }
+        eprintln!("skipping: bwrap cannot create a sandbox here");
+    }
+    ok
+}
+
+/// A `forge` command run in `dir`, with a private cache under `dir`.
+pub fn forge(dir: &Path) -> Command {
+    let mut cmd = Command::new(forge_bin());
+    cmd.current_dir(dir)
+        .env("FORGE_CACHE_DIR", dir.join(".forge-cache"))
+        .env_remove("FORGE_OUT")
+        .env_remove("FORGE_OFFLINE")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Run and return the output, printing it for the test log.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawning forge");
+    eprintln!(
+        "$ {:?}\n--- status: {}\n--- stdout\n{}\n--- stderr\n{}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Run, assert success, return (stdout, stderr).
+pub fn run_ok(cmd: &mut Command) -> (String, String) {
+    let out = run(cmd);
+    assert!(out.status.success(), "command failed: {:?}", cmd);
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run, assert failure, return stderr.
+pub fn run_err(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(!out.status.success(), "command unexpectedly succeeded: {:?}", cmd);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A fresh project folder with an empty `recipes/`.
+pub fn project() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("forge-test-").tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("recipes")).unwrap();
+    dir
+}
+
+/// Write `text` to `root/rel`, creating folders.
+pub fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// Copy a folder tree (files, folders, symlinks).
+pub fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let rel = entry.path().strip_prefix(from).unwrap();
+        let dest = to.join(rel);
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(entry.path()).unwrap();
+            std::os::unix::fs::symlink(target, &dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// `git init` + commit everything in `dir` with a fixed author date.
+pub fn git_commit_all(dir: &Path, date: &str) {
+    let git = |args: &[&str]| {
+        let st = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_DATE", date)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .status()
+            .unwrap();
+        assert!(st.success(), "git {:?}", args);
+    };
+    if !dir.join(".git").exists() {
+        git(&["init", "-q", "-b", "main"]);
+    }
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "test", "--allow-empty"]);
+}
