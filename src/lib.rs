@@ -10,10 +10,12 @@
 //! | [`settings`] | run-wide settings: root, out, cache, mirrors, jobs |
 //! | [`version`] | apk version grammar and ordering (pure) |
 //! | [`recipe`] | recipe TOML → validated [`recipe::Recipe`] |
+//! | [`graph`] | recipes → [`graph::UnitGraph`]: build order, cycles, closures |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod graph;
 pub mod output;
 pub mod recipe;
 pub mod settings;
