@@ -11,12 +11,14 @@
 //! | [`version`] | apk version grammar and ordering (pure) |
 //! | [`recipe`] | recipe TOML → validated [`recipe::Recipe`] |
 //! | [`graph`] | recipes → [`graph::UnitGraph`]: build order, cycles, closures |
+//! | [`plan`] | unit keys, fresh/dirty verdicts and why |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod graph;
 pub mod output;
+pub mod plan;
 pub mod recipe;
 pub mod settings;
 pub mod version;

@@ -1,0 +1,377 @@
+//! Build plan: for every unit, an input key and a verdict, fresh or dirty and why.
+//!
+//! A unit's key is the SHA-256 over named *components*:
+//!
+//! - `format`: forge's output-format version ([`FORMAT_VERSION`]);
+//! - `recipe`: the normalized recipe (every validated field, in a fixed order),
+//!   plus its SOURCE_DATE_EPOCH and commit;
+//! - `source:<n>`: each source's identity (checksum, commit, or content hash);
+//! - `dep:<name>`: the key of each unit it needs built first;
+//! - `env`: the build environment's identity (arch, sandbox mode, host
+//!   toolchain).
+//!
+//! The components are recorded beside the artifacts in a unit state file
+//! (`out/state/<arch>/<name>.json`), written last, after the packages and the
+//! index. `--explain` compares the recorded components with the new ones and
+//! names exactly which input changed. A state file is only a claim: the
+//! artifacts it lists are re-verified (signature, datahash, file digest) every
+//! time they are used.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::recipe::{Recipe, Source};
+
+/// Bump when anything that changes output bytes changes (tar, gzip, .PKGINFO,
+/// index layout, build environment set-up).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The named inputs of one unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inputs {
+    /// Component name -> hex digest.
+    pub components: BTreeMap<String, String>,
+}
+
+impl Inputs {
+    /// The unit key: SHA-256 over `name=digest\n` lines in name order.
+    pub fn key(&self) -> String {
+        let mut h = Sha256::new();
+        for (k, v) in &self.components {
+            h.update(k.as_bytes());
+            h.update(b"=");
+            h.update(v.as_bytes());
+            h.update(b"\n");
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// Human-readable differences from `old` (what changed since the last build).
+    pub fn diff(&self, old: &Inputs) -> Vec<String> {
+        let mut out = Vec::new();
+        for (k, v) in &self.components {
+            match old.components.get(k) {
+                None => out.push(format!("{} added", describe(k))),
+                Some(o) if o != v => out.push(format!("{} changed", describe(k))),
+                Some(_) => {}
+            }
+        }
+        for k in old.components.keys() {
+            if !self.components.contains_key(k) {
+                out.push(format!("{} removed", describe(k)));
+            }
+        }
+        out
+    }
+}
+
+fn describe(component: &str) -> String {
+    match component.split_once(':') {
+        Some(("source", n)) => format!("source #{n}"),
+        Some(("dep", n)) => format!("build dependency `{n}`"),
+        _ => match component {
+            "recipe" => "recipe".to_string(),
+            "env" => "build environment".to_string(),
+            "format" => "forge output format".to_string(),
+            other => other.to_string(),
+        },
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The normalized recipe text: every validated field in a fixed order, so
+/// that formatting, comments and key order in the TOML file do not matter.
+pub fn normalized_recipe(recipe: &Recipe, source_date_epoch: i64, commit: Option<&str>) -> String {
+    let mut s = String::new();
+    let mut line = |k: &str, v: &str| {
+        s.push_str(k);
+        s.push('=');
+        s.push_str(&v.replace('\\', "\\\\").replace('\n', "\\n"));
+        s.push('\n');
+    };
+    line("name", &recipe.name);
+    line("version", recipe.version.as_str());
+    line("release", &recipe.release.to_string());
+    line("description", &recipe.description);
+    line("url", &recipe.url);
+    line("license", &recipe.license);
+    line("arch", &recipe.arch.join(" "));
+    line("depends", &recipe.depends.join(" "));
+    line("makedepends", &recipe.makedepends.join(" "));
+    line("host_tools", &recipe.host_tools.join(" "));
+    line("provides", &recipe.provides.join(" "));
+    line("builddir", recipe.builddir.as_deref().unwrap_or(""));
+    line("build", &recipe.build);
+    line("check", &recipe.check);
+    let o = recipe.options;
+    line(
+        "options",
+        &format!("check={} strip={} net={}", !o.no_check, !o.no_strip, o.net),
+    );
+    for sp in &recipe.subpackages {
+        line(
+            "subpackage",
+            &format!(
+                "{}|{}|{}|{}|{}",
+                sp.name,
+                sp.description,
+                sp.paths.join(" "),
+                sp.depends.join(" "),
+                sp.provides.join(" ")
+            ),
+        );
+    }
+    line("source_date_epoch", &source_date_epoch.to_string());
+    line("commit", commit.unwrap_or(""));
+    s
+}
+
+/// The identity of one source as recorded in the recipe, or for a local
+/// source, a digest over its bytes (files in path order, with modes).
+pub fn source_identity(recipe: &Recipe, source: &Source) -> std::io::Result<String> {
+    Ok(match source {
+        Source::Http {
+            url,
+            checksum,
+            filename,
+            extract,
+        } => sha256_hex(
+            format!("http|{url}|{}|{filename}|{extract}", checksum.to_prefixed()).as_bytes(),
+        ),
+        Source::Git {
+            url,
+            commit,
+            tag,
+            dest,
+        } => sha256_hex(
+            format!("git|{url}|{commit}|{}|{dest}", tag.as_deref().unwrap_or("")).as_bytes(),
+        ),
+        Source::Local { path } => hash_local(&recipe.dir, Path::new(path))?,
+    })
+}
+
+fn hash_local(dir: &Path, rel: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = dir.join(rel);
+    let mut h = Sha256::new();
+    let mut entries: Vec<PathBuf> = Vec::new();
+    for e in walkdir::WalkDir::new(&root).sort_by_file_name() {
+        let e = e.map_err(std::io::Error::other)?;
+        entries.push(e.path().to_path_buf());
+    }
+    for p in entries {
+        let meta = std::fs::symlink_metadata(&p)?;
+        let name = p
+            .strip_prefix(dir)
+            .unwrap_or(&p)
+            .to_string_lossy()
+            .into_owned();
+        h.update(name.as_bytes());
+        h.update([0]);
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.file_type().is_symlink() {
+            h.update(b"l");
+            h.update(std::fs::read_link(&p)?.to_string_lossy().as_bytes());
+        } else if meta.is_dir() {
+            h.update(format!("d{mode:o}").as_bytes());
+        } else {
+            h.update(format!("f{mode:o}:").as_bytes());
+            h.update(Sha256::digest(std::fs::read(&p)?));
+        }
+        h.update([0]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Assemble a unit's inputs.
+pub fn unit_inputs(
+    recipe: &Recipe,
+    source_date_epoch: i64,
+    commit: Option<&str>,
+    dep_keys: &BTreeMap<String, String>,
+    env_identity: &str,
+) -> std::io::Result<Inputs> {
+    let mut c = BTreeMap::new();
+    c.insert("format".to_string(), FORMAT_VERSION.to_string());
+    c.insert(
+        "recipe".to_string(),
+        sha256_hex(normalized_recipe(recipe, source_date_epoch, commit).as_bytes()),
+    );
+    for (i, s) in recipe.sources.iter().enumerate() {
+        c.insert(format!("source:{}", i + 1), source_identity(recipe, s)?);
+    }
+    for (name, key) in dep_keys {
+        c.insert(format!("dep:{name}"), key.clone());
+    }
+    c.insert("env".to_string(), sha256_hex(env_identity.as_bytes()));
+    Ok(Inputs { components: c })
+}
+
+/// One artifact a unit produced, as recorded in its state file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRecord {
+    /// File name inside `out/repo/<arch>/`.
+    pub file: String,
+    /// SHA-256 of the whole file.
+    pub sha256: String,
+}
+
+/// What a finished unit left behind: `out/state/<arch>/<name>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitState {
+    /// The unit key.
+    pub key: String,
+    /// The inputs that made the key.
+    pub inputs: Inputs,
+    /// The packages it produced.
+    pub artifacts: Vec<ArtifactRecord>,
+}
+
+/// Why a unit must be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirtyReason {
+    /// Never built (no state file).
+    NeverBuilt,
+    /// Some inputs changed (human-readable list).
+    InputsChanged(Vec<String>),
+    /// An artifact is missing or failed verification.
+    ArtifactInvalid(String),
+    /// Asked for explicitly (`--force` / `--rdeps` target).
+    Forced,
+}
+
+impl std::fmt::Display for DirtyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DirtyReason::NeverBuilt => f.write_str("never built"),
+            DirtyReason::InputsChanged(v) => f.write_str(&v.join(", ")),
+            DirtyReason::ArtifactInvalid(why) => write!(f, "artifact unusable: {why}"),
+            DirtyReason::Forced => f.write_str("forced"),
+        }
+    }
+}
+
+/// A unit's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Freshness {
+    /// Artifacts exist, verify, and match the key.
+    Fresh,
+    /// Must be built.
+    Dirty(DirtyReason),
+}
+
+/// Path of a unit's state file.
+pub fn state_path(out: &Path, arch: &str, name: &str) -> PathBuf {
+    out.join("state").join(arch).join(format!("{name}.json"))
+}
+
+/// Read a unit's state file; a missing or unreadable file is `None`.
+pub fn read_state(path: &Path) -> Option<UnitState> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Decide freshness from the previous state (if any), the new inputs, and an
+/// artifact check that returns `Err(why)` for a missing or invalid file.
+pub fn freshness(
+    previous: Option<&UnitState>,
+    inputs: &Inputs,
+    mut check_artifact: impl FnMut(&ArtifactRecord) -> Result<(), String>,
+) -> Freshness {
+    let Some(prev) = previous else {
+        return Freshness::Dirty(DirtyReason::NeverBuilt);
+    };
+    if prev.key != inputs.key() {
+        let mut changes = inputs.diff(&prev.inputs);
+        if changes.is_empty() {
+            changes.push("state file key mismatch".to_string());
+        }
+        return Freshness::Dirty(DirtyReason::InputsChanged(changes));
+    }
+    for a in &prev.artifacts {
+        if let Err(why) = check_artifact(a) {
+            return Freshness::Dirty(DirtyReason::ArtifactInvalid(format!("{}: {why}", a.file)));
+        }
+    }
+    Freshness::Fresh
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(pairs: &[(&str, &str)]) -> Inputs {
+        Inputs {
+            components: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn key_is_stable_and_order_independent() {
+        let a = inputs(&[("recipe", "1"), ("env", "2")]);
+        let b = inputs(&[("env", "2"), ("recipe", "1")]);
+        assert_eq!(a.key(), b.key());
+        assert_ne!(a.key(), inputs(&[("recipe", "1"), ("env", "3")]).key());
+    }
+
+    #[test]
+    fn diff_names_each_changed_component() {
+        let old = inputs(&[
+            ("recipe", "1"),
+            ("source:1", "a"),
+            ("dep:libgreet", "k1"),
+            ("env", "e"),
+        ]);
+        let new = inputs(&[
+            ("recipe", "1"),
+            ("source:1", "b"),
+            ("dep:libgreet", "k2"),
+            ("source:2", "c"),
+        ]);
+        assert_eq!(
+            new.diff(&old),
+            vec![
+                "build dependency `libgreet` changed",
+                "source #1 changed",
+                "source #2 added",
+                "build environment removed",
+            ]
+        );
+    }
+
+    #[test]
+    fn freshness_verdicts() {
+        let inp = inputs(&[("recipe", "1")]);
+        assert_eq!(
+            freshness(None, &inp, |_| Ok(())),
+            Freshness::Dirty(DirtyReason::NeverBuilt)
+        );
+        let state = UnitState {
+            key: inp.key(),
+            inputs: inp.clone(),
+            artifacts: vec![ArtifactRecord {
+                file: "a-1-r0.apk".into(),
+                sha256: "x".into(),
+            }],
+        };
+        assert_eq!(freshness(Some(&state), &inp, |_| Ok(())), Freshness::Fresh);
+        assert_eq!(
+            freshness(Some(&state), &inp, |_| Err("missing".into())),
+            Freshness::Dirty(DirtyReason::ArtifactInvalid("a-1-r0.apk: missing".into()))
+        );
+        let changed = inputs(&[("recipe", "2")]);
+        assert_eq!(
+            freshness(Some(&state), &changed, |_| Ok(())),
+            Freshness::Dirty(DirtyReason::InputsChanged(vec!["recipe changed".into()]))
+        );
+    }
+}
