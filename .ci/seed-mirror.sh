@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Seed a forge source mirror folder with the upstream release files of the
+# real recipes (recipes/crun, recipes/busybox), taken from Debian's source
+# packages.
+#
+#   usage: .ci/seed-mirror.sh MIRROR_DIR
+#
+# forge looks a source up as MIRROR_DIR/<upstream file name> (the last path
+# segment of the recipe's url), so each Debian .orig file is copied there
+# under its upstream name. A file is only placed when its sha256 equals the
+# one in the recipe: Debian's .orig for these packages is byte-identical to
+# the upstream release file (see docs/real-recipes.md), and the check proves it
+# on every run. Files already present with the right digest are kept, and when
+# all are present nothing is downloaded.
+#
+# Needs root (writes an apt sources file, runs apt-get update) unless every
+# file is already in place. Idempotent.
+set -euo pipefail
+
+if [ $# -ne 1 ]; then
+  echo "usage: $0 MIRROR_DIR" >&2
+  exit 2
+fi
+mirror=$1
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+# recipe | Debian source package | file in the source package | upstream name
+entries=(
+  "crun|crun|crun_1.8.1.orig.tar.xz|crun-1.8.1.tar.xz"
+  "busybox|busybox|busybox_1.35.0.orig.tar.bz2|busybox-1.35.0.tar.bz2"
+)
+
+# The sha256 the recipe pins for the [[source]] whose url ends in /NAME.
+recipe_sha256() {
+  local recipe=$1 name=$2 file
+  file="$repo/recipes/$recipe/recipe.toml"
+  awk -v name="$name" '
+    /^\[/ { insrc = ($0 ~ /^\[\[source\]\]/); url = ""; sha = "" }
+    insrc && /^[ \t]*url[ \t]*=/ {
+      u = $0; sub(/^[^"]*"/, "", u); sub(/".*$/, "", u); url = u
+    }
+    insrc && /^[ \t]*sha256[ \t]*=/ {
+      s = $0; sub(/^[^"]*"/, "", s); sub(/".*$/, "", s); sub(/^sha256:/, "", s); sha = s
+    }
+    insrc && url != "" && sha != "" {
+      n = url; sub(/^.*\//, "", n)
+      if (n == name) { print sha; exit }
+      url = ""; sha = ""
+    }
+  ' "$file"
+}
+
+sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+mkdir -p "$mirror"
+missing=()
+for e in "${entries[@]}"; do
+  IFS='|' read -r recipe srcpkg debfile upname <<<"$e"
+  want=$(recipe_sha256 "$recipe" "$upname")
+  if [ -z "$want" ]; then
+    echo "seed-mirror: recipes/$recipe/recipe.toml has no sha256 for $upname" >&2
+    exit 1
+  fi
+  if [ -f "$mirror/$upname" ] && [ "$(sha_of "$mirror/$upname")" = "$want" ]; then
+    echo "seed-mirror: $upname already present"
+  else
+    missing+=("$e")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+# Enable source packages: for every deb822 entry with `Types: deb`, write the
+# same entry with `Types: deb-src` to a sibling file (once). A one-line
+# sources.list gets matching deb-src lines.
+enable_deb_src() {
+  local changed=0 f out
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -e "$f" ] || continue
+    case "$f" in *-forge-src.sources) continue ;; esac
+    out="${f%.sources}-forge-src.sources"
+    [ -e "$out" ] && continue
+    grep -q '^Types:.*\bdeb-src\b' "$f" && continue
+    grep -q '^Types:[[:space:]]*deb[[:space:]]*$' "$f" || continue
+    sed 's/^Types:[[:space:]]*deb[[:space:]]*$/Types: deb-src/' "$f" >"$out.tmp"
+    # Someone may already have enabled them the same way under another name.
+    local same=0 g
+    for g in /etc/apt/sources.list.d/*.sources; do
+      cmp -s "$g" "$out.tmp" && same=1
+    done
+    if [ $same = 1 ]; then
+      rm -f "$out.tmp"
+      continue
+    fi
+    mv "$out.tmp" "$out"
+    changed=1
+  done
+  f=/etc/apt/sources.list
+  out=/etc/apt/sources.list.d/forge-src.list
+  if [ -f "$f" ] && [ ! -e "$out" ] && grep -q '^deb ' "$f" && ! grep -q '^deb-src ' "$f"; then
+    sed -n 's/^deb /deb-src /p' "$f" >"$out.tmp"
+    mv "$out.tmp" "$out"
+    changed=1
+  fi
+  echo "seed-mirror: deb-src entries $([ $changed = 1 ] && echo added || echo already present)"
+}
+
+enable_deb_src
+apt-get update -qq
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for e in "${missing[@]}"; do
+  IFS='|' read -r recipe srcpkg debfile upname <<<"$e"
+  want=$(recipe_sha256 "$recipe" "$upname")
+  (cd "$work" && apt-get source --download-only -qq "$srcpkg" >/dev/null 2>&1) || {
+    echo "seed-mirror: apt-get source $srcpkg failed" >&2
+    exit 1
+  }
+  if [ ! -f "$work/$debfile" ]; then
+    echo "seed-mirror: Debian's $srcpkg source package has no $debfile (it now ships:" \
+      "$(cd "$work" && ls "${srcpkg}"_* | tr '\n' ' '))" >&2
+    exit 1
+  fi
+  got=$(sha_of "$work/$debfile")
+  if [ "$got" != "$want" ]; then
+    echo "seed-mirror: $debfile has sha256 $got, recipes/$recipe pins $want for $upname" >&2
+    exit 1
+  fi
+  cp "$work/$debfile" "$mirror/$upname.tmp"
+  mv "$mirror/$upname.tmp" "$mirror/$upname"
+  echo "seed-mirror: $upname <- Debian $debfile (sha256 $got)"
+done
