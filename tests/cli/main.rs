@@ -5,3 +5,4 @@
 //! `.ci/run`) a missing tool fails the test.
 
 mod support;
+mod crun;
