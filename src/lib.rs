@@ -12,6 +12,7 @@
 //! | [`recipe`] | recipe TOML → validated [`recipe::Recipe`] |
 //! | [`graph`] | recipes → [`graph::UnitGraph`]: build order, cycles, closures |
 //! | [`plan`] | unit keys, fresh/dirty verdicts and why |
+//! | [`process`] | the one wrapper for running external commands |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod graph;
 pub mod output;
 pub mod plan;
+pub mod process;
 pub mod recipe;
 pub mod settings;
 pub mod version;

@@ -1,0 +1,485 @@
+//! The build stage: one recipe's sources → staged package trees.
+//!
+//! [`run`] goes through these steps, in order:
+//!
+//! 1. **Preflight.** bwrap (under `--sandbox bwrap`) and every `host_tools`
+//!    entry of the recipe must be on the build `PATH`; a missing one fails
+//!    before anything is touched, naming the tool and the recipe.
+//! 2. **Work folders.** `out/work/NAME/{src,pkg,home,tmp}` are recreated
+//!    empty, and `out/logs/NAME.log` is truncated.
+//! 3. **Sources.** [`crate::source::prepare`] fills `src/` and says which
+//!    folder the build runs in.
+//! 4. **Build and check steps**, each a shell script run in the sandbox (see
+//!    [`sandbox`] for what it sees). All output goes to the log; a failure
+//!    returns [`BuildError::Step`] with the last [`LOG_TAIL_LINES`] lines.
+//! 5. **Strip** ELF files unless the recipe says `!strip`.
+//! 6. **Split** subpackages out of `pkg/` by their path globs, in order.
+//! 7. **Normalize** every staged tree (mtimes, modes).
+//! 8. **Publish** the trees as `out/stage/NAME/PKGNAME/`: they are assembled in
+//!    a temporary folder next to it and renamed into place, so a crash never
+//!    leaves a half-written tree that looks complete.
+//!
+//! The result, [`Staged`], is the whole interface to the packaging stage: the
+//! staged trees plus the names, descriptions and dependencies to record.
+
+mod normalize;
+mod sandbox;
+mod split;
+mod strip;
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::process::{self, Cmd, ProcessError};
+use crate::recipe::Recipe;
+use crate::settings::{SandboxMode, Settings};
+use sandbox::{BwrapSpec, HostLayout, ScriptPaths, StepInfo, WorkDirs};
+
+pub use normalize::NormalizeError;
+pub use split::SplitError;
+pub use strip::StripError;
+
+/// How many lines of the log a failed step's error carries.
+pub const LOG_TAIL_LINES: usize = 40;
+
+/// What to build, and how.
+#[derive(Debug, Clone)]
+pub struct BuildRequest<'a> {
+    /// Run-wide settings (output folder, jobs, sandbox mode, shell).
+    pub settings: &'a Settings,
+    /// The recipe to build.
+    pub recipe: &'a Recipe,
+    /// The fixed time every output file gets, and `SOURCE_DATE_EPOCH`.
+    pub source_date_epoch: i64,
+    /// The target architecture (`CARCH`), e.g. `x86_64`.
+    pub arch: String,
+    /// A folder holding the installed build dependencies (forge packages
+    /// unpacked with their `usr/` tree); mounted read-only at `/forge/deps`
+    /// and put on the search paths.
+    pub deps_root: Option<PathBuf>,
+}
+
+/// The staged output of one recipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    /// The recipe's name.
+    pub recipe_name: String,
+    /// The time every staged file carries.
+    pub source_date_epoch: i64,
+    /// The main package first, then the subpackages in recipe order.
+    pub packages: Vec<StagedPackage>,
+}
+
+/// One package's staged tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedPackage {
+    /// The package name.
+    pub name: String,
+    /// Its one-line description.
+    pub description: String,
+    /// Runtime dependencies (apk dependency strings).
+    pub depends: Vec<String>,
+    /// Extra provides.
+    pub provides: Vec<String>,
+    /// The staged tree: `out/stage/RECIPE/NAME`.
+    pub root: PathBuf,
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// bubblewrap is missing under `--sandbox bwrap`.
+    #[error("bubblewrap (`bwrap`) is not installed; install it or build with `--sandbox none`")]
+    NoBwrap,
+    /// A tool the recipe lists in `host_tools` is missing.
+    #[error("recipe `{recipe}` needs host tool `{tool}`, which is not on the build PATH ({path})")]
+    MissingTool {
+        /// The recipe.
+        recipe: String,
+        /// The missing tool.
+        tool: String,
+        /// The PATH searched.
+        path: String,
+    },
+    /// Preparing the sources failed.
+    #[error("preparing the sources of `{recipe}`")]
+    Source {
+        /// The recipe.
+        recipe: String,
+        /// What went wrong.
+        #[source]
+        source: crate::source::SourceError,
+    },
+    /// The build or check script failed.
+    #[error("{step} step of `{recipe}` failed ({status}); log: {}", log.display())]
+    Step {
+        /// The recipe.
+        recipe: String,
+        /// `build` or `check`.
+        step: &'static str,
+        /// How the step ended.
+        status: String,
+        /// The full log.
+        log: PathBuf,
+        /// Its last [`LOG_TAIL_LINES`] lines.
+        tail: Vec<String>,
+    },
+    /// The sandbox could not be started.
+    #[error("starting the {step} step of `{recipe}`")]
+    Spawn {
+        /// The recipe.
+        recipe: String,
+        /// `build` or `check`.
+        step: &'static str,
+        /// Why.
+        #[source]
+        source: ProcessError,
+    },
+    /// Stripping failed.
+    #[error("stripping the files of `{recipe}`")]
+    Strip {
+        /// The recipe.
+        recipe: String,
+        /// Why.
+        #[source]
+        source: StripError,
+    },
+    /// Splitting subpackages failed.
+    #[error("splitting the subpackages of `{recipe}`")]
+    Split {
+        /// The recipe.
+        recipe: String,
+        /// Why.
+        #[source]
+        source: SplitError,
+    },
+    /// Normalizing the staged trees failed.
+    #[error("normalizing the staged files of `{recipe}`")]
+    Normalize {
+        /// The recipe.
+        recipe: String,
+        /// Why.
+        #[source]
+        source: NormalizeError,
+    },
+    /// A file operation on the work or stage folders failed.
+    #[error("{op} {}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl BuildError {
+    /// For a failed step: the log file and its last lines, for the CLI to show.
+    pub fn log_tail(&self) -> Option<(&Path, &[String])> {
+        match self {
+            BuildError::Step { log, tail, .. } => Some((log, tail)),
+            _ => None,
+        }
+    }
+}
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BuildError {
+    let path = path.to_path_buf();
+    move |source| BuildError::Io { op, path, source }
+}
+
+/// `out/work/NAME`: where a recipe is built.
+pub fn work_dir(settings: &Settings, name: &str) -> PathBuf {
+    settings.out.join("work").join(name)
+}
+
+/// `out/stage/NAME`: where its staged trees end up.
+pub fn stage_dir(settings: &Settings, name: &str) -> PathBuf {
+    settings.out.join("stage").join(name)
+}
+
+/// `out/logs/NAME.log`: the whole output of its last build.
+pub fn log_path(settings: &Settings, name: &str) -> PathBuf {
+    settings.logs_dir().join(format!("{name}.log"))
+}
+
+/// Build one recipe into staged trees (see the module docs for the steps).
+pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
+    let settings = req.settings;
+    let recipe = req.recipe;
+    let name = recipe.name.as_str();
+
+    let host_path = match &req.deps_root {
+        Some(d) => format!("{}:{}", d.join("usr/bin").display(), sandbox::SYSTEM_PATH),
+        None => sandbox::SYSTEM_PATH.to_string(),
+    };
+    let bwrap = match settings.sandbox {
+        SandboxMode::Bwrap => Some(find_bwrap()?),
+        SandboxMode::None => None,
+    };
+    for tool in &recipe.host_tools {
+        if process::find_in_path(tool, OsStr::new(&host_path)).is_none() {
+            return Err(BuildError::MissingTool {
+                recipe: name.to_string(),
+                tool: tool.clone(),
+                path: host_path,
+            });
+        }
+    }
+
+    let dirs = fresh_work_dirs(&work_dir(settings, name))?;
+    let log_file = log_path(settings, name);
+    let mut log = open_log(&log_file)?;
+
+    let prepared = crate::source::prepare(settings, recipe, &dirs.src).map_err(|source| {
+        BuildError::Source {
+            recipe: name.to_string(),
+            source,
+        }
+    })?;
+
+    let spinner = settings
+        .shell
+        .spinner(format!("{name} {}", recipe.full_version()));
+    if bwrap.is_none() {
+        settings.shell.warn(format!(
+            "building `{name}` without a sandbox (--sandbox none): its scripts can reach the network and write anywhere you can"
+        ));
+    }
+    let full_version = recipe.version.to_string();
+    let info = StepInfo {
+        pkgname: name,
+        pkgver: &full_version,
+        pkgrel: recipe.release,
+        arch: &req.arch,
+        source_date_epoch: req.source_date_epoch,
+        jobs: settings.jobs,
+    };
+    let steps = Steps {
+        recipe: name,
+        bwrap: bwrap.as_deref(),
+        dirs: &dirs,
+        builddir: &prepared.builddir,
+        deps_root: req.deps_root.as_deref(),
+        net: recipe.options.net,
+        info: &info,
+        log_path: &log_file,
+    };
+    settings
+        .shell
+        .status("Building", format!("{name} {}", recipe.full_version()));
+    let result = steps.run("build", &recipe.build, &mut log).and_then(|()| {
+        if recipe.options.no_check || recipe.check.trim().is_empty() {
+            Ok(())
+        } else {
+            steps.run("check", &recipe.check, &mut log)
+        }
+    });
+    spinner.finish_and_clear();
+    result?;
+
+    if !recipe.options.no_strip {
+        let tool = process::find_in_path("strip", OsStr::new(sandbox::SYSTEM_PATH));
+        let n =
+            strip::strip_tree(tool.as_deref(), &dirs.pkg).map_err(|source| BuildError::Strip {
+                recipe: name.to_string(),
+                source,
+            })?;
+        settings
+            .shell
+            .verbose(format!("stripped {n} files of {name}"));
+    }
+    stage(req, &dirs)
+}
+
+fn find_bwrap() -> Result<PathBuf, BuildError> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| sandbox::SYSTEM_PATH.into());
+    process::find_in_path("bwrap", &path).ok_or(BuildError::NoBwrap)
+}
+
+/// Remove and recreate the work folders, and write the sandbox's `/etc` files.
+fn fresh_work_dirs(work: &Path) -> Result<WorkDirs, BuildError> {
+    match std::fs::remove_dir_all(work) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("removing", work)(e)),
+    }
+    let dirs = WorkDirs::new(work);
+    for d in [&dirs.src, &dirs.pkg, &dirs.home, &dirs.tmp, &dirs.etc] {
+        std::fs::create_dir_all(d).map_err(io_err("creating", d))?;
+    }
+    use std::os::unix::fs::MetadataExt as _;
+    let me = std::fs::metadata(&dirs.work).map_err(io_err("reading", &dirs.work))?;
+    let (passwd, group) = sandbox::passwd_group(me.uid(), me.gid());
+    for (file, text) in [("passwd", passwd), ("group", group)] {
+        let p = dirs.etc.join(file);
+        std::fs::write(&p, text).map_err(io_err("writing", &p))?;
+    }
+    Ok(dirs)
+}
+
+fn open_log(path: &Path) -> Result<File, BuildError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+    }
+    File::create(path).map_err(io_err("creating", path))
+}
+
+/// Everything needed to run one step.
+struct Steps<'a> {
+    recipe: &'a str,
+    bwrap: Option<&'a Path>,
+    dirs: &'a WorkDirs,
+    builddir: &'a Path,
+    deps_root: Option<&'a Path>,
+    net: bool,
+    info: &'a StepInfo<'a>,
+    log_path: &'a Path,
+}
+
+impl Steps<'_> {
+    fn run(&self, step: &'static str, script: &str, log: &mut File) -> Result<(), BuildError> {
+        let text = sandbox::wrapper_script(script);
+        let mut cmd = match self.bwrap {
+            Some(bwrap) => {
+                let paths = ScriptPaths::sandboxed(self.builddir, self.deps_root.is_some());
+                let env = sandbox::environment(self.info, &paths);
+                let host = HostLayout::read();
+                let spec = BwrapSpec {
+                    dirs: self.dirs,
+                    deps_root: self.deps_root,
+                    net: self.net,
+                    host: &host,
+                    env: &env,
+                };
+                let mut cmd = Cmd::new(bwrap);
+                cmd.args(sandbox::bwrap_args(&spec));
+                cmd.args(["--", "/bin/sh", "-c", &text]);
+                cmd
+            }
+            None => {
+                let paths = ScriptPaths::direct(self.dirs, self.builddir, self.deps_root);
+                let env = sandbox::environment(self.info, &paths);
+                let mut cmd = Cmd::new("/bin/sh");
+                cmd.env_clear()
+                    .current_dir(&self.dirs.src)
+                    .args(["-c", &text]);
+                for (k, v) in &env {
+                    cmd.env(k, v);
+                }
+                cmd
+            }
+        };
+        let _ = writeln!(log, "==> forge: {step} step of {}", self.recipe);
+        let result = cmd.run_logged(log);
+        let _ = log.flush();
+        match result {
+            Ok(()) => Ok(()),
+            Err(ProcessError::Failed { status, .. }) => Err(BuildError::Step {
+                recipe: self.recipe.to_string(),
+                step,
+                status: status.to_string(),
+                log: self.log_path.to_path_buf(),
+                tail: read_tail(self.log_path, LOG_TAIL_LINES),
+            }),
+            Err(source) => Err(BuildError::Spawn {
+                recipe: self.recipe.to_string(),
+                step,
+                source,
+            }),
+        }
+    }
+}
+
+/// The last `n` lines of a text file (empty when it cannot be read).
+fn read_tail(path: &Path, n: usize) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// Split, normalize and publish the staged trees.
+fn stage(req: &BuildRequest<'_>, dirs: &WorkDirs) -> Result<Staged, BuildError> {
+    let recipe = req.recipe;
+    let name = recipe.name.as_str();
+    let stage_root = req.settings.out.join("stage");
+    std::fs::create_dir_all(&stage_root).map_err(io_err("creating", &stage_root))?;
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-"))
+        .tempdir_in(&stage_root)
+        .map_err(io_err("creating a folder in", &stage_root))?;
+
+    let main = temp.path().join(name);
+    std::fs::rename(&dirs.pkg, &main).map_err(io_err("moving", &dirs.pkg))?;
+    let mut trees = vec![main.clone()];
+    for sub in &recipe.subpackages {
+        let set = split::globs(&sub.name, &sub.paths).map_err(|source| BuildError::Split {
+            recipe: name.to_string(),
+            source,
+        })?;
+        let dest = temp.path().join(&sub.name);
+        let moved =
+            split::split(&main, &dest, &sub.name, &set).map_err(|source| BuildError::Split {
+                recipe: name.to_string(),
+                source,
+            })?;
+        if moved.is_empty() {
+            req.settings.shell.warn(format!(
+                "subpackage `{}` of `{name}` is empty: none of its paths matched",
+                sub.name
+            ));
+        }
+        trees.push(dest);
+    }
+    for tree in &trees {
+        std::fs::set_permissions(tree, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(io_err("setting the mode of", tree))?;
+        normalize::normalize_tree(tree, req.source_date_epoch).map_err(|source| {
+            BuildError::Normalize {
+                recipe: name.to_string(),
+                source,
+            }
+        })?;
+    }
+
+    // Swap the finished folder into place: old aside, new in, old removed.
+    let final_dir = stage_dir(req.settings, name);
+    let done = temp.keep();
+    let old = stage_root.join(format!(".{name}.old"));
+    let _ = std::fs::remove_dir_all(&old);
+    if final_dir.exists() {
+        std::fs::rename(&final_dir, &old).map_err(io_err("moving", &final_dir))?;
+    }
+    std::fs::rename(&done, &final_dir).map_err(io_err("moving", &done))?;
+    let _ = std::fs::remove_dir_all(&old);
+
+    let mut packages = vec![StagedPackage {
+        name: name.to_string(),
+        description: recipe.description.clone(),
+        depends: recipe.depends.clone(),
+        provides: recipe.provides.clone(),
+        root: final_dir.join(name),
+    }];
+    for sub in &recipe.subpackages {
+        packages.push(StagedPackage {
+            name: sub.name.clone(),
+            description: sub.description.clone(),
+            depends: sub.depends.clone(),
+            provides: sub.provides.clone(),
+            root: final_dir.join(&sub.name),
+        });
+    }
+    Ok(Staged {
+        recipe_name: name.to_string(),
+        source_date_epoch: req.source_date_epoch,
+        packages,
+    })
+}
