@@ -13,11 +13,15 @@
 //! | [`graph`] | recipes → [`graph::UnitGraph`]: build order, cycles, closures |
 //! | [`plan`] | unit keys, fresh/dirty verdicts and why |
 //! | [`process`] | the one wrapper for running external commands |
+//! | [`oci`] | OCI documents, canonical JSON, image layout writer |
+//! | [`image`] | `images/NAME.toml` → OCI image layout + SPDX SBOMs |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod graph;
+pub mod image;
+pub mod oci;
 pub mod output;
 pub mod plan;
 pub mod process;

@@ -14,6 +14,7 @@ use crate::settings::{self, ConfigFile, SandboxMode, Settings};
 
 mod build;
 mod fetch;
+mod image;
 mod lint;
 mod new;
 
@@ -77,6 +78,8 @@ enum Command {
     Build(build::Args),
     /// Download and verify the sources of recipes (default: all).
     Fetch(fetch::Args),
+    /// Build an OCI image from packages (`images/NAME.toml`).
+    Image(image::Args),
     /// Check every recipe without building.
     Lint(lint::Args),
     /// Scaffold a new recipe.
@@ -128,6 +131,7 @@ fn run(cli: Cli, shell: Shell) -> Result<ExitCode> {
         Command::New(args) => new::run(&settings_for(&cli.global, shell)?, args),
         Command::Build(args) => build::run(&settings_for(&cli.global, shell)?, args),
         Command::Fetch(args) => fetch::run(&settings_for(&cli.global, shell)?, args),
+        Command::Image(args) => image::run(&settings_for(&cli.global, shell)?, args),
         Command::Lint(args) => lint::run(&settings_for(&cli.global, shell)?, args),
     }
 }

@@ -1,0 +1,339 @@
+//! Assembling one architecture's image from verified packages: conflict
+//! check → layer plan → image files → layers (in parallel) → config →
+//! manifest.
+//!
+//! Package layers hold only their packages' entries, mtimes clamped to the
+//! image epoch, so they are byte-stable while those packages are. The final
+//! layer holds what depends on the whole package set: `/etc/passwd`,
+//! `/etc/group`, the apk database and the definition's extra paths.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::ImageError;
+use super::accounts;
+use super::apkdb;
+use super::def::{ExtraKind, ImageDef};
+use super::layer::{LayerBlob, write_layer};
+use super::plan::{PlanInput, PlannedLayer, plan};
+use super::rootfs::{Entry, EntryKind, InstalledPackage};
+use crate::oci::layout::Layout;
+use crate::oci::{
+    Descriptor, History, ImageConfig, MEDIA_CONFIG, MEDIA_MANIFEST, Manifest, Platform, RunConfig,
+    rfc3339,
+};
+
+/// The `PATH` set when the definition does not set one.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// One architecture's input.
+#[derive(Debug, Clone)]
+pub struct ArchInput {
+    /// apk architecture.
+    pub arch: String,
+    /// Verified packages in install order.
+    pub packages: Vec<InstalledPackage>,
+    /// Resolved dependencies (indices into `packages`).
+    pub deps: Vec<BTreeSet<usize>>,
+}
+
+/// One written layer and what went into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuiltLayer {
+    /// History title (`origin hello`, `image files`).
+    pub title: String,
+    /// Package names in the layer.
+    pub packages: Vec<String>,
+    /// The blob.
+    pub blob: LayerBlob,
+}
+
+/// One architecture's written image.
+#[derive(Debug, Clone)]
+pub struct ArchImage {
+    /// apk architecture.
+    pub arch: String,
+    /// The manifest descriptor (with platform) for the image index.
+    pub manifest: Descriptor,
+    /// The config descriptor.
+    pub config: Descriptor,
+    /// Layers, base first.
+    pub layers: Vec<BuiltLayer>,
+}
+
+/// Build-wide values shared by every architecture.
+#[derive(Debug, Clone)]
+pub struct Common<'a> {
+    /// The definition.
+    pub def: &'a ImageDef,
+    /// SOURCE_DATE_EPOCH.
+    pub epoch: u64,
+    /// Manifest/index annotations.
+    pub annotations: &'a BTreeMap<String, String>,
+    /// Parallel layer writers.
+    pub jobs: usize,
+}
+
+/// Fail on two packages installing different things at one path.
+fn check_conflicts(packages: &[InstalledPackage]) -> Result<(), ImageError> {
+    let mut seen: BTreeMap<&str, (usize, &Entry)> = BTreeMap::new();
+    for (i, p) in packages.iter().enumerate() {
+        for e in &p.entries {
+            if e.is_dir() {
+                continue;
+            }
+            if let Some((j, other)) = seen.insert(&e.path, (i, e)) {
+                if j != i
+                    && (other.kind != e.kind
+                        || other.mode != e.mode
+                        || (other.uid, other.gid) != (e.uid, e.gid))
+                {
+                    return Err(ImageError::FileConflict {
+                        path: e.path.clone(),
+                        first: packages[j].meta.name.clone(),
+                        second: p.meta.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The entries of the final layer (also carried by a single layer).
+fn image_files(def: &ImageDef, input: &ArchInput, epoch: u64) -> Vec<Entry> {
+    let pkg_entry = |path: &str| {
+        input
+            .packages
+            .iter()
+            .flat_map(|p| &p.entries)
+            .find(|e| e.path == path)
+    };
+    let has_sh = pkg_entry("bin/sh").is_some_and(|e| !e.is_dir());
+    let mut files: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut put = |e: Entry| {
+        files.insert(e.path.clone(), e);
+    };
+    put(Entry::file(
+        "etc/passwd",
+        0o644,
+        accounts::passwd(
+            &def.accounts,
+            if has_sh { "/bin/sh" } else { "/sbin/nologin" },
+        ),
+    ));
+    put(Entry::file(
+        "etc/group",
+        0o644,
+        accounts::group(&def.groups),
+    ));
+    let pkgs: Vec<&InstalledPackage> = input.packages.iter().collect();
+    put(Entry::file(
+        "lib/apk/db/installed",
+        0o644,
+        apkdb::installed(&pkgs),
+    ));
+    put(Entry::file("lib/apk/db/triggers", 0o644, Vec::new()));
+    put(Entry::file(
+        "etc/apk/world",
+        0o644,
+        apkdb::world(
+            &def.packages
+                .iter()
+                .map(|d| super::resolve::Dep::parse(d).name)
+                .collect::<Vec<_>>(),
+        ),
+    ));
+    put(Entry::file(
+        "etc/apk/arch",
+        0o644,
+        format!("{}\n", input.arch),
+    ));
+    for a in &def.accounts {
+        let home = a.home.trim_start_matches('/');
+        if !home.is_empty() && home != "nonexistent" && pkg_entry(home).is_none() {
+            let mut d = Entry::dir(home, 0o755);
+            d.uid = a.uid;
+            d.gid = a.gid;
+            put(d);
+        }
+    }
+    for p in &def.paths {
+        let kind = match &p.kind {
+            ExtraKind::Dir => EntryKind::Dir,
+            ExtraKind::File(c) => EntryKind::File(c.clone().into_bytes()),
+            ExtraKind::Symlink(t) => EntryKind::Symlink(t.clone()),
+        };
+        let mut e = Entry::dir(&p.path, p.mode);
+        e.kind = kind;
+        e.uid = p.uid;
+        e.gid = p.gid;
+        put(e);
+    }
+    // Parent folders: as the packages ship them, else root 0755.
+    let parents: BTreeSet<String> = files
+        .keys()
+        .flat_map(|p| {
+            let parts: Vec<&str> = p.split('/').collect();
+            (1..parts.len())
+                .map(move |n| parts[..n].join("/"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for dir in parents {
+        if !files.contains_key(&dir) {
+            let e = pkg_entry(&dir)
+                .filter(|e| e.is_dir())
+                .cloned()
+                .unwrap_or_else(|| Entry::dir(&dir, 0o755));
+            files.insert(dir, e);
+        }
+    }
+    files
+        .into_values()
+        .map(|mut e| {
+            e.mtime = epoch;
+            e
+        })
+        .collect()
+}
+
+/// Entries of one planned layer, deduplicated by path (image files win, then
+/// the first package in name order).
+fn layer_entries<'a>(
+    input: &'a ArchInput,
+    layer: &PlannedLayer,
+    extra: &'a [Entry],
+) -> Vec<&'a Entry> {
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut out = Vec::new();
+    let first: &[Entry] = if layer.with_image_files { extra } else { &[] };
+    let pkgs = layer
+        .packages
+        .iter()
+        .flat_map(|&i| input.packages[i].entries.iter());
+    for e in first.iter().chain(pkgs) {
+        if seen.insert(&e.path) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// Write one architecture's layers, config and manifest into `layout`.
+pub fn assemble(
+    layout: &Layout,
+    common: &Common<'_>,
+    input: &ArchInput,
+) -> Result<ArchImage, ImageError> {
+    let def = common.def;
+    let platform = Platform::from_apk_arch(&input.arch)
+        .ok_or_else(|| ImageError::UnknownArch(input.arch.clone()))?;
+    check_conflicts(&input.packages)?;
+    let plan_in: Vec<PlanInput> = input
+        .packages
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PlanInput {
+            name: p.meta.name.clone(),
+            origin: if p.meta.origin.is_empty() {
+                p.meta.name.clone()
+            } else {
+                p.meta.origin.clone()
+            },
+            size: p.content_size(),
+            deps: input.deps.get(i).cloned().unwrap_or_default(),
+        })
+        .collect();
+    let mut planned = plan(&plan_in, def.layering);
+    if !planned.iter().any(|l| l.with_image_files) {
+        planned.push(PlannedLayer {
+            title: "image files".into(),
+            packages: Vec::new(),
+            with_image_files: true,
+        });
+    }
+    let extra = image_files(def, input, common.epoch);
+    let entries: Vec<Vec<&Entry>> = planned
+        .iter()
+        .map(|l| layer_entries(input, l, &extra))
+        .collect();
+
+    // Write layers in parallel, biggest first; results keep plan order.
+    let mut work: Vec<usize> = (0..planned.len()).collect();
+    let size = |i: usize| -> u64 { entries[i].iter().map(|e| e.size()).sum() };
+    work.sort_by_key(|&i| std::cmp::Reverse(size(i)));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<LayerBlob, ImageError>>>> =
+        Mutex::new((0..planned.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..common.jobs.clamp(1, planned.len()) {
+            s.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&i) = work.get(n) else { break };
+                    let r =
+                        write_layer(layout, &entries[i], common.epoch).map_err(ImageError::from);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
+                }
+            });
+        }
+    });
+    let mut layers = Vec::new();
+    for (l, r) in planned
+        .iter()
+        .zip(results.into_inner().unwrap_or_else(|e| e.into_inner()))
+    {
+        let blob = r.expect("every layer was written")?;
+        let packages = l
+            .packages
+            .iter()
+            .map(|&i| input.packages[i].meta.name.clone())
+            .collect();
+        layers.push(BuiltLayer {
+            title: l.title.clone(),
+            packages,
+            blob,
+        });
+    }
+
+    let mut env: Vec<String> = def.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !def.env.contains_key("PATH") {
+        env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
+    let config = ImageConfig {
+        platform: platform.clone(),
+        created: rfc3339(common.epoch),
+        config: RunConfig {
+            env,
+            entrypoint: def.entrypoint.clone(),
+            cmd: def.cmd.clone(),
+            workdir: def.workdir.clone(),
+            user: def.user.clone(),
+            labels: def.labels.clone(),
+        },
+        diff_ids: layers.iter().map(|l| l.blob.diff_id.clone()).collect(),
+        history: layers
+            .iter()
+            .map(|l| History {
+                created_by: format!("forge image {}: {}", def.name, l.title),
+                comment: l.packages.join(" "),
+            })
+            .collect(),
+    };
+    let config_desc = layout.write_json_blob(MEDIA_CONFIG, &config.to_json())?;
+    let manifest = Manifest {
+        config: config_desc.clone(),
+        layers: layers.iter().map(|l| l.blob.descriptor.clone()).collect(),
+        annotations: common.annotations.clone(),
+    };
+    let mut manifest_desc = layout.write_json_blob(MEDIA_MANIFEST, &manifest.to_json())?;
+    manifest_desc.platform = Some(platform);
+    Ok(ArchImage {
+        arch: input.arch.clone(),
+        manifest: manifest_desc,
+        config: config_desc,
+        layers,
+    })
+}

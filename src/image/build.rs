@@ -1,0 +1,546 @@
+//! `forge image NAME`: from the signed repository to an OCI layout and SBOMs.
+//!
+//! Per architecture: read and verify `out/repo/<arch>/APKINDEX.tar.gz`
+//! against the project's trusted keys (`keys/*.rsa.pub`), resolve, then open
+//! every chosen `.apk` and verify it (signature, `datahash`, file checksums,
+//! identity = the index's `C:`) before any byte of it is used. Then
+//! [`super::assemble`] writes the layers into a staging layout that replaces
+//! `out/images/NAME` only when complete.
+//!
+//! The epoch (SOURCE_DATE_EPOCH) is, in order: the `SOURCE_DATE_EPOCH`
+//! environment variable; otherwise the latest of the packages' `builddate`s
+//! and the commit time of the last git commit touching `images/NAME.toml`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use sha1::{Digest as _, Sha1};
+use sha2::Sha256;
+
+use super::ImageError;
+use super::assemble::{ArchImage, ArchInput, Common, assemble};
+use super::def::{self, ImageDef};
+use super::resolve::{Candidate, resolve};
+use super::rootfs::{Entry, EntryKind, InstalledPackage, PackageMeta};
+use super::sbom::{self, SbomInput, SourceRef};
+use crate::apk::Package;
+use crate::apk::index::{Index, IndexEntry};
+use crate::apk::tar::{Kind, Reader};
+use crate::oci::layout::Layout;
+use crate::oci::{
+    ANNOTATION_REF_NAME, Descriptor, Index as OciIndex, MEDIA_INDEX, canonical_json, rfc3339,
+};
+use crate::settings::Settings;
+use crate::sign::TrustedKeys;
+
+/// The tag written into `index.json`.
+pub const TAG: &str = "latest";
+
+/// Options of one image build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The image name (`images/NAME.toml`).
+    pub name: String,
+}
+
+/// A finished image.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    /// The image name.
+    pub name: String,
+    /// The OCI layout folder (`out/images/NAME`).
+    pub dir: PathBuf,
+    /// The image index descriptor (the image's identity).
+    pub index: Descriptor,
+    /// Per-architecture results, in definition order.
+    pub arches: Vec<ArchImage>,
+    /// The SBOM files, per architecture.
+    pub sboms: Vec<PathBuf>,
+    /// The epoch used for every timestamp.
+    pub epoch: u64,
+}
+
+/// Build `images/NAME.toml` into `out/images/NAME`.
+pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<BuiltImage, ImageError> {
+    let shell = &settings.shell;
+    let file = def::path_for(&settings.images_dir(), &opts.name);
+    if !file.is_file() {
+        return Err(ImageError::NotFound { path: file });
+    }
+    let def = def::load(&file)?;
+    let trusted = TrustedKeys::load_dir(&settings.keys_dir()).map_err(|e| ImageError::Index {
+        path: settings.keys_dir(),
+        source: Box::new(e),
+    })?;
+    let mut inputs = Vec::new();
+    for arch in &def.archs {
+        shell.status("Resolving", format!("{} for {arch}", def.name));
+        inputs.push(load_arch(settings, &def, arch, &trusted)?);
+    }
+    let git = GitInfo::for_file(&def.file);
+    let epoch = source_date_epoch(
+        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+        inputs
+            .iter()
+            .flat_map(|i| i.packages.iter().map(|p| p.meta.builddate)),
+        git.as_ref().and_then(|g| g.file_time),
+    );
+    let annotations = annotations(&def, git.as_ref(), epoch);
+
+    let images_dir = settings.out.join("images");
+    std::fs::create_dir_all(&images_dir).map_err(|source| ImageError::Io {
+        what: "creating",
+        path: images_dir.clone(),
+        source,
+    })?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{}.tmp-", def.name))
+        .tempdir_in(&images_dir)
+        .map_err(|source| ImageError::Io {
+            what: "creating a folder in",
+            path: images_dir.clone(),
+            source,
+        })?;
+    let layout = Layout::create(staging.path())?;
+    let common = Common {
+        def: &def,
+        epoch,
+        annotations: &annotations,
+        jobs: settings.jobs,
+    };
+    let mut arches = Vec::new();
+    for input in &inputs {
+        shell.status(
+            "Assembling",
+            format!(
+                "{} for {} ({} packages)",
+                def.name,
+                input.arch,
+                input.packages.len()
+            ),
+        );
+        let img = assemble(&layout, &common, input)?;
+        for l in &img.layers {
+            shell.verbose(format!(
+                "{} {} ({} bytes): {}",
+                l.blob.descriptor.digest,
+                l.title,
+                l.blob.descriptor.size,
+                l.packages.join(" ")
+            ));
+        }
+        arches.push(img);
+    }
+    let index = OciIndex {
+        manifests: arches.iter().map(|a| a.manifest.clone()).collect(),
+        annotations: annotations.clone(),
+    };
+    let mut index_desc = layout.write_json_blob(MEDIA_INDEX, &index.to_json())?;
+    let mut tagged = index_desc.clone();
+    tagged
+        .annotations
+        .insert(ANNOTATION_REF_NAME.into(), TAG.into());
+    layout.write_index_json(&OciIndex {
+        manifests: vec![tagged],
+        annotations: BTreeMap::new(),
+    })?;
+    index_desc.platform = None;
+
+    let dir = images_dir.join(&def.name);
+    replace_dir(staging, &dir)?;
+
+    let sources = recipe_sources(settings, &inputs);
+    let mut sboms = Vec::new();
+    for (input, img) in inputs.iter().zip(&arches) {
+        let platform = img
+            .manifest
+            .platform
+            .clone()
+            .ok_or_else(|| ImageError::UnknownArch(input.arch.clone()))?;
+        let doc = sbom::document(&SbomInput {
+            image: &def.name,
+            arch: &input.arch,
+            platform: &platform,
+            manifest: &img.manifest.digest,
+            epoch,
+            packages: input.packages.iter().map(|p| &p.meta).collect(),
+            deps: &input.deps,
+            sources: &sources,
+        });
+        let path = images_dir.join(format!("{}.{}.spdx.json", def.name, input.arch));
+        write_atomic(&path, &canonical_json(&doc))?;
+        sboms.push(path);
+    }
+    shell.status(
+        "Finished",
+        format!(
+            "image {} {} ({})",
+            def.name,
+            index_desc.digest,
+            dir.display()
+        ),
+    );
+    Ok(BuiltImage {
+        name: def.name.clone(),
+        dir,
+        index: index_desc,
+        arches,
+        sboms,
+        epoch,
+    })
+}
+
+/// Pick the epoch: an explicit `SOURCE_DATE_EPOCH`, else the latest of the
+/// package build dates and the image file's commit time (0 if none).
+pub fn source_date_epoch(
+    env: Option<&str>,
+    builddates: impl Iterator<Item = u64>,
+    file_time: Option<u64>,
+) -> u64 {
+    if let Some(v) = env.and_then(|s| s.trim().parse::<u64>().ok()) {
+        return v;
+    }
+    builddates.chain(file_time).max().unwrap_or(0)
+}
+
+fn annotations(def: &ImageDef, git: Option<&GitInfo>, epoch: u64) -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    let key = |k: &str| format!("org.opencontainers.image.{k}");
+    a.insert(key("created"), rfc3339(epoch));
+    a.insert(key("title"), def.name.clone());
+    if !def.description.is_empty() {
+        a.insert(key("description"), def.description.clone());
+    }
+    if let Some(v) = &def.version {
+        a.insert(key("version"), v.clone());
+    }
+    if let Some(s) = def
+        .source
+        .clone()
+        .or_else(|| git.and_then(|g| g.remote.clone()))
+    {
+        a.insert(key("source"), s);
+    }
+    if let Some(r) = git.and_then(|g| g.head.clone()) {
+        a.insert(key("revision"), r);
+    }
+    for (k, v) in &def.annotations {
+        a.insert(k.clone(), v.clone());
+    }
+    a
+}
+
+/// What git says about the project holding the image file.
+#[derive(Debug, Clone, Default)]
+struct GitInfo {
+    head: Option<String>,
+    remote: Option<String>,
+    file_time: Option<u64>,
+}
+
+impl GitInfo {
+    fn for_file(file: &Path) -> Option<GitInfo> {
+        let repo = git2::Repository::discover(file.parent()?).ok()?;
+        let workdir = repo.workdir()?.canonicalize().ok()?;
+        let rel = file
+            .canonicalize()
+            .ok()?
+            .strip_prefix(&workdir)
+            .ok()?
+            .to_path_buf();
+        let head = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let remote = repo
+            .find_remote("origin")
+            .ok()
+            .and_then(|r| r.url().ok().map(str::to_string));
+        let file_time = head.as_ref().and_then(|c| last_change(c.clone(), &rel));
+        Some(GitInfo {
+            head: head.map(|c| c.id().to_string()),
+            remote,
+            file_time,
+        })
+    }
+}
+
+/// Commit time of the newest commit (first-parent walk) that changed `rel`.
+fn last_change(mut commit: git2::Commit<'_>, rel: &Path) -> Option<u64> {
+    let id_at = |c: &git2::Commit<'_>| {
+        c.tree()
+            .ok()
+            .and_then(|t| t.get_path(rel).ok())
+            .map(|e| e.id())
+    };
+    loop {
+        let here = id_at(&commit)?;
+        match commit.parent(0) {
+            Ok(p) if id_at(&p) == Some(here) => commit = p,
+            _ => return u64::try_from(commit.time().seconds()).ok(),
+        }
+    }
+}
+
+fn load_arch(
+    settings: &Settings,
+    def: &ImageDef,
+    arch: &str,
+    trusted: &TrustedKeys,
+) -> Result<ArchInput, ImageError> {
+    let repo_dir = settings.repo_dir().join(arch);
+    let index_path = repo_dir.join("APKINDEX.tar.gz");
+    let index = Index::read(&index_path, trusted).map_err(|e| ImageError::Index {
+        path: index_path.clone(),
+        source: Box::new(e),
+    })?;
+    let candidates: Vec<Candidate> = index
+        .entries
+        .iter()
+        .map(|e| Candidate {
+            name: e.name.clone(),
+            version: e.version.clone(),
+            depends: e.depends.clone(),
+            provides: e.provides.clone(),
+        })
+        .collect();
+    let res = resolve(&def.packages, &candidates, crate::version::compare).map_err(|source| {
+        ImageError::Resolve {
+            arch: arch.to_string(),
+            source,
+        }
+    })?;
+    let chosen: Vec<&IndexEntry> = res.order.iter().map(|&i| &index.entries[i]).collect();
+    let position: BTreeMap<usize, usize> =
+        res.order.iter().enumerate().map(|(n, &i)| (i, n)).collect();
+    let deps: Vec<BTreeSet<usize>> = res
+        .order
+        .iter()
+        .map(|i| {
+            res.deps
+                .get(i)
+                .into_iter()
+                .flatten()
+                .map(|d| position[d])
+                .collect()
+        })
+        .collect();
+    // Verify and read packages in parallel.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: std::sync::Mutex<Vec<Option<Result<InstalledPackage, ImageError>>>> =
+        std::sync::Mutex::new((0..chosen.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..settings.jobs.clamp(1, chosen.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(entry) = chosen.get(n) else { break };
+                    let r = load_package(&repo_dir.join(entry.file_name()), entry, trusted);
+                    slots.lock().unwrap_or_else(|e| e.into_inner())[n] = Some(r);
+                }
+            });
+        }
+    });
+    let mut packages = Vec::new();
+    for r in slots.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        packages.push(r.expect("every package was loaded")?);
+    }
+    Ok(ArchInput {
+        arch: arch.to_string(),
+        packages,
+        deps,
+    })
+}
+
+/// Open, verify and read one package; its identity must equal the index's.
+pub fn load_package(
+    path: &Path,
+    entry: &IndexEntry,
+    trusted: &TrustedKeys,
+) -> Result<InstalledPackage, ImageError> {
+    let boxed = |e: Box<dyn std::error::Error + Send + Sync>| ImageError::Package {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let pkg = Package::open(path).map_err(|e| boxed(Box::new(e)))?;
+    pkg.verify(trusted).map_err(|e| boxed(Box::new(e)))?;
+    let identity = q1(&pkg.identity);
+    if pkg.identity != entry.checksum {
+        return Err(ImageError::IdentityMismatch {
+            path: path.to_path_buf(),
+            expected: q1(&entry.checksum),
+            actual: identity,
+        });
+    }
+    let verified: BTreeMap<&str, Option<&str>> = pkg
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.actual_sha1.as_deref()))
+        .collect();
+    let (entries, sha256) = read_entries(path, &verified).map_err(boxed)?;
+    let i = &pkg.info;
+    let meta = PackageMeta {
+        name: i.name.clone(),
+        version: i.version.clone(),
+        arch: i.arch.clone(),
+        description: i.description.clone(),
+        url: i.url.clone(),
+        license: i.license.clone(),
+        origin: i.origin.clone(),
+        maintainer: i.maintainer.clone().unwrap_or_default(),
+        builddate: u64::try_from(i.builddate).unwrap_or(0),
+        commit: i.commit.clone().unwrap_or_default(),
+        depends: i.depends.clone(),
+        provides: i.provides.clone(),
+        installed_size: i.size,
+        file_size: pkg.file_size,
+        identity,
+        sha256,
+    };
+    Ok(InstalledPackage { meta, entries })
+}
+
+fn q1(raw: &[u8; 20]) -> String {
+    format!(
+        "Q1{}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Read the data entries of a verified package; every file's content must
+/// hash to what verification computed (the file could change in between).
+/// Returns the entries and the file's SHA-256.
+fn read_entries(
+    path: &Path,
+    verified: &BTreeMap<&str, Option<&str>>,
+) -> Result<(Vec<Entry>, String), Box<dyn std::error::Error + Send + Sync>> {
+    let file = std::fs::File::open(path)?;
+    let mut hashing = HashingReader {
+        inner: BufReader::with_capacity(1 << 20, file),
+        hasher: Sha256::new(),
+    };
+    let mut out = Vec::new();
+    {
+        // The three members decompress to one tar: signature and control
+        // entries (top-level dot files) first, then the data entries.
+        let mut r = Reader::new(flate2::read::MultiGzDecoder::new(&mut hashing));
+        let mut in_data = false;
+        while let Some(e) = r.next_entry()? {
+            if !in_data && e.path.starts_with('.') && !e.path.contains('/') {
+                continue;
+            }
+            in_data = true;
+            let Some(expected) = verified.get(e.path.as_str()) else {
+                return Err(format!("entry `{}` was not seen during verification", e.path).into());
+            };
+            let kind = match e.kind {
+                Kind::Dir => EntryKind::Dir,
+                Kind::File => {
+                    let mut data = Vec::with_capacity(e.size as usize);
+                    r.content().read_to_end(&mut data)?;
+                    if expected
+                        .is_some_and(|x| !x.eq_ignore_ascii_case(&hex::encode(Sha1::digest(&data))))
+                    {
+                        return Err(format!("`{}` changed after verification", e.path).into());
+                    }
+                    EntryKind::File(data)
+                }
+                Kind::Symlink => EntryKind::Symlink(e.link.clone()),
+                Kind::HardLink => EntryKind::Hardlink(e.link.trim_end_matches('/').to_string()),
+                Kind::Pax | Kind::Other(_) => {
+                    return Err(format!("unsupported entry type for `{}`", e.path).into());
+                }
+            };
+            out.push(Entry {
+                path: e.path.trim_matches('/').to_string(),
+                kind,
+                mode: e.mode & 0o7777,
+                uid: 0,
+                gid: 0,
+                mtime: e.mtime,
+                xattrs: BTreeMap::new(),
+            });
+        }
+    }
+    std::io::copy(&mut hashing, &mut std::io::sink())?;
+    let sha256 = hex::encode(sha2::Digest::finalize(hashing.hasher));
+    Ok((out, sha256))
+}
+
+/// Recipe sources by origin, for the SBOM (origins without a readable recipe
+/// are left out).
+fn recipe_sources(
+    _settings: &Settings,
+    _inputs: &[ArchInput],
+) -> BTreeMap<String, (String, Vec<SourceRef>)> {
+    BTreeMap::new()
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let io = |source| ImageError::Io {
+        what: "writing",
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// Move the finished staging layout to `dir`, replacing an older one.
+fn replace_dir(staging: tempfile::TempDir, dir: &Path) -> Result<(), ImageError> {
+    let io = |source| ImageError::Io {
+        what: "replacing",
+        path: dir.to_path_buf(),
+        source,
+    };
+    let fresh = staging.keep();
+    if dir.exists() {
+        let old = dir.with_extension("old");
+        let _ = std::fs::remove_dir_all(&old);
+        std::fs::rename(dir, &old).map_err(io)?;
+        std::fs::rename(&fresh, dir).map_err(io)?;
+        std::fs::remove_dir_all(&old).map_err(io)?;
+    } else {
+        std::fs::rename(&fresh, dir).map_err(io)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_precedence() {
+        assert_eq!(
+            source_date_epoch(Some("42"), [7, 9].into_iter(), Some(100)),
+            42
+        );
+        assert_eq!(source_date_epoch(None, [7, 9].into_iter(), Some(8)), 9);
+        assert_eq!(
+            source_date_epoch(Some("junk"), [7].into_iter(), Some(100)),
+            100
+        );
+        assert_eq!(source_date_epoch(None, std::iter::empty(), None), 0);
+    }
+}
