@@ -12,6 +12,7 @@
 //! | [`recipe`] | recipe TOML → validated [`recipe::Recipe`] |
 //! | [`graph`] | recipes → [`graph::UnitGraph`]: build order, cycles, closures |
 //! | [`plan`] | unit keys, fresh/dirty verdicts and why |
+//! | [`source`] | fetching, verifying, caching and unpacking sources |
 //! | [`process`] | the one wrapper for running external commands |
 //! | [`oci`] | OCI documents, canonical JSON, image layout writer |
 //! | [`image`] | `images/NAME.toml` → OCI image layout + SPDX SBOMs |
@@ -27,4 +28,5 @@ pub mod plan;
 pub mod process;
 pub mod recipe;
 pub mod settings;
+pub mod source;
 pub mod version;

@@ -1,0 +1,338 @@
+//! The content-addressed distfile cache and where files come from.
+//!
+//! Layout: `<cache>/distfiles/<algorithm>/<hex>`, one file per checksum, so
+//! two recipes sharing a tarball share the bytes, and the `distfiles` folder
+//! itself is a valid mirror (see `docs/sources.md`).
+//!
+//! Flow for one http source:
+//! 1. cache hit → hash it again; a corrupt file is removed and fetched anew;
+//! 2. each mirror in order: `<mirror>/<algorithm>/<hex>`, then
+//!    `<mirror>/<filename>` (mirrors are URLs or local folders); a mirror
+//!    whose bytes do not match is skipped with a warning;
+//! 3. unless offline, upstream; a mismatch there is an error.
+//!
+//! Whatever the origin, bytes are streamed into a temporary file in the
+//! cache folder while being hashed, fsynced, compared, and only then renamed
+//! to their address. An interrupted or wrong download never has an address.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::digest::{Hasher, hash_file};
+use super::{SourceError, http};
+use crate::recipe::Checksum;
+use crate::settings::Settings;
+
+/// One http source to make present.
+pub(crate) struct Want<'a> {
+    /// The recipe it belongs to.
+    pub recipe: &'a str,
+    /// The upstream URL.
+    pub url: &'a str,
+    /// Its file name.
+    pub filename: &'a str,
+    /// The expected checksum.
+    pub checksum: &'a Checksum,
+}
+
+/// Where a distfile with `checksum` lives in the cache.
+pub fn cache_path(cache: &Path, checksum: &Checksum) -> PathBuf {
+    cache
+        .join("distfiles")
+        .join(checksum.algorithm())
+        .join(checksum.hex())
+}
+
+enum Place {
+    Dir(PathBuf),
+    Url(String),
+}
+
+impl Place {
+    fn describe(&self) -> String {
+        match self {
+            Place::Dir(p) => p.display().to_string(),
+            Place::Url(u) => u.clone(),
+        }
+    }
+}
+
+fn mirror_places(mirror: &str, want: &Want) -> Vec<Place> {
+    let rels = [
+        format!("{}/{}", want.checksum.algorithm(), want.checksum.hex()),
+        want.filename.to_string(),
+    ];
+    rels.into_iter()
+        .map(|rel| {
+            if http::is_url(mirror) {
+                Place::Url(format!("{}/{rel}", mirror.trim_end_matches('/')))
+            } else {
+                let dir = mirror.strip_prefix("file://").unwrap_or(mirror);
+                Place::Dir(Path::new(dir).join(rel))
+            }
+        })
+        .collect()
+}
+
+/// Make sure the file is in the cache and verified; returns its cache path.
+pub(crate) fn ensure(settings: &Settings, want: &Want) -> Result<PathBuf, SourceError> {
+    let shell = &settings.shell;
+    let dest = cache_path(&settings.cache, want.checksum);
+    if dest.exists() {
+        let actual = hash_file(&dest, want.checksum)?;
+        if &actual == want.checksum {
+            shell.verbose(format!("{} is cached at {}", want.filename, dest.display()));
+            return Ok(dest);
+        }
+        shell.warn(format!(
+            "cached {} is corrupt (expected {}, found {}); fetching it again",
+            dest.display(),
+            want.checksum.to_prefixed(),
+            actual.to_prefixed()
+        ));
+        std::fs::remove_file(&dest).map_err(SourceError::io("removing", &dest))?;
+    }
+    let mut looked = vec![format!("cache {}", dest.display())];
+    for mirror in &settings.mirrors {
+        for place in mirror_places(mirror, want) {
+            looked.push(place.describe());
+            match fetch_place(settings, &place, want, &dest) {
+                Ok(true) => {
+                    shell.verbose(format!(
+                        "{} came from mirror {}",
+                        want.filename,
+                        place.describe()
+                    ));
+                    return Ok(dest);
+                }
+                Ok(false) => {}
+                Err(e) => shell.warn(format!("mirror {}: {}", place.describe(), chain(&e))),
+            }
+        }
+    }
+    if settings.offline {
+        return Err(SourceError::Offline {
+            recipe: want.recipe.to_string(),
+            url: want.url.to_string(),
+            filename: want.filename.to_string(),
+            checksum: want.checksum.to_prefixed(),
+            looked,
+        });
+    }
+    let place = Place::Url(want.url.to_string());
+    match fetch_place(settings, &place, want, &dest)? {
+        true => Ok(dest),
+        false => Err(SourceError::HttpStatus {
+            url: want.url.to_string(),
+            status: 404,
+        }),
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Try one place; `Ok(false)` when it does not have the file.
+fn fetch_place(
+    settings: &Settings,
+    place: &Place,
+    want: &Want,
+    dest: &Path,
+) -> Result<bool, SourceError> {
+    match place {
+        Place::Dir(path) => {
+            let file = match std::fs::File::open(path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(SourceError::io("reading", path)(e)),
+            };
+            if !file.metadata().is_ok_and(|m| m.is_file()) {
+                return Ok(false);
+            }
+            let label = path.display().to_string();
+            store(settings, file, None, want, &label, dest)?;
+            Ok(true)
+        }
+        Place::Url(url) => {
+            let Some(resp) = http::get(url)? else {
+                return Ok(false);
+            };
+            settings.shell.status("Downloading", url);
+            let len = resp.content_length();
+            store(settings, resp, len, want, url, dest)?;
+            Ok(true)
+        }
+    }
+}
+
+/// Stream `src` into a temporary file next to `dest`, hashing as it goes;
+/// rename it to `dest` only when complete and matching.
+fn store(
+    settings: &Settings,
+    mut src: impl Read,
+    len: Option<u64>,
+    want: &Want,
+    origin: &str,
+    dest: &Path,
+) -> Result<(), SourceError> {
+    let dir = dest.parent().expect("cache paths have a parent");
+    std::fs::create_dir_all(dir).map_err(SourceError::io("creating", dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".part-")
+        .tempfile_in(dir)
+        .map_err(SourceError::io("creating a temporary file in", dir))?;
+    let bar = settings.shell.bytes_bar(len, want.filename);
+    let mut hasher = Hasher::for_checksum(want.checksum);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0u64;
+    let read_err = |e: std::io::Error| SourceError::Download {
+        url: origin.to_string(),
+        source: Box::new(e),
+    };
+    loop {
+        let n = src.read(&mut buf).map_err(read_err)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        tmp.write_all(&buf[..n])
+            .map_err(SourceError::io("writing", tmp.path()))?;
+        got += n as u64;
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    if let Some(len) = len
+        && got != len
+    {
+        return Err(read_err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("connection closed after {got} of {len} bytes"),
+        )));
+    }
+    let actual = hasher.finish();
+    if &actual != want.checksum {
+        return Err(SourceError::Mismatch {
+            recipe: want.recipe.to_string(),
+            url: origin.to_string(),
+            expected: want.checksum.to_prefixed(),
+            actual: actual.to_prefixed(),
+        });
+    }
+    let file = tmp.as_file();
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(SourceError::io("writing", tmp.path()))?;
+    file.sync_all()
+        .map_err(SourceError::io("syncing", tmp.path()))?;
+    tmp.persist(dest)
+        .map_err(|e| SourceError::io("storing", dest)(e.error))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha256(bytes: &[u8]) -> Checksum {
+        let mut h = Hasher::for_checksum(&Checksum::Sha256(String::new()));
+        h.update(bytes);
+        h.finish()
+    }
+
+    #[test]
+    fn mirror_folder_by_address_and_name_offline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut settings = Settings::for_root(tmp.path());
+        let body = b"tarball bytes";
+        let sum = sha256(body);
+        let by_addr = tmp.path().join("m1");
+        let by_name = tmp.path().join("m2");
+        std::fs::create_dir_all(by_addr.join("sha256")).unwrap();
+        std::fs::create_dir_all(&by_name).unwrap();
+        std::fs::write(by_addr.join("sha256").join(sum.hex()), body).unwrap();
+        std::fs::write(by_name.join("t-1.tar.gz"), body).unwrap();
+        for mirror in [&by_addr, &by_name] {
+            let _ = std::fs::remove_dir_all(&settings.cache);
+            settings.mirrors = vec![mirror.display().to_string()];
+            let want = Want {
+                recipe: "t",
+                url: "https://example.invalid/t-1.tar.gz",
+                filename: "t-1.tar.gz",
+                checksum: &sum,
+            };
+            let got = ensure(&settings, &want).unwrap();
+            assert_eq!(got, cache_path(&settings.cache, &sum));
+            assert_eq!(std::fs::read(&got).unwrap(), body);
+        }
+    }
+
+    #[test]
+    fn wrong_mirror_bytes_never_enter_the_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut settings = Settings::for_root(tmp.path());
+        let sum = sha256(b"right");
+        let m = tmp.path().join("m");
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(m.join("f.tar"), b"wrong").unwrap();
+        settings.mirrors = vec![format!("file://{}", m.display())];
+        let want = Want {
+            recipe: "r",
+            url: "https://example.invalid/f.tar",
+            filename: "f.tar",
+            checksum: &sum,
+        };
+        let err = ensure(&settings, &want).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, SourceError::Offline { .. }), "{text}");
+        for part in [
+            "recipe r",
+            "f.tar",
+            "https://example.invalid/f.tar",
+            &sum.to_prefixed(),
+        ] {
+            assert!(text.contains(part), "missing {part}: {text}");
+        }
+        assert!(
+            text.contains(&m.join("f.tar").display().to_string()),
+            "{text}"
+        );
+        let dir = settings.cache.join("distfiles/sha256");
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .map(|r| r.collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "cache holds {left:?}");
+    }
+
+    #[test]
+    fn corrupt_cache_entry_is_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut settings = Settings::for_root(tmp.path());
+        let sum = sha256(b"good");
+        let dest = cache_path(&settings.cache, &sum);
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::write(&dest, b"bad!").unwrap();
+        let m = tmp.path().join("m");
+        std::fs::create_dir_all(&m).unwrap();
+        std::fs::write(m.join("g"), b"good").unwrap();
+        settings.mirrors = vec![m.display().to_string()];
+        let want = Want {
+            recipe: "r",
+            url: "https://example.invalid/g",
+            filename: "g",
+            checksum: &sum,
+        };
+        ensure(&settings, &want).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"good");
+    }
+}

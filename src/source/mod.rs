@@ -1,0 +1,217 @@
+//! Sources: fetching, verifying and unpacking what a recipe builds from.
+//!
+//! Two entry points serve the later stages:
+//!
+//! - [`fetch`] makes every source of a recipe present and verified in the
+//!   cache (distfiles by checksum, git repositories as bare mirrors, local
+//!   files hashed in place) and reports each as a [`Fetched`];
+//! - [`prepare`] fetches and then lays everything out in a fresh `$srcdir`:
+//!   archives unpacked, plain files copied, git trees checked out at the pinned
+//!   commit, local files copied. It also picks the build folder.
+//!
+//! [`input_digests`] gives the same digests as [`fetch`] without any network
+//! or cache access, so the build graph can key units on source identity
+//! before anything is downloaded.
+//!
+//! Trust flows one way: nothing enters the cache unverified
+//! ([`distfile`]), and nothing from an archive or repository is written
+//! outside `$srcdir` ([`tree`]). `docs/sources.md` describes the cache and
+//! mirror layouts for users.
+
+mod digest;
+pub mod distfile;
+mod error;
+pub mod git;
+mod http;
+mod local;
+mod tree;
+mod unpack;
+
+use std::path::{Path, PathBuf};
+
+pub use error::SourceError;
+
+use crate::recipe::{Recipe, Source};
+use crate::settings::Settings;
+
+/// One source, present and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The source as written in the recipe.
+    pub source: Source,
+    /// The cached file (http), the bare repository (git) or the file or
+    /// folder in the recipe folder (local).
+    pub path: PathBuf,
+    /// The source's identity: `sha256:<hex>`/`sha512:<hex>` for http, the
+    /// commit id for git, `sha256:<hex>` of the content for local sources.
+    pub digest: String,
+}
+
+/// A populated `$srcdir`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// Where the build runs, relative to `$srcdir`: the recipe's `builddir`,
+    /// else the single top-level folder of the first unpacked archive, else `.`.
+    pub builddir: PathBuf,
+    /// Every source, in recipe order.
+    pub inputs: Vec<Fetched>,
+}
+
+/// Make every source of `recipe` present and verified in the cache.
+pub fn fetch(settings: &Settings, recipe: &Recipe) -> Result<Vec<Fetched>, SourceError> {
+    recipe
+        .sources
+        .iter()
+        .map(|source| fetch_one(settings, recipe, source))
+        .collect()
+}
+
+fn fetch_one(
+    settings: &Settings,
+    recipe: &Recipe,
+    source: &Source,
+) -> Result<Fetched, SourceError> {
+    let (path, digest) = match source {
+        Source::Http {
+            url,
+            checksum,
+            filename,
+            ..
+        } => {
+            let want = distfile::Want {
+                recipe: &recipe.name,
+                url,
+                filename,
+                checksum,
+            };
+            (distfile::ensure(settings, &want)?, checksum.to_prefixed())
+        }
+        Source::Git {
+            url, commit, tag, ..
+        } => {
+            let want = git::Want {
+                recipe: &recipe.name,
+                recipe_dir: &recipe.dir,
+                url,
+                commit,
+                tag: tag.as_deref(),
+            };
+            (git::ensure(settings, &want)?, commit.clone())
+        }
+        Source::Local { path } => {
+            let full = local::resolve(recipe, path)?;
+            let digest = digest::local_digest(&full)?;
+            (full, digest)
+        }
+    };
+    Ok(Fetched {
+        source: source.clone(),
+        path,
+        digest,
+    })
+}
+
+/// The identity of every source of `recipe`, in order, equal to the
+/// [`Fetched::digest`]s that [`fetch`] would return, computed without
+/// network or cache: checksums and commits come from the recipe, local
+/// sources are hashed in the recipe folder.
+pub fn input_digests(recipe: &Recipe) -> Result<Vec<String>, SourceError> {
+    recipe
+        .sources
+        .iter()
+        .map(|source| match source {
+            Source::Http { checksum, .. } => Ok(checksum.to_prefixed()),
+            Source::Git { commit, .. } => Ok(commit.clone()),
+            Source::Local { path } => digest::local_digest(&local::resolve(recipe, path)?),
+        })
+        .collect()
+}
+
+/// Fetch every source of `recipe` and lay it out in `srcdir` (created if
+/// missing; expected to be empty).
+pub fn prepare(
+    settings: &Settings,
+    recipe: &Recipe,
+    srcdir: &Path,
+) -> Result<Prepared, SourceError> {
+    let inputs = fetch(settings, recipe)?;
+    std::fs::create_dir_all(srcdir).map_err(SourceError::io("creating", srcdir))?;
+    let mut first_archive: Option<Option<PathBuf>> = None;
+    for input in &inputs {
+        match &input.source {
+            Source::Http {
+                filename, extract, ..
+            } => {
+                if *extract {
+                    let format =
+                        unpack::sniff(&input.path)?.ok_or_else(|| SourceError::UnknownFormat {
+                            recipe: recipe.name.clone(),
+                            filename: filename.clone(),
+                        })?;
+                    settings.shell.verbose(format!("unpacking {filename}"));
+                    let top = unpack::unpack(&input.path, format, srcdir)?;
+                    first_archive.get_or_insert(top);
+                } else {
+                    copy_distfile(recipe, &input.path, filename, srcdir)?;
+                }
+            }
+            Source::Git {
+                url, commit, dest, ..
+            } => {
+                let target = srcdir.join(dest);
+                if target.symlink_metadata().is_ok() {
+                    return Err(SourceError::Collision {
+                        recipe: recipe.name.clone(),
+                        path: target,
+                    });
+                }
+                check_single_name(recipe, dest)?;
+                git::checkout(settings, &input.path, url, commit, &target)?;
+            }
+            Source::Local { path } => local::place(recipe, &input.path, path, srcdir)?,
+        }
+    }
+    let builddir = match &recipe.builddir {
+        Some(dir) => PathBuf::from(dir),
+        None => first_archive
+            .flatten()
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    Ok(Prepared { builddir, inputs })
+}
+
+fn check_single_name(recipe: &Recipe, name: &str) -> Result<(), SourceError> {
+    let mut comps = Path::new(name).components();
+    match (comps.next(), comps.next()) {
+        (Some(std::path::Component::Normal(_)), None) => Ok(()),
+        _ => Err(SourceError::Local {
+            recipe: recipe.name.clone(),
+            path: name.to_string(),
+            reason: "must be a single file or folder name".to_string(),
+        }),
+    }
+}
+
+fn copy_distfile(
+    recipe: &Recipe,
+    cached: &Path,
+    filename: &str,
+    srcdir: &Path,
+) -> Result<(), SourceError> {
+    check_single_name(recipe, filename)?;
+    let dest = srcdir.join(filename);
+    if dest.symlink_metadata().is_ok() {
+        return Err(SourceError::Collision {
+            recipe: recipe.name.clone(),
+            path: dest,
+        });
+    }
+    let mut w = tree::TreeWriter::new(srcdir, cached)?;
+    let mut f = std::fs::File::open(cached).map_err(SourceError::io("reading", cached))?;
+    w.file(Path::new(filename), 0o644, None, &mut f)?;
+    w.finish()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,291 @@
+//! End-to-end tests of `fetch`/`prepare` with local mirrors and repositories
+//! (no network).
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::recipe::{Checksum, Options};
+use crate::version::Version;
+
+fn recipe(dir: &Path, sources: Vec<Source>) -> Recipe {
+    Recipe {
+        dir: dir.to_path_buf(),
+        file: dir.join("recipe.toml"),
+        name: "demo".into(),
+        version: Version::parse("1.0").unwrap(),
+        release: 0,
+        description: "demo".into(),
+        url: "https://example.invalid".into(),
+        license: "MIT".into(),
+        arch: vec!["noarch".into()],
+        depends: vec![],
+        makedepends: vec![],
+        host_tools: vec![],
+        provides: vec![],
+        sources,
+        build: String::new(),
+        check: String::new(),
+        builddir: None,
+        subpackages: vec![],
+        options: Options::default(),
+    }
+}
+
+fn sha256(bytes: &[u8]) -> Checksum {
+    let mut h = digest::Hasher::for_checksum(&Checksum::Sha256(String::new()));
+    h.update(bytes);
+    h.finish()
+}
+
+fn targz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut b = tar::Builder::new(gz);
+    for (path, data) in entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        b.append_data(&mut h, path, *data).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+/// A repository with one commit and a tag `v1`; returns (path, commit).
+fn git_repo(dir: &Path) -> (PathBuf, String) {
+    let path = dir.join("upstream");
+    let repo = git2::Repository::init(&path).unwrap();
+    std::fs::create_dir_all(path.join("src")).unwrap();
+    std::fs::write(path.join("src/lib.c"), "int f(void){return 1;}\n").unwrap();
+    std::fs::write(path.join("run.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(path.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("src/lib.c", path.join("link")).unwrap();
+    let mut index = repo.index().unwrap();
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::new("t", "t@t", &git2::Time::new(1_600_000_000, 0)).unwrap();
+    let oid = repo
+        .commit(Some("HEAD"), &sig, &sig, "one", &tree, &[])
+        .unwrap();
+    let obj = repo.find_object(oid, None).unwrap();
+    repo.tag_lightweight("v1", &obj, false).unwrap();
+    (path, oid.to_string())
+}
+
+#[test]
+fn prepare_lays_out_every_kind_of_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let mut settings = Settings::for_root(root);
+    let mirror = root.join("mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    let tarball = targz(&[
+        ("demo-1.0/main.c", b"int main(){}\n"),
+        ("demo-1.0/README", b"hi\n"),
+    ]);
+    std::fs::write(mirror.join("demo-1.0.tar.gz"), &tarball).unwrap();
+    std::fs::write(mirror.join("extra.txt"), b"plain\n").unwrap();
+    settings.mirrors = vec![mirror.display().to_string()];
+    let (repo, commit) = git_repo(root);
+    let rdir = root.join("recipes/demo");
+    std::fs::create_dir_all(rdir.join("files")).unwrap();
+    std::fs::write(rdir.join("fix.patch"), b"--- a\n+++ b\n").unwrap();
+    std::fs::write(rdir.join("files/app.conf"), b"x=1\n").unwrap();
+    let sources = vec![
+        Source::Http {
+            url: "https://example.invalid/demo-1.0.tar.gz".into(),
+            checksum: sha256(&tarball),
+            filename: "demo-1.0.tar.gz".into(),
+            extract: true,
+        },
+        Source::Http {
+            url: "https://example.invalid/extra.txt".into(),
+            checksum: sha256(b"plain\n"),
+            filename: "extra.txt".into(),
+            extract: false,
+        },
+        Source::Git {
+            url: format!("file://{}", repo.display()),
+            commit: commit.clone(),
+            tag: Some("v1".into()),
+            dest: "upstream".into(),
+        },
+        Source::Local {
+            path: "fix.patch".into(),
+        },
+        Source::Local {
+            path: "files".into(),
+        },
+    ];
+    let r = recipe(&rdir, sources);
+    // Offline: the git repository has to be fetched, which offline refuses.
+    let err = prepare(&settings, &r, &root.join("src0")).unwrap_err();
+    assert!(
+        matches!(err, SourceError::CommitMissing { offline: true, .. }),
+        "{err}"
+    );
+    settings.offline = false;
+    let srcdir = root.join("work/src");
+    let p = prepare(&settings, &r, &srcdir).unwrap();
+    assert_eq!(p.builddir, PathBuf::from("demo-1.0"));
+    assert_eq!(
+        std::fs::read(srcdir.join("demo-1.0/main.c")).unwrap(),
+        b"int main(){}\n"
+    );
+    assert_eq!(std::fs::read(srcdir.join("extra.txt")).unwrap(), b"plain\n");
+    assert_eq!(
+        std::fs::read(srcdir.join("upstream/src/lib.c")).unwrap(),
+        b"int f(void){return 1;}\n"
+    );
+    let run = std::fs::metadata(srcdir.join("upstream/run.sh")).unwrap();
+    assert_eq!(run.permissions().mode() & 0o777, 0o755);
+    assert_eq!(
+        std::fs::read_link(srcdir.join("upstream/link")).unwrap(),
+        Path::new("src/lib.c")
+    );
+    assert!(!srcdir.join("upstream/.git").exists());
+    assert_eq!(
+        std::fs::read(srcdir.join("fix.patch")).unwrap(),
+        b"--- a\n+++ b\n"
+    );
+    assert_eq!(
+        std::fs::read(srcdir.join("files/app.conf")).unwrap(),
+        b"x=1\n"
+    );
+    // Digests: the same from fetch and from the recipe alone.
+    let digests: Vec<String> = p.inputs.iter().map(|f| f.digest.clone()).collect();
+    assert_eq!(digests, input_digests(&r).unwrap());
+    assert_eq!(digests[0], sha256(&tarball).to_prefixed());
+    assert_eq!(digests[2], commit);
+    assert_eq!(
+        p.inputs[2].path,
+        git::repo_path(&settings.cache, &format!("file://{}", repo.display()))
+    );
+    // Now everything is cached: offline works, with the mirror gone.
+    std::fs::remove_dir_all(&mirror).unwrap();
+    std::fs::remove_dir_all(&repo).unwrap();
+    settings.offline = true;
+    let again = prepare(&settings, &r, &root.join("work2/src")).unwrap();
+    assert_eq!(
+        again,
+        Prepared {
+            builddir: p.builddir.clone(),
+            inputs: p.inputs.clone()
+        }
+    );
+    // A recipe builddir wins.
+    let mut r2 = r.clone();
+    r2.builddir = Some("upstream".into());
+    assert_eq!(
+        prepare(&settings, &r2, &root.join("work3/src"))
+            .unwrap()
+            .builddir,
+        PathBuf::from("upstream")
+    );
+}
+
+#[test]
+fn git_tag_must_point_at_the_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut settings = Settings::for_root(tmp.path());
+    settings.offline = false;
+    let (repo, commit) = git_repo(tmp.path());
+    let up = git2::Repository::open(&repo).unwrap();
+    let head = up.head().unwrap().peel_to_commit().unwrap();
+    let sig = head.author();
+    let second = up
+        .commit(
+            Some("HEAD"),
+            &sig,
+            &sig,
+            "two",
+            &head.tree().unwrap(),
+            &[&head],
+        )
+        .unwrap();
+    let cases: Vec<(String, Option<&str>, &str)> = vec![
+        (second.to_string(), Some("v1"), "tag v1 points at"),
+        (commit.clone(), Some("v2"), "tag v2 not found"),
+        (
+            "0123456789abcdef0123456789abcdef01234567".into(),
+            None,
+            "not found after fetching",
+        ),
+    ];
+    for (pin, tag, want) in cases {
+        let r = recipe(
+            tmp.path(),
+            vec![Source::Git {
+                url: repo.display().to_string(),
+                commit: pin.clone(),
+                tag: tag.map(str::to_string),
+                dest: "d".into(),
+            }],
+        );
+        let err = fetch(&settings, &r).unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+        assert!(err.contains("recipe demo"), "{err}");
+    }
+    // A commit that is no branch tip is still found (the full history is fetched).
+    let r = recipe(
+        tmp.path(),
+        vec![Source::Git {
+            url: repo.display().to_string(),
+            commit: commit.clone(),
+            tag: Some("v1".into()),
+            dest: "d".into(),
+        }],
+    );
+    assert_eq!(fetch(&settings, &r).unwrap()[0].digest, commit);
+}
+
+#[test]
+fn local_sources_stay_in_the_recipe_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rdir = tmp.path().join("r");
+    std::fs::create_dir_all(&rdir).unwrap();
+    std::fs::write(tmp.path().join("secret"), b"s").unwrap();
+    std::os::unix::fs::symlink("../secret", rdir.join("sneaky")).unwrap();
+    let cases = [
+        ("../secret", "without `..`"),
+        ("/etc/passwd", "without `..`"),
+        ("sneaky", "resolves outside the recipe folder"),
+        ("missing", "does not exist"),
+    ];
+    for (path, want) in cases {
+        let r = recipe(&rdir, vec![Source::Local { path: path.into() }]);
+        let err = input_digests(&r).unwrap_err().to_string();
+        assert!(err.contains(want) && err.contains(path), "{path}: {err}");
+    }
+}
+
+#[test]
+fn extract_of_a_non_archive_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut settings = Settings::for_root(tmp.path());
+    let m = tmp.path().join("m");
+    std::fs::create_dir_all(&m).unwrap();
+    let mut f = std::fs::File::create(m.join("notes.tar.gz")).unwrap();
+    f.write_all(b"not really").unwrap();
+    settings.mirrors = vec![m.display().to_string()];
+    let r = recipe(
+        tmp.path(),
+        vec![Source::Http {
+            url: "https://example.invalid/notes.tar.gz".into(),
+            checksum: sha256(b"not really"),
+            filename: "notes.tar.gz".into(),
+            extract: true,
+        }],
+    );
+    let err = prepare(&settings, &r, &tmp.path().join("src"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("notes.tar.gz") && err.contains("not a tar"),
+        "{err}"
+    );
+}
