@@ -13,12 +13,14 @@
 //! | [`graph`] | recipes → [`graph::UnitGraph`]: build order, cycles, closures |
 //! | [`plan`] | unit keys, fresh/dirty verdicts and why |
 //! | [`source`] | fetching, verifying, caching and unpacking sources |
+//! | [`build`] | sandboxed build steps → staged package trees (`out/stage/`) |
 //! | [`process`] | the one wrapper for running external commands |
 //! | [`oci`] | OCI documents, canonical JSON, image layout writer |
 //! | [`image`] | `images/NAME.toml` → OCI image layout + SPDX SBOMs |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod build;
 pub mod cli;
 pub mod graph;
 pub mod image;

@@ -26,6 +26,8 @@ mod normalize;
 mod sandbox;
 mod split;
 mod strip;
+#[cfg(test)]
+mod tests;
 
 use std::ffi::OsStr;
 use std::fs::File;

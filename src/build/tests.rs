@@ -1,0 +1,333 @@
+//! End-to-end tests of [`super::run`] on recipes built in code, with local
+//! sources only.
+
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::recipe::{Options, Source, Subpackage};
+use crate::version::Version;
+
+const EPOCH: i64 = 1_700_000_000;
+
+fn have_bwrap() -> bool {
+    std::process::Command::new("bwrap")
+        .args(["--unshare-all", "--ro-bind", "/", "/", "true"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A recipe `name` in `root/recipes/name` with the given files as local sources.
+fn recipe(root: &Path, name: &str, files: &[(&str, &str)], build: &str) -> Recipe {
+    let dir = root.join("recipes").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (f, text) in files {
+        std::fs::write(dir.join(f), text).unwrap();
+    }
+    Recipe {
+        file: dir.join("recipe.toml"),
+        dir,
+        name: name.to_string(),
+        version: Version::parse("1.0").unwrap(),
+        release: 0,
+        description: format!("{name} test"),
+        url: String::new(),
+        license: "MIT".into(),
+        arch: vec!["x86_64".into()],
+        depends: vec![],
+        makedepends: vec![],
+        host_tools: vec![],
+        provides: vec![],
+        sources: files
+            .iter()
+            .map(|(f, _)| Source::Local {
+                path: f.to_string(),
+            })
+            .collect(),
+        build: build.to_string(),
+        check: String::new(),
+        builddir: None,
+        subpackages: vec![],
+        options: Options::default(),
+    }
+}
+
+fn settings(root: &Path, mode: SandboxMode) -> Settings {
+    let mut s = Settings::for_root(root);
+    s.sandbox = mode;
+    s
+}
+
+fn request<'a>(settings: &'a Settings, recipe: &'a Recipe) -> BuildRequest<'a> {
+    BuildRequest {
+        settings,
+        recipe,
+        source_date_epoch: EPOCH,
+        arch: "x86_64".into(),
+        deps_root: None,
+    }
+}
+
+/// `(relative path, kind+mode, mtime, contents or link target)` of a tree.
+fn listing(root: &Path) -> Vec<(String, u32, i64, Vec<u8>)> {
+    walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = std::fs::symlink_metadata(e.path()).unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            let data = if m.file_type().is_file() {
+                std::fs::read(e.path()).unwrap()
+            } else if m.file_type().is_symlink() {
+                std::fs::read_link(e.path())
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else {
+                Vec::new()
+            };
+            (rel, m.mode(), m.mtime(), data)
+        })
+        .collect()
+}
+
+fn names(root: &Path) -> Vec<String> {
+    listing(root).into_iter().map(|(n, ..)| n).collect()
+}
+
+fn env_probe_build() -> &'static str {
+    "mkdir -p \"$pkgdir/usr/share/probe\"\n\
+     env | grep -E '^(srcdir|builddir|pkgdir|HOME|TZ|SOURCE_DATE_EPOCH|JOBS|LC_ALL)=' | sort > \"$pkgdir/usr/share/probe/env\"\n\
+     umask > \"$pkgdir/usr/share/probe/umask\"\n\
+     pwd > \"$pkgdir/usr/share/probe/pwd\"\n\
+     test -f probe.txt\n\
+     chmod 0777 \"$pkgdir/usr/share/probe/env\"\n"
+}
+
+#[test]
+fn bwrap_build_sees_fixed_paths_and_clean_env() {
+    if !have_bwrap() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = recipe(
+        dir.path(),
+        "probe",
+        &[("probe.txt", "x")],
+        env_probe_build(),
+    );
+    let s = settings(dir.path(), SandboxMode::Bwrap);
+    let staged = run(&request(&s, &r)).unwrap();
+    assert_eq!(staged.recipe_name, "probe");
+    assert_eq!(staged.packages.len(), 1);
+    let root = &staged.packages[0].root;
+    assert_eq!(root, &dir.path().join("out/stage/probe/probe"));
+    let env = std::fs::read_to_string(root.join("usr/share/probe/env")).unwrap();
+    assert_eq!(
+        env,
+        "HOME=/forge/home\nJOBS=1\nLC_ALL=C.UTF-8\nSOURCE_DATE_EPOCH=1700000000\nTZ=UTC\n\
+         builddir=/forge/src\npkgdir=/forge/pkg\nsrcdir=/forge/src\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("usr/share/probe/umask")).unwrap(),
+        "0022\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("usr/share/probe/pwd")).unwrap(),
+        "/forge/src\n"
+    );
+    for (rel, mode, mtime, _) in listing(root) {
+        assert_eq!(mtime, EPOCH, "{rel}");
+        assert_eq!(mode & 0o022, 0, "{rel} {mode:o}");
+    }
+    // The log holds the step header; the work folder's pkg has moved away.
+    let log = std::fs::read_to_string(dir.path().join("out/logs/probe.log")).unwrap();
+    assert!(log.starts_with("==> forge: build step of probe\n"), "{log}");
+    assert!(!dir.path().join("out/work/probe/pkg").exists());
+    // No leftovers beside the published folder.
+    let stage: Vec<_> = std::fs::read_dir(dir.path().join("out/stage"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(stage, ["probe"]);
+}
+
+#[test]
+fn no_sandbox_uses_real_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = recipe(
+        dir.path(),
+        "probe",
+        &[("probe.txt", "x")],
+        env_probe_build(),
+    );
+    let s = settings(dir.path(), SandboxMode::None);
+    let staged = run(&request(&s, &r)).unwrap();
+    let root = &staged.packages[0].root;
+    let env = std::fs::read_to_string(root.join("usr/share/probe/env")).unwrap();
+    let work = dir.path().join("out/work/probe");
+    assert!(
+        env.contains(&format!("srcdir={}\n", work.join("src").display())),
+        "{env}"
+    );
+    assert!(
+        env.contains(&format!("HOME={}\n", work.join("home").display())),
+        "{env}"
+    );
+    assert!(env.contains("TZ=UTC\n"));
+}
+
+#[test]
+fn failing_step_reports_log_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "i=0\nwhile [ $i -lt 60 ]; do echo line $i; i=$((i+1)); done\necho boom >&2\nfalse\necho unreachable";
+    let r = recipe(dir.path(), "bad", &[("a", "")], script);
+    let s = settings(dir.path(), SandboxMode::None);
+    let err = run(&request(&s, &r)).unwrap_err();
+    let (log, tail) = err.log_tail().expect("a step error");
+    assert_eq!(log, dir.path().join("out/logs/bad.log"));
+    assert_eq!(tail.len(), LOG_TAIL_LINES);
+    assert_eq!(tail.last().map(String::as_str), Some("boom"));
+    assert_eq!(tail[0], "line 21");
+    assert!(
+        err.to_string()
+            .starts_with("build step of `bad` failed (exit status: 1); log: "),
+        "{err}"
+    );
+    // A failed build publishes nothing.
+    assert!(!dir.path().join("out/stage/bad").exists());
+}
+
+#[test]
+fn check_step_runs_unless_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = recipe(dir.path(), "chk", &[("a", "")], "mkdir -p \"$pkgdir\"");
+    r.check = "echo checking; exit 7".into();
+    let s = settings(dir.path(), SandboxMode::None);
+    let err = run(&request(&s, &r)).unwrap_err();
+    assert!(
+        matches!(err, BuildError::Step { step: "check", .. }),
+        "{err}"
+    );
+    r.options.no_check = true;
+    run(&request(&s, &r)).unwrap();
+}
+
+#[test]
+fn missing_host_tool_fails_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = recipe(dir.path(), "tools", &[("a", "")], "true");
+    r.host_tools = vec!["sh".into(), "forge-no-such-tool".into()];
+    let s = settings(dir.path(), SandboxMode::None);
+    let err = run(&request(&s, &r)).unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "recipe `tools` needs host tool `forge-no-such-tool`, which is not on the build PATH"
+        ),
+        "{err}"
+    );
+    assert!(!dir.path().join("out/work/tools").exists());
+}
+
+fn hello_recipe(root: &Path) -> Recipe {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("recipes/hello");
+    let files: Vec<(String, String)> = ["Makefile", "hello.c", "hello.h", "hello.1"]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read_to_string(src.join(f)).unwrap()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let mut r = recipe(
+        root,
+        "hello",
+        &refs,
+        "make\nmake DESTDIR=\"$pkgdir\" install\n",
+    );
+    r.check = "make check".into();
+    r.host_tools = vec!["cc".into(), "make".into()];
+    r.subpackages = vec![
+        Subpackage {
+            name: "hello-doc".into(),
+            description: "hello (documentation)".into(),
+            paths: vec!["usr/share/man".into(), "usr/share/doc".into()],
+            depends: vec![],
+            provides: vec![],
+        },
+        Subpackage {
+            name: "hello-dev".into(),
+            description: "hello (development files)".into(),
+            paths: vec![
+                "usr/include".into(),
+                "usr/lib/*.a".into(),
+                "usr/lib/pkgconfig".into(),
+            ],
+            depends: vec!["hello=1.0-r0".into()],
+            provides: vec![],
+        },
+    ];
+    r
+}
+
+#[test]
+fn hello_builds_strips_and_splits() {
+    let mode = if have_bwrap() {
+        SandboxMode::Bwrap
+    } else {
+        SandboxMode::None
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let r = hello_recipe(dir.path());
+    let s = settings(dir.path(), mode);
+    let staged = run(&request(&s, &r)).unwrap();
+    let got: Vec<(&str, Vec<String>)> = staged
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), names(&p.root)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "hello",
+                vec![
+                    "".into(),
+                    "usr".into(),
+                    "usr/bin".into(),
+                    "usr/bin/hello".into()
+                ]
+            ),
+            (
+                "hello-doc",
+                vec![
+                    "".into(),
+                    "usr".into(),
+                    "usr/share".into(),
+                    "usr/share/man".into(),
+                    "usr/share/man/man1".into(),
+                    "usr/share/man/man1/hello.1".into()
+                ]
+            ),
+            (
+                "hello-dev",
+                vec![
+                    "".into(),
+                    "usr".into(),
+                    "usr/include".into(),
+                    "usr/include/hello.h".into()
+                ]
+            ),
+        ]
+    );
+    assert_eq!(staged.packages[2].depends, ["hello=1.0-r0"]);
+    let bin = staged.packages[0].root.join("usr/bin/hello");
+    let out = std::process::Command::new(&bin).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello from forge!\n");
+    // Stripped: no symbol table left.
+    let data = std::fs::read(&bin).unwrap();
+    assert!(!data.windows(8).any(|w| w == b".symtab\0"), "not stripped");
+    assert_eq!(std::fs::metadata(&bin).unwrap().mode() & 0o7777, 0o755);
+}
