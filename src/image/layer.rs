@@ -269,5 +269,5 @@ mod tests {
         let l = write_layer(&layout, &[&e], 0).unwrap();
         assert_eq!(l.descriptor.digest.as_str(), GOLDEN);
     }
-    const GOLDEN: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    const GOLDEN: &str = "sha256:713d3716e14f7d1a8c8bcfc243820aa1350800ddff7bad12f5ad40c62a760ddf";
 }

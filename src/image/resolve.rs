@@ -397,7 +397,7 @@ mod tests {
             ResolveError::Missing { .. }
         ));
         let repo3 = vec![
-            c("a", "1-r0", &["b=2"], &[]),
+            c("a", "1-r0", &["b=2-r0"], &[]),
             c("b", "1-r0", &[], &[]),
             c("b", "2-r0", &[], &[]),
         ];
