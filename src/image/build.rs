@@ -138,14 +138,7 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<BuiltImage, Ima
         annotations: annotations.clone(),
     };
     let mut index_desc = layout.write_json_blob(MEDIA_INDEX, &index.to_json())?;
-    let mut tagged = index_desc.clone();
-    tagged
-        .annotations
-        .insert(ANNOTATION_REF_NAME.into(), TAG.into());
-    layout.write_index_json(&OciIndex {
-        manifests: vec![tagged],
-        annotations: BTreeMap::new(),
-    })?;
+    layout.write_index_json(&layout_index(&index_desc, &arches))?;
     index_desc.platform = None;
 
     let dir = images_dir.join(&def.name);
@@ -190,6 +183,29 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<BuiltImage, Ima
         sboms,
         epoch,
     })
+}
+
+/// The layout's `index.json`: the image index tagged [`TAG`]; for a
+/// multi-arch image also each manifest tagged `TAG-<arch>`, because umoci
+/// refuses a tag that resolves to several manifests.
+fn layout_index(index: &Descriptor, arches: &[ArchImage]) -> OciIndex {
+    let mut tagged = index.clone();
+    tagged
+        .annotations
+        .insert(ANNOTATION_REF_NAME.into(), TAG.into());
+    let mut manifests = vec![tagged];
+    if arches.len() > 1 {
+        for a in arches {
+            let mut m = a.manifest.clone();
+            m.annotations
+                .insert(ANNOTATION_REF_NAME.into(), format!("{TAG}-{}", a.arch));
+            manifests.push(m);
+        }
+    }
+    OciIndex {
+        manifests,
+        annotations: BTreeMap::new(),
+    }
 }
 
 /// Pick the epoch: an explicit `SOURCE_DATE_EPOCH`, else the latest of the

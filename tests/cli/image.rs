@@ -35,8 +35,13 @@ fn key(project: &Path) -> SigningKey {
 
 /// Write `pkgs` into `project/out/repo/x86_64` and re-sign its index.
 fn publish(project: &Path, pkgs: &[Pkg<'_>]) {
+    publish_arch(project, "x86_64", pkgs);
+}
+
+/// Write `pkgs` into `project/out/repo/<arch>` and re-sign its index.
+fn publish_arch(project: &Path, arch: &str, pkgs: &[Pkg<'_>]) {
     let key = key(project);
-    let mut repo = Repo::open(&project.join("out/repo"), "x86_64").unwrap();
+    let mut repo = Repo::open(&project.join("out/repo"), arch).unwrap();
     for p in pkgs {
         let stage = tempfile::tempdir().unwrap();
         for (rel, data, mode) in &p.files {
@@ -52,7 +57,7 @@ fn publish(project: &Path, pkgs: &[Pkg<'_>]) {
             description: format!("{} test package", p.name),
             url: "https://example.org/forge-test".into(),
             license: "MIT".into(),
-            arch: "x86_64".into(),
+            arch: arch.into(),
             origin: p.origin.into(),
             commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
             builddate: 1_700_000_000,
@@ -443,4 +448,103 @@ fn image_errors_name_the_file_and_position() {
         err.contains("nothing in the repository provides `nope`"),
         "{err}"
     );
+}
+
+#[test]
+fn multi_arch_image_has_one_manifest_per_platform() {
+    let p = support::project();
+    write(
+        p.path(),
+        "images/multi.toml",
+        "schema = 1\npackages = [\"hello\"]\narchs = [\"aarch64\", \"x86_64\"]\nentrypoint = [\"/usr/bin/hello\"]\n",
+    );
+    for arch in ["x86_64", "aarch64"] {
+        let body = format!("#!/bin/sh\necho {arch}\n");
+        let pkgs = [Pkg {
+            name: "hello",
+            version: "1.0-r0",
+            origin: "hello",
+            depends: &[],
+            files: vec![("usr/bin/hello", body.into_bytes(), 0o755)],
+        }];
+        publish_arch(p.path(), arch, &pkgs);
+    }
+    run_ok(forge(p.path()).args(["image", "multi"]));
+    let layout = p.path().join("out/images/multi");
+    let top = json(&layout.join("index.json"));
+    let refs: Vec<&str> = top["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(refs, ["latest", "latest-aarch64", "latest-x86_64"]);
+    let index = blob(&layout, top["manifests"][0]["digest"].as_str().unwrap());
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let pl = &m["platform"];
+            format!(
+                "{}/{}/{}",
+                pl["os"].as_str().unwrap(),
+                pl["architecture"].as_str().unwrap(),
+                pl["variant"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/arm64/v8", "linux/amd64/"]);
+    assert!(
+        p.path()
+            .join("out/images/multi.aarch64.spdx.json")
+            .is_file()
+    );
+    if require_tool("skopeo") {
+        let (out, _) = run_ok(
+            Command::new("skopeo")
+                .args(["--override-arch", "arm64", "inspect"])
+                .arg(format!("oci:{}:latest", layout.display())),
+        );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["Architecture"], "arm64");
+    }
+    if require_tool("umoci") {
+        let tmp = tempfile::tempdir().unwrap();
+        let bundle = tmp.path().join("b");
+        run_ok(
+            Command::new("umoci")
+                .args(["unpack", "--image"])
+                .arg(format!("{}:latest-aarch64", layout.display()))
+                .arg(&bundle),
+        );
+        assert_eq!(
+            std::fs::read_to_string(bundle.join("rootfs/usr/bin/hello")).unwrap(),
+            "#!/bin/sh\necho aarch64\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(bundle.join("rootfs/etc/apk/arch")).unwrap(),
+            "aarch64\n"
+        );
+    }
+}
+
+#[test]
+fn tampered_package_is_rejected() {
+    let p = hello_project(b"x", "hi");
+    let apk = p.path().join("out/repo/x86_64/greet-data-1.0-r0.apk");
+    let mut bytes = std::fs::read(&apk).unwrap();
+    let n = bytes.len();
+    bytes[n - 30] ^= 0xff;
+    std::fs::write(&apk, bytes).unwrap();
+    let err = support::run_err(forge(p.path()).args(["image", "hello"]));
+    assert!(
+        err.contains("verifying package") && err.contains("greet-data-1.0-r0.apk"),
+        "{err}"
+    );
+    assert!(!p.path().join("out/images/hello").exists());
 }
