@@ -18,7 +18,8 @@
 //! | `/tmp` | `out/work/NAME/tmp` (disk, not RAM: big builds fit) | read-write |
 //! | `/forge/deps` | the installed build dependencies | read-only |
 //!
-//! The root itself is a fresh tmpfs that dies with the sandbox. Every namespace
+//! The root itself is a fresh tmpfs, remounted read-only once populated, so
+//! only the work folders above are writable. Every namespace
 //! is unshared (the network too, unless the recipe has the `net` option).
 
 use std::ffi::OsString;
@@ -286,6 +287,9 @@ pub(crate) fn bwrap_args(spec: &BwrapSpec<'_>) -> Vec<OsString> {
     if let Some(deps) = spec.deps_root {
         push(&[&"--ro-bind", &deps, &SANDBOX_DEPS]);
     }
+    // The tmpfs root itself (and so `/etc`, `/forge`) becomes read-only; the
+    // bound work folders stay writable.
+    push(&[&"--remount-ro", &"/"]);
     for (k, v) in spec.env {
         push(&[&"--setenv", k, v]);
     }
@@ -464,7 +468,7 @@ mod tests {
             &["--bind", "/o/work/hello/src", "/forge/src"],
             &["--bind", "/o/work/hello/pkg", "/forge/pkg"],
             &["--bind", "/o/work/hello/home", "/forge/home"],
-            &["--ro-bind", "/deps", "/forge/deps"],
+            &["--ro-bind", "/deps", "/forge/deps", "--remount-ro", "/"],
             &["--setenv", "TZ", "UTC"],
         ];
         for s in seqs {

@@ -6,4 +6,5 @@
 
 mod support;
 mod crun;
+mod build;
 mod image;
