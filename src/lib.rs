@@ -17,9 +17,13 @@
 //! | [`process`] | the one wrapper for running external commands |
 //! | [`oci`] | OCI documents, canonical JSON, image layout writer |
 //! | [`image`] | `images/NAME.toml` → OCI image layout + SPDX SBOMs |
+//! | [`apk`] | apk v2 packages: writer, reader, verification, APKINDEX format |
+//! | [`repo`] | `out/repo/<arch>/`: packages and the signed index, updated atomically |
+//! | [`sign`] | RSA signing keys: generation, loading, trust |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod apk;
 pub mod build;
 pub mod cli;
 pub mod graph;
@@ -29,6 +33,8 @@ pub mod output;
 pub mod plan;
 pub mod process;
 pub mod recipe;
+pub mod repo;
 pub mod settings;
+pub mod sign;
 pub mod source;
 pub mod version;

@@ -25,6 +25,7 @@
 mod normalize;
 mod sandbox;
 mod split;
+mod stage;
 mod strip;
 #[cfg(test)]
 mod tests;
@@ -295,7 +296,7 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
             .shell
             .verbose(format!("stripped {n} files of {name}"));
     }
-    stage(req, &dirs)
+    stage::stage(req, &dirs)
 }
 
 fn find_bwrap() -> Result<PathBuf, BuildError> {
@@ -406,82 +407,4 @@ fn read_tail(path: &Path, n: usize) -> Vec<String> {
         .iter()
         .map(|l| l.to_string())
         .collect()
-}
-
-/// Split, normalize and publish the staged trees.
-fn stage(req: &BuildRequest<'_>, dirs: &WorkDirs) -> Result<Staged, BuildError> {
-    let recipe = req.recipe;
-    let name = recipe.name.as_str();
-    let stage_root = req.settings.out.join("stage");
-    std::fs::create_dir_all(&stage_root).map_err(io_err("creating", &stage_root))?;
-    let temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tmp-"))
-        .tempdir_in(&stage_root)
-        .map_err(io_err("creating a folder in", &stage_root))?;
-
-    let main = temp.path().join(name);
-    std::fs::rename(&dirs.pkg, &main).map_err(io_err("moving", &dirs.pkg))?;
-    let mut trees = vec![main.clone()];
-    for sub in &recipe.subpackages {
-        let set = split::globs(&sub.name, &sub.paths).map_err(|source| BuildError::Split {
-            recipe: name.to_string(),
-            source,
-        })?;
-        let dest = temp.path().join(&sub.name);
-        let moved =
-            split::split(&main, &dest, &sub.name, &set).map_err(|source| BuildError::Split {
-                recipe: name.to_string(),
-                source,
-            })?;
-        if moved.is_empty() {
-            req.settings.shell.warn(format!(
-                "subpackage `{}` of `{name}` is empty: none of its paths matched",
-                sub.name
-            ));
-        }
-        trees.push(dest);
-    }
-    for tree in &trees {
-        std::fs::set_permissions(tree, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .map_err(io_err("setting the mode of", tree))?;
-        normalize::normalize_tree(tree, req.source_date_epoch).map_err(|source| {
-            BuildError::Normalize {
-                recipe: name.to_string(),
-                source,
-            }
-        })?;
-    }
-
-    // Swap the finished folder into place: old aside, new in, old removed.
-    let final_dir = stage_dir(req.settings, name);
-    let done = temp.keep();
-    let old = stage_root.join(format!(".{name}.old"));
-    let _ = std::fs::remove_dir_all(&old);
-    if final_dir.exists() {
-        std::fs::rename(&final_dir, &old).map_err(io_err("moving", &final_dir))?;
-    }
-    std::fs::rename(&done, &final_dir).map_err(io_err("moving", &done))?;
-    let _ = std::fs::remove_dir_all(&old);
-
-    let mut packages = vec![StagedPackage {
-        name: name.to_string(),
-        description: recipe.description.clone(),
-        depends: recipe.depends.clone(),
-        provides: recipe.provides.clone(),
-        root: final_dir.join(name),
-    }];
-    for sub in &recipe.subpackages {
-        packages.push(StagedPackage {
-            name: sub.name.clone(),
-            description: sub.description.clone(),
-            depends: sub.depends.clone(),
-            provides: sub.provides.clone(),
-            root: final_dir.join(&sub.name),
-        });
-    }
-    Ok(Staged {
-        recipe_name: name.to_string(),
-        source_date_epoch: req.source_date_epoch,
-        packages,
-    })
 }

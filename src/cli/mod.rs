@@ -15,8 +15,12 @@ use crate::settings::{self, ConfigFile, SandboxMode, Settings};
 mod build;
 mod fetch;
 mod image;
+mod index;
+mod inspect;
+mod keygen;
 mod lint;
 mod new;
+mod verify;
 
 /// forge: build packages and images from source recipes, reproducibly.
 #[derive(Debug, Parser)]
@@ -80,10 +84,18 @@ enum Command {
     Fetch(fetch::Args),
     /// Build an OCI image from packages (`images/NAME.toml`).
     Image(image::Args),
+    /// Rebuild and sign the repository index (out/repo/<arch>/APKINDEX.tar.gz).
+    Index(index::Args),
+    /// Show a package's metadata, dependencies and files.
+    Inspect(inspect::Args),
+    /// Create a signing key pair in keys/.
+    Keygen(keygen::Args),
     /// Check every recipe without building.
     Lint(lint::Args),
     /// Scaffold a new recipe.
     New(new::Args),
+    /// Verify packages and indexes: signature, datahash, file checksums.
+    Verify(verify::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -133,6 +145,10 @@ fn run(cli: Cli, shell: Shell) -> Result<ExitCode> {
         Command::Fetch(args) => fetch::run(&settings_for(&cli.global, shell)?, args),
         Command::Image(args) => image::run(&settings_for(&cli.global, shell)?, args),
         Command::Lint(args) => lint::run(&settings_for(&cli.global, shell)?, args),
+        Command::Index(args) => index::run(&settings_for(&cli.global, shell)?, args),
+        Command::Inspect(args) => inspect::run(&shell, args),
+        Command::Keygen(args) => keygen::run(&settings_for(&cli.global, shell)?, args),
+        Command::Verify(args) => verify::run(&settings_for(&cli.global, shell)?, args),
     }
 }
 

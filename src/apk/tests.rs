@@ -1,0 +1,491 @@
+//! Round-trip tests: write → read → verify, tampering, determinism, layout.
+
+use std::fs;
+use std::io::Read as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use sha1::{Digest as _, Sha1};
+
+use super::read::Tap;
+use super::tar::{self, Kind};
+use super::*;
+use crate::sign::tests::{test_key, test_trust};
+use crate::sign::{self, SigningKey, TrustedKeys};
+
+pub(crate) fn spec(root: &Path) -> PackageSpec {
+    PackageSpec {
+        name: "hello".into(),
+        version: "2.12-r0".into(),
+        description: "Say hello".into(),
+        url: "https://example.org/hello".into(),
+        license: "MIT".into(),
+        arch: "x86_64".into(),
+        origin: "hello".into(),
+        commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        builddate: 1_700_000_000,
+        packager: "forge".into(),
+        depends: vec!["musl".into()],
+        provides: vec![],
+        root: root.to_path_buf(),
+    }
+}
+
+/// A small fixed tree: folders, files, an empty file, a symlink, a hard link.
+pub(crate) fn fixture_tree(root: &Path) {
+    let w = |rel: &str, text: &str, mode: u32| {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, text).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    w("usr/bin/hello", "#!/bin/sh\necho hello\n", 0o755);
+    w("usr/share/doc/hello/README", "Hello, world.\n", 0o644);
+    w("usr/share/hello/empty", "", 0o644);
+    w("etc/hello.conf", "greeting=hi\n", 0o644);
+    std::os::unix::fs::symlink("hello", root.join("usr/bin/hi")).unwrap();
+    fs::hard_link(root.join("usr/bin/hello"), root.join("usr/bin/hello-again")).unwrap();
+    for d in [
+        "usr",
+        "usr/bin",
+        "usr/share",
+        "usr/share/doc",
+        "usr/share/doc/hello",
+        "usr/share/hello",
+        "etc",
+    ] {
+        fs::set_permissions(root.join(d), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+fn write_fixture() -> (tempfile::TempDir, WrittenPackage) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fixture_tree(&root);
+    let (_, key) = test_key();
+    let w = write_package(
+        &spec(&root),
+        key,
+        &WriteOptions::default(),
+        &dir.path().join("out"),
+    )
+    .unwrap();
+    (dir, w)
+}
+
+/// (start, end) of each gzip member.
+fn members(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut tap = Tap::new(bytes);
+    let mut out = Vec::new();
+    while tap.pos < bytes.len() as u64 {
+        let start = tap.pos as usize;
+        let mut sink = Vec::new();
+        flate2::bufread::GzDecoder::new(&mut tap)
+            .read_to_end(&mut sink)
+            .unwrap();
+        out.push((start, tap.pos as usize));
+    }
+    out
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn round_trip_write_read_verify() {
+    let (_dir, w) = write_fixture();
+    let pkg = Package::open(&w.path).unwrap();
+    assert_eq!(pkg.verify(&test_trust()).unwrap(), test_key().1.name());
+    assert_eq!(pkg.info, w.info);
+    assert_eq!(pkg.identity, w.identity);
+    assert_eq!(pkg.file_size, fs::metadata(&w.path).unwrap().len());
+    assert_eq!(w.path.file_name().unwrap(), "hello-2.12-r0.apk");
+    assert_eq!(pkg.control_entries, vec![".PKGINFO"]);
+    let listing: Vec<(Kind, &str, &str)> = pkg
+        .files
+        .iter()
+        .map(|f| (f.kind, f.path.as_str(), f.link.as_str()))
+        .collect();
+    assert_eq!(
+        listing,
+        vec![
+            (Kind::Dir, "etc/", ""),
+            (Kind::File, "etc/hello.conf", ""),
+            (Kind::Dir, "usr/", ""),
+            (Kind::Dir, "usr/bin/", ""),
+            (Kind::File, "usr/bin/hello", ""),
+            (Kind::HardLink, "usr/bin/hello-again", "usr/bin/hello"),
+            (Kind::Symlink, "usr/bin/hi", "hello"),
+            (Kind::Dir, "usr/share/", ""),
+            (Kind::Dir, "usr/share/doc/", ""),
+            (Kind::Dir, "usr/share/doc/hello/", ""),
+            (Kind::File, "usr/share/doc/hello/README", ""),
+            (Kind::Dir, "usr/share/hello/", ""),
+            (Kind::File, "usr/share/hello/empty", ""),
+        ]
+    );
+    let hello = pkg
+        .files
+        .iter()
+        .find(|f| f.path == "usr/bin/hello")
+        .unwrap();
+    assert_eq!(hello.mode, 0o755);
+    assert_eq!(
+        hello.expected_sha1.as_deref(),
+        Some(hex::encode(Sha1::digest(b"#!/bin/sh\necho hello\n")).as_str())
+    );
+    let hi = pkg.files.iter().find(|f| f.path == "usr/bin/hi").unwrap();
+    assert_eq!(
+        hi.expected_sha1.as_deref(),
+        Some(hex::encode(Sha1::digest(b"hello")).as_str())
+    );
+    // Installed size: the hard link counts once.
+    assert_eq!(w.info.size, (21 + 14 + 12) as u64);
+    assert_eq!(w.info.depends, vec!["musl"]);
+}
+
+#[test]
+fn layout_three_members_cut_tars_and_headers() {
+    let (_dir, w) = write_fixture();
+    let bytes = fs::read(&w.path).unwrap();
+    let m = members(&bytes);
+    assert_eq!(m.len(), 3);
+    assert_eq!(m[2].1, bytes.len());
+    for (s, _) in &m {
+        assert_eq!(&bytes[*s..*s + 10], &gzip::HEADER);
+    }
+    let sig = gunzip(&bytes[m[0].0..m[0].1]);
+    // One header + the 256-byte signature padded to a block; no end-of-archive.
+    assert_eq!(sig.len(), 1024);
+    assert_eq!(&sig[..13], b".SIGN.RSA256.");
+    let control = gunzip(&bytes[m[1].0..m[1].1]);
+    assert_eq!(control.len() % 512, 0);
+    assert_ne!(
+        &control[control.len() - 512..],
+        &[0u8; 512][..],
+        "control tar must be cut"
+    );
+    assert_eq!(&control[..8], b".PKGINFO");
+    let data = gunzip(&bytes[m[2].0..]);
+    assert_eq!(&data[data.len() - 1024..], &[0u8; 1024][..]);
+    // The identity is the SHA-1 of the compressed control member.
+    assert_eq!(
+        w.identity,
+        <[u8; 20]>::from(Sha1::digest(&bytes[m[1].0..m[1].1]))
+    );
+    // datahash is the SHA-256 of the compressed data member.
+    let dh = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes[m[2].0..]));
+    assert_eq!(w.info.datahash.as_deref(), Some(dh.as_str()));
+    // The whole file is one valid tar when decompressed as a multi-member stream.
+    let mut all = Vec::new();
+    flate2::read::MultiGzDecoder::new(&bytes[..])
+        .read_to_end(&mut all)
+        .unwrap();
+    assert_eq!(all.len(), sig.len() + control.len() + data.len());
+    // .PKGINFO ends with datahash.
+    let text = w.info.render();
+    assert!(text.lines().last().unwrap().starts_with("datahash = "));
+}
+
+#[test]
+fn writes_are_reproducible_and_mtimes_clamped() {
+    let (dir, w1) = write_fixture();
+    let root = dir.path().join("root");
+    // Touching files to "now" must not change anything: mtimes clamp to builddate.
+    for f in ["usr/bin/hello", "etc/hello.conf"] {
+        let file = fs::OpenOptions::new()
+            .append(true)
+            .open(root.join(f))
+            .unwrap();
+        file.set_modified(std::time::SystemTime::now()).unwrap();
+    }
+    let (_, key) = test_key();
+    let w2 = write_package(
+        &spec(&root),
+        key,
+        &WriteOptions::default(),
+        &dir.path().join("out2"),
+    )
+    .unwrap();
+    assert_eq!(fs::read(&w1.path).unwrap(), fs::read(&w2.path).unwrap());
+    let data = {
+        let bytes = fs::read(&w1.path).unwrap();
+        let m = members(&bytes);
+        gunzip(&bytes[m[2].0..])
+    };
+    let mut r = tar::Reader::new(&data[..]);
+    while let Some(e) = r.next_entry().unwrap() {
+        assert!(e.mtime <= 1_700_000_000, "{}", e.path);
+    }
+}
+
+/// Flip one byte in the middle of the given member and describe the failure.
+fn flip_and_check(member: usize) -> String {
+    let (dir, w) = write_fixture();
+    let mut bytes = fs::read(&w.path).unwrap();
+    let m = members(&bytes);
+    let (s, e) = m[member];
+    bytes[(s + e) / 2] ^= 0x55;
+    let bad = dir.path().join("bad.apk");
+    fs::write(&bad, &bytes).unwrap();
+    match Package::open(&bad) {
+        Err(e) => e.to_string(),
+        Ok(p) => p.verify(&test_trust()).unwrap_err().to_string(),
+    }
+}
+
+#[test]
+fn flipped_byte_names_the_part() {
+    let sig = flip_and_check(0);
+    assert!(sig.starts_with("signature section is corrupt"), "{sig}");
+    let control = flip_and_check(1);
+    assert!(
+        control.starts_with("control section is corrupt"),
+        "{control}"
+    );
+    let data = flip_and_check(2);
+    assert!(
+        data.starts_with("datahash: data section hashes to"),
+        "{data}"
+    );
+}
+
+#[test]
+fn altered_control_header_fails_the_signature() {
+    // Bytes 4..8 of a gzip header (MTIME) are not covered by the CRC: the
+    // member still decompresses, but the signature no longer matches.
+    let (dir, w) = write_fixture();
+    let mut bytes = fs::read(&w.path).unwrap();
+    let m = members(&bytes);
+    bytes[m[1].0 + 4] = 1;
+    let bad = dir.path().join("bad.apk");
+    fs::write(&bad, &bytes).unwrap();
+    let err = Package::open(&bad)
+        .unwrap()
+        .verify(&test_trust())
+        .unwrap_err();
+    assert_eq!(
+        err,
+        VerifyError::BadSignature {
+            key: test_key().1.name().to_string()
+        }
+    );
+}
+
+#[test]
+fn untrusted_and_unsigned() {
+    let (_dir, w) = write_fixture();
+    let pkg = Package::open(&w.path).unwrap();
+    assert_eq!(
+        pkg.verify(&TrustedKeys::new()).unwrap_err(),
+        VerifyError::UntrustedKey {
+            names: vec![test_key().1.name().to_string()]
+        }
+    );
+    // Strip the signature member: an unsigned package.
+    let bytes = fs::read(&w.path).unwrap();
+    let m = members(&bytes);
+    let unsigned = w.path.with_file_name("unsigned.apk");
+    fs::write(&unsigned, &bytes[m[1].0..]).unwrap();
+    let pkg = Package::open(&unsigned).unwrap();
+    assert_eq!(
+        pkg.verify(&test_trust()).unwrap_err(),
+        VerifyError::Unsigned
+    );
+}
+
+#[test]
+fn tampered_file_with_consistent_hashes_names_the_file() {
+    // Rebuild a package whose data tar carries a wrong content for one file
+    // but whose datahash and signature are recomputed: only the per-file
+    // checksum can catch it.
+    let (dir, w) = write_fixture();
+    let bytes = fs::read(&w.path).unwrap();
+    let m = members(&bytes);
+    let mut data = gunzip(&bytes[m[2].0..]);
+    let needle = b"Hello, world.";
+    let at = data
+        .windows(needle.len())
+        .position(|x| x == needle)
+        .unwrap();
+    data[at] = b'J';
+    let data_gz = gzip::compress(&data).unwrap();
+    let mut info = w.info.clone();
+    info.datahash = Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        &data_gz,
+    )));
+    let control = write::control_member(&info, 0).unwrap();
+    let (_, key) = test_key();
+    let sig = write::signature_member(key, &control, 0, false).unwrap();
+    let bad = dir.path().join("bad.apk");
+    fs::write(&bad, [sig, control, data_gz].concat()).unwrap();
+    let err = Package::open(&bad)
+        .unwrap()
+        .verify(&test_trust())
+        .unwrap_err();
+    match err {
+        VerifyError::FileChecksum { path, .. } => assert_eq!(path, "usr/share/doc/hello/README"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn sha1_signature_is_optional_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fixture_tree(&root);
+    let (_, key) = test_key();
+    let opts = WriteOptions {
+        sha1_signature: true,
+        ..WriteOptions::default()
+    };
+    let w = write_package(&spec(&root), key, &opts, dir.path()).unwrap();
+    let pkg = Package::open(&w.path).unwrap();
+    let algs: Vec<_> = pkg.signatures.iter().map(|s| s.alg).collect();
+    assert_eq!(algs, vec![sign::SigAlg::Rsa256, sign::SigAlg::Rsa]);
+    // Each signature verifies on its own.
+    for s in &pkg.signatures {
+        assert_eq!(
+            test_trust().verify(&s.key, s.alg, &pkg.control, &s.bytes),
+            Some(true)
+        );
+    }
+}
+
+#[test]
+fn empty_tree_is_a_meta_package_and_large_files_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    let (_, key) = test_key();
+    let w = write_package(&spec(&root), key, &WriteOptions::default(), dir.path()).unwrap();
+    assert_eq!(w.info.size, 0);
+    Package::open(&w.path)
+        .unwrap()
+        .verify(&test_trust())
+        .unwrap();
+    // A file above the in-memory threshold goes through the two-pass path.
+    let big: Vec<u8> = (0..9u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    fs::create_dir_all(root.join("usr/lib")).unwrap();
+    fs::write(root.join("usr/lib/big.bin"), &big).unwrap();
+    let w = write_package(&spec(&root), key, &WriteOptions::default(), dir.path()).unwrap();
+    assert_eq!(w.info.size, big.len() as u64);
+    let pkg = Package::open(&w.path).unwrap();
+    pkg.verify(&test_trust()).unwrap();
+    let f = pkg
+        .files
+        .iter()
+        .find(|f| f.path == "usr/lib/big.bin")
+        .unwrap();
+    assert_eq!(
+        f.expected_sha1.as_deref(),
+        Some(hex::encode(Sha1::digest(&big)).as_str())
+    );
+}
+
+#[test]
+fn rejects_unpackageable_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join(".hidden"), "x").unwrap();
+    let (_, key) = test_key();
+    let err = write_package(&spec(&root), key, &WriteOptions::default(), dir.path()).unwrap_err();
+    assert!(err.to_string().contains("top-level dot-file"), "{err}");
+    let mut s = spec(&root);
+    s.description = "two\nlines".into();
+    let err = write_package(&s, key, &WriteOptions::default(), dir.path()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid package metadata: description contains a line break"
+    );
+}
+
+#[test]
+fn index_round_trip_and_untrusted_signer() {
+    let (_dir, w) = write_fixture();
+    let entry = index::IndexEntry::from_package(&w.info, w.identity, w.file_size);
+    let (_, key) = test_key();
+    let bytes =
+        index::build_signed(std::slice::from_ref(&entry), Some("forge test"), 7, key).unwrap();
+    let idx = index::Index::from_bytes(&bytes, &test_trust()).unwrap();
+    assert_eq!(idx.entries, vec![entry.clone()]);
+    assert_eq!(idx.description.as_deref(), Some("forge test"));
+    // The unsigned part: DESCRIPTION first, then APKINDEX, GNU magic, EOA.
+    let m = members(&bytes);
+    assert_eq!(m.len(), 2);
+    let tar_bytes = gunzip(&bytes[m[1].0..]);
+    assert_eq!(&tar_bytes[..11], b"DESCRIPTION");
+    assert_eq!(&tar_bytes[257..265], b"ustar  \0");
+    assert_eq!(&tar_bytes[512..522], b"forge test");
+    assert_eq!(&tar_bytes[1024..1032], b"APKINDEX");
+    assert_eq!(&tar_bytes[tar_bytes.len() - 1024..], &[0u8; 1024][..]);
+    // Signed by a key nobody trusts.
+    let other_dir = tempfile::tempdir().unwrap();
+    let g = sign::generate(other_dir.path(), "other", 2048).unwrap();
+    let other = SigningKey::load(&g.private).unwrap();
+    let foreign = index::build_signed(&[entry], None, 7, &other).unwrap();
+    let err = index::Index::from_bytes(&foreign, &test_trust()).unwrap_err();
+    assert!(
+        err.to_string().contains("signed by untrusted key other-"),
+        "{err}"
+    );
+    // A byte changed in the signed body is a bad signature.
+    let mut tampered = bytes.clone();
+    tampered[m[1].0 + 5] ^= 1;
+    let err = index::Index::from_bytes(&tampered, &test_trust()).unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+}
+
+#[test]
+fn index_record_text() {
+    let mut e = index::IndexEntry {
+        checksum: [0xab; 20],
+        name: "hello".into(),
+        version: "2.12-r0".into(),
+        arch: "x86_64".into(),
+        size: 1234,
+        installed_size: 4096,
+        description: "Say hello".into(),
+        url: String::new(),
+        license: "MIT".into(),
+        origin: Some("hello".into()),
+        builddate: 1_700_000_000,
+        commit: Some("c0ffee".into()),
+        depends: vec!["musl".into(), "so:libc.so.6".into()],
+        provides: vec!["cmd:hello=2.12-r0".into()],
+        ..Default::default()
+    };
+    let mut s = String::new();
+    e.render_into(&mut s);
+    assert_eq!(
+        s,
+        "C:Q1q6urq6urq6urq6urq6urq6urq6s=\nP:hello\nV:2.12-r0\nA:x86_64\nS:1234\nI:4096\n\
+         T:Say hello\nU:\nL:MIT\no:hello\nt:1700000000\nc:c0ffee\nD:musl so:libc.so.6\n\
+         p:cmd:hello=2.12-r0\n\n"
+    );
+    assert_eq!(index::parse(&s).unwrap(), vec![e.clone()]);
+    e.builddate = 0;
+    let mut s = String::new();
+    e.render_into(&mut s);
+    assert!(!s.contains("\nt:"));
+}
+
+#[test]
+fn index_order_is_case_insensitive_then_bytewise() {
+    let mk = |n: &str| index::IndexEntry {
+        name: n.into(),
+        version: "1.0-r0".into(),
+        ..Default::default()
+    };
+    let text = index::render(&[mk("zlib"), mk("Abc"), mk("abc"), mk("ABD"), mk("a")]);
+    let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("P:")).collect();
+    assert_eq!(names, vec!["a", "Abc", "abc", "ABD", "zlib"]);
+}

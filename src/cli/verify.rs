@@ -1,0 +1,119 @@
+//! `forge verify PATH...`: check packages (`.apk`) and indexes
+//! (`APKINDEX.tar.gz`) against the trusted keys in `keys/`, naming exactly
+//! which part is wrong: signature, untrusted key, control, datahash or a
+//! file's checksum. For an index, every entry whose file sits next to it must
+//! match its `C:` and `S:`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+
+use crate::apk::Package;
+use crate::apk::index::Index;
+use crate::settings::Settings;
+use crate::sign::TrustedKeys;
+
+/// Arguments of `forge verify`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Package files and APKINDEX.tar.gz files.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Trust the `*.rsa.pub` keys in DIR instead of the project's `keys/`.
+    #[arg(long, value_name = "DIR")]
+    keys_dir: Option<PathBuf>,
+}
+
+/// Run `forge verify`.
+pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
+    let dir = args.keys_dir.clone().unwrap_or_else(|| settings.keys_dir());
+    let trusted = TrustedKeys::load_dir(&dir)
+        .with_context(|| format!("loading keys from {}", dir.display()))?;
+    if trusted.names().next().is_none() {
+        settings
+            .shell
+            .warn(format!("no trusted keys (*.rsa.pub) in {}", dir.display()));
+    }
+    let mut failed = 0;
+    for path in &args.paths {
+        let result = if is_index(path) {
+            verify_index(path, &trusted)
+        } else {
+            verify_package(path, &trusted)
+        };
+        match result {
+            Ok(signer) => {
+                settings.shell.status(
+                    "Verified",
+                    format!("{} (signed by {signer})", path.display()),
+                );
+                settings
+                    .shell
+                    .event(&serde_json::json!({"event": "verify", "path": path, "ok": true, "key": signer}));
+            }
+            Err(problem) => {
+                failed += 1;
+                settings
+                    .shell
+                    .error(format!("{}: {problem}", path.display()));
+                settings
+                    .shell
+                    .event(&serde_json::json!({"event": "verify", "path": path, "ok": false, "error": problem}));
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn is_index(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".tar.gz"))
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn verify_package(path: &Path, trusted: &TrustedKeys) -> Result<String, String> {
+    let pkg = Package::open(path).map_err(|e| chain(&e))?;
+    pkg.verify(trusted).map_err(|e| e.to_string())
+}
+
+fn verify_index(path: &Path, trusted: &TrustedKeys) -> Result<String, String> {
+    let index = Index::read(path, trusted).map_err(|e| chain(&e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for entry in &index.entries {
+        let file = dir.join(entry.file_name());
+        let pkg = Package::open_control(&file)
+            .map_err(|e| format!("index names {}: {}", entry.file_name(), chain(&e)))?;
+        if pkg.identity != entry.checksum {
+            return Err(format!(
+                "index entry {} has C:{} but the file's control section hashes to a different value",
+                entry.file_name(),
+                entry.checksum_text()
+            ));
+        }
+        if pkg.file_size != entry.size {
+            return Err(format!(
+                "index entry {} has S:{} but the file has {} bytes",
+                entry.file_name(),
+                entry.size,
+                pkg.file_size
+            ));
+        }
+    }
+    Ok(index.signer)
+}
