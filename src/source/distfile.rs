@@ -9,7 +9,8 @@
 //! 2. each mirror in order: `<mirror>/<algorithm>/<hex>`, then
 //!    `<mirror>/<filename>` (mirrors are URLs or local folders); a mirror
 //!    whose bytes do not match is skipped with a warning;
-//! 3. unless offline, upstream; a mismatch there is an error.
+//! 3. unless offline, upstream (a `file://` URL counts as local and is read
+//!    offline too); a mismatch there is an error.
 //!
 //! Whatever the origin, bytes are streamed into a temporary file in the
 //! cache folder while being hashed, fsynced, compared, and only then renamed
@@ -59,10 +60,16 @@ impl Place {
 }
 
 fn mirror_places(mirror: &str, want: &Want) -> Vec<Place> {
-    let rels = [
+    let mut rels = vec![
         format!("{}/{}", want.checksum.algorithm(), want.checksum.hex()),
         want.filename.to_string(),
     ];
+    // A recipe may rename the file; mirrors seeded from upstream URLs know it
+    // by the URL's last segment.
+    let segment = url_file_name(want.url);
+    if !segment.is_empty() && segment != want.filename {
+        rels.push(segment.to_string());
+    }
     rels.into_iter()
         .map(|rel| {
             if http::is_url(mirror) {
@@ -73,6 +80,15 @@ fn mirror_places(mirror: &str, want: &Want) -> Vec<Place> {
             }
         })
         .collect()
+}
+
+/// The last path segment of a URL, without query or fragment.
+fn url_file_name(url: &str) -> &str {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    match path.rsplit_once('/') {
+        Some((_, last)) if last != ".." && last != "." => last,
+        _ => "",
+    }
 }
 
 /// Make sure the file is in the cache and verified; returns its cache path.
@@ -111,6 +127,28 @@ pub(crate) fn ensure(settings: &Settings, want: &Want) -> Result<PathBuf, Source
             }
         }
     }
+    upstream(settings, want, &dest, looked)
+}
+
+/// The recipe's own URL: http(s), or a `file://` path (local, so allowed
+/// offline too).
+fn upstream(
+    settings: &Settings,
+    want: &Want,
+    dest: &Path,
+    looked: Vec<String>,
+) -> Result<PathBuf, SourceError> {
+    if let Some(path) = want.url.strip_prefix("file://") {
+        let place = Place::Dir(PathBuf::from(path));
+        return match fetch_place(settings, &place, want, dest)? {
+            true => Ok(dest.to_path_buf()),
+            false => Err(SourceError::Io {
+                op: "reading",
+                path: PathBuf::from(path),
+                source: std::io::ErrorKind::NotFound.into(),
+            }),
+        };
+    }
     if settings.offline {
         return Err(SourceError::Offline {
             recipe: want.recipe.to_string(),
@@ -121,8 +159,8 @@ pub(crate) fn ensure(settings: &Settings, want: &Want) -> Result<PathBuf, Source
         });
     }
     let place = Place::Url(want.url.to_string());
-    match fetch_place(settings, &place, want, &dest)? {
-        true => Ok(dest),
+    match fetch_place(settings, &place, want, dest)? {
+        true => Ok(dest.to_path_buf()),
         false => Err(SourceError::HttpStatus {
             url: want.url.to_string(),
             status: 404,
@@ -312,6 +350,37 @@ mod tests {
             .map(|r| r.collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "cache holds {left:?}");
+    }
+
+    #[test]
+    fn mirror_lookup_order() {
+        let sum = sha256(b"x");
+        let want = Want {
+            recipe: "r",
+            url: "https://example.invalid/dl/v1.tar.gz?raw=1",
+            filename: "r-1.tar.gz",
+            checksum: &sum,
+        };
+        let got: Vec<String> = mirror_places("https://m.invalid/src/", &want)
+            .iter()
+            .map(Place::describe)
+            .collect();
+        let addr = format!("https://m.invalid/src/sha256/{}", sum.hex());
+        assert_eq!(
+            got,
+            [
+                addr.as_str(),
+                "https://m.invalid/src/r-1.tar.gz",
+                "https://m.invalid/src/v1.tar.gz"
+            ]
+        );
+        let got: Vec<String> = mirror_places("file:///srv/m", &want)
+            .iter()
+            .map(Place::describe)
+            .collect();
+        assert_eq!(got[1], "/srv/m/r-1.tar.gz");
+        assert_eq!(url_file_name("https://h.invalid/a/b.tar#frag"), "b.tar");
+        assert_eq!(url_file_name("https://h.invalid/a/.."), "");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Local sources: files and folders inside the recipe folder, placed at the
-//! same relative path under `$srcdir` (`files/app.conf` → `$srcdir/files/app.conf`).
+//! Local sources: files and folders inside the recipe folder, placed under
+//! `$srcdir` by their last name (`patches/fix.patch` → `$srcdir/fix.patch`,
+//! as abuild does and as recipe validation assumes for collision checks).
 //!
 //! A local path may not leave the recipe folder, neither by `..` nor through a
 //! symlink; copying goes through [`TreeWriter`], so symlinks inside a copied
@@ -44,14 +45,22 @@ pub(crate) fn resolve(recipe: &Recipe, rel: &str) -> Result<PathBuf, SourceError
     Ok(full)
 }
 
-/// Copy local source `rel` (resolved to `full`) into `srcdir`.
+/// Copy local source `rel` (resolved to `full`) into `srcdir` under its last name.
 pub(crate) fn place(
     recipe: &Recipe,
     full: &Path,
     rel: &str,
     srcdir: &Path,
 ) -> Result<(), SourceError> {
-    let dest = srcdir.join(rel);
+    let name = Path::new(rel)
+        .file_name()
+        .map(Path::new)
+        .ok_or_else(|| SourceError::Local {
+            recipe: recipe.name.clone(),
+            path: rel.to_string(),
+            reason: "has no file name".to_string(),
+        })?;
+    let dest = srcdir.join(name);
     if dest.symlink_metadata().is_ok() {
         return Err(SourceError::Collision {
             recipe: recipe.name.clone(),
@@ -71,11 +80,11 @@ pub(crate) fn place(
         }
         for e in entries {
             let sub = e.path().strip_prefix(full).expect("under its root");
-            let entry = Path::new(rel).join(sub);
+            let entry = name.join(sub);
             copy_one(&mut w, e.path(), &entry)?;
         }
     } else {
-        copy_one(&mut w, full, Path::new(rel))?;
+        copy_one(&mut w, full, name)?;
     }
     w.finish()?;
     Ok(())

@@ -95,6 +95,8 @@ fn prepare_lays_out_every_kind_of_source() {
     std::fs::create_dir_all(rdir.join("files")).unwrap();
     std::fs::write(rdir.join("fix.patch"), b"--- a\n+++ b\n").unwrap();
     std::fs::write(rdir.join("files/app.conf"), b"x=1\n").unwrap();
+    std::fs::create_dir_all(rdir.join("dir/sub")).unwrap();
+    std::fs::write(rdir.join("dir/sub/f"), b"f").unwrap();
     let sources = vec![
         Source::Http {
             url: "https://example.invalid/demo-1.0.tar.gz".into(),
@@ -118,8 +120,9 @@ fn prepare_lays_out_every_kind_of_source() {
             path: "fix.patch".into(),
         },
         Source::Local {
-            path: "files".into(),
+            path: "files/app.conf".into(),
         },
+        Source::Local { path: "dir".into() },
     ];
     let r = recipe(&rdir, sources);
     // Offline: the git repository has to be fetched, which offline refuses.
@@ -152,10 +155,9 @@ fn prepare_lays_out_every_kind_of_source() {
         std::fs::read(srcdir.join("fix.patch")).unwrap(),
         b"--- a\n+++ b\n"
     );
-    assert_eq!(
-        std::fs::read(srcdir.join("files/app.conf")).unwrap(),
-        b"x=1\n"
-    );
+    assert_eq!(std::fs::read(srcdir.join("app.conf")).unwrap(), b"x=1\n");
+    assert!(!srcdir.join("files").exists());
+    assert_eq!(std::fs::read(srcdir.join("dir/sub/f")).unwrap(), b"f");
     // Digests: the same from fetch and from the recipe alone.
     let digests: Vec<String> = p.inputs.iter().map(|f| f.digest.clone()).collect();
     assert_eq!(digests, input_digests(&r).unwrap());
