@@ -495,13 +495,52 @@ fn read_entries(
     Ok((out, sha256))
 }
 
-/// Recipe sources by origin, for the SBOM (origins without a readable recipe
-/// are left out).
+/// Recipe sources by origin, for the SBOM. Only recipes whose version equals
+/// the installed version of their main package are used (the recipe may have
+/// moved on since the package was built); others are left out.
 fn recipe_sources(
-    _settings: &Settings,
-    _inputs: &[ArchInput],
+    settings: &Settings,
+    inputs: &[ArchInput],
 ) -> BTreeMap<String, (String, Vec<SourceRef>)> {
-    BTreeMap::new()
+    let mut versions: BTreeMap<&str, &str> = BTreeMap::new();
+    for p in inputs.iter().flat_map(|i| &i.packages) {
+        if p.meta.name == p.meta.origin {
+            versions.insert(&p.meta.origin, &p.meta.version);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (origin, version) in versions {
+        let Ok(recipe) = crate::recipe::find(&settings.recipes_dir(), origin) else {
+            continue;
+        };
+        if recipe.full_version() != version {
+            settings.shell.verbose(format!(
+                "SBOM: recipe {origin} is at {}, the package at {version}; sources left out",
+                recipe.full_version()
+            ));
+            continue;
+        }
+        let refs = recipe
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                crate::recipe::Source::Http { url, checksum, .. } => Some(SourceRef {
+                    location: url.clone(),
+                    checksum: Some((
+                        checksum.algorithm().to_uppercase(),
+                        checksum.hex().to_string(),
+                    )),
+                }),
+                crate::recipe::Source::Git { url, commit, .. } => Some(SourceRef {
+                    location: format!("git+{url}@{commit}"),
+                    checksum: None,
+                }),
+                crate::recipe::Source::Local { .. } => None,
+            })
+            .collect();
+        out.insert(origin.to_string(), (recipe.full_version(), refs));
+    }
+    out
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {

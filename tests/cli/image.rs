@@ -97,6 +97,25 @@ fn static_hello(dir: &Path) -> Option<Vec<u8>> {
     Some(std::fs::read(out).unwrap())
 }
 
+/// The recipe of the `hello` origin: its sources go into the SBOM.
+const HELLO_RECIPE: &str = r#"schema = 1
+[package]
+name = "hello"
+version = "1.0"
+release = 0
+description = "hello"
+url = "https://example.org/hello"
+license = "MIT"
+arch = ["x86_64"]
+
+[[source]]
+url = "https://example.org/hello-1.0.tar.gz"
+sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
+
+[build]
+script = "true"
+"#;
+
 const IMAGE: &str = r#"schema = 1
 description = "hello, from packages"
 version = "1.0"
@@ -209,6 +228,7 @@ fn image_layout_is_read_by_skopeo_and_umoci_and_runs() {
         return;
     };
     let p = hello_project(&hello, "hi");
+    write(p.path(), "recipes/hello/recipe.toml", HELLO_RECIPE);
     let layout = build(p.path());
 
     // Layout shape: index.json → image index → amd64 manifest → config.
@@ -281,7 +301,28 @@ fn image_layout_is_read_by_skopeo_and_umoci_and_runs() {
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, ["hello", "greet-data", "hello-doc", "hello"]);
+        assert_eq!(
+            names,
+            [
+                "hello",
+                "greet-data",
+                "hello-doc",
+                "hello-source-0",
+                "hello"
+            ]
+        );
+        let src = &doc["packages"][3];
+        assert_eq!(
+            src["downloadLocation"],
+            "https://example.org/hello-1.0.tar.gz"
+        );
+        assert_eq!(src["checksums"][0]["algorithm"], "SHA256");
+        assert_eq!(src["primaryPackagePurpose"], "SOURCE");
+        let generated = doc["relationships"].as_array().unwrap().iter().any(|r| {
+            r["relationshipType"] == "GENERATED_FROM"
+                && r["relatedSpdxElement"] == "SPDXRef-Source-hello-0"
+        });
+        assert!(generated);
         run_ok(Command::new("pyspdxtools").arg("-i").arg(&sbom));
     }
 
