@@ -275,6 +275,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn https_transport_is_built_in() {
+        assert!(
+            git2::Version::get().https(),
+            "git2 built without the https feature"
+        );
+        let want = Want {
+            recipe: "r",
+            recipe_dir: Path::new("/r"),
+            url: "https://example.invalid/x.git",
+            commit: "0123456789abcdef0123456789abcdef01234567",
+            tag: None,
+        };
+        assert_eq!(effective_url(&want).unwrap(), want.url);
+        let svn = Want {
+            url: "svn://example.invalid/x",
+            ..want
+        };
+        assert!(matches!(
+            effective_url(&svn),
+            Err(SourceError::GitTransport { .. })
+        ));
+        let rel = Want {
+            url: "vendor/x",
+            ..svn
+        };
+        assert_eq!(effective_url(&rel).unwrap(), "/r/vendor/x");
+    }
+
+    #[test]
     fn repo_paths_are_stable_and_distinct() {
         let c = Path::new("/c");
         let a = repo_path(c, "https://example.invalid/org/proj.git");
