@@ -12,14 +12,15 @@
 //! | [`recipe`] | recipe TOML → validated [`recipe::Recipe`] |
 //! | [`graph`] | recipes → [`graph::UnitGraph`]: build order, cycles, closures |
 //! | [`plan`] | unit keys, fresh/dirty verdicts and why |
+//! | [`jobs`] | the parallel job queue (dependency order, -j, keep-going) |
 //! | [`source`] | fetching, verifying, caching and unpacking sources |
-//! | [`build`] | sandboxed build steps → staged package trees (`out/stage/`) |
-//! | [`process`] | the one wrapper for running external commands |
-//! | [`oci`] | OCI documents, canonical JSON, image layout writer |
-//! | [`image`] | `images/NAME.toml` → OCI image layout + SPDX SBOMs |
 //! | [`apk`] | apk v2 packages: writer, reader, verification, APKINDEX format |
 //! | [`repo`] | `out/repo/<arch>/`: packages and the signed index, updated atomically |
 //! | [`sign`] | RSA signing keys: generation, loading, trust |
+//! | [`oci`] | OCI documents, canonical JSON, image layout writer |
+//! | [`image`] | `images/NAME.toml` → OCI image layout + SPDX SBOMs |
+//! | [`build`] | sandboxed build steps → staged package trees (`out/stage/`) |
+//! | [`process`] | the one wrapper for running external commands |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -28,6 +29,7 @@ pub mod build;
 pub mod cli;
 pub mod graph;
 pub mod image;
+pub mod jobs;
 pub mod oci;
 pub mod output;
 pub mod plan;
