@@ -198,10 +198,10 @@ impl Cmd {
 pub fn tail_utf8(bytes: &[u8], max: usize) -> String {
     let start = bytes.len().saturating_sub(max);
     let text = String::from_utf8_lossy(&bytes[start..]);
-    if start > 0 {
-        if let Some(nl) = text.find('\n') {
-            return text[nl + 1..].to_string();
-        }
+    if start > 0
+        && let Some(nl) = text.find('\n')
+    {
+        return text[nl + 1..].to_string();
     }
     text.into_owned()
 }

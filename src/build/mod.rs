@@ -113,7 +113,7 @@ pub enum BuildError {
         recipe: String,
         /// What went wrong.
         #[source]
-        source: crate::source::SourceError,
+        source: Box<crate::source::SourceError>,
     },
     /// The build or check script failed.
     #[error("{step} step of `{recipe}` failed ({status}); log: {}", log.display())]
@@ -241,7 +241,7 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
     let prepared = crate::source::prepare(settings, recipe, &dirs.src).map_err(|source| {
         BuildError::Source {
             recipe: name.to_string(),
-            source,
+            source: Box::new(source),
         }
     })?;
 
