@@ -68,3 +68,24 @@ pub(crate) fn get(url: &str) -> Result<Option<Response>, SourceError> {
 pub(crate) fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_builds_and_reports_connection_errors() {
+        // Port 9 (discard) on loopback has no listener here: the client must
+        // build its TLS configuration and fail to connect, not panic.
+        for url in [
+            "https://127.0.0.1:9/x.tar.gz",
+            "http://127.0.0.1:9/x.tar.gz",
+        ] {
+            let err = get(url).err().expect("nothing listens on port 9");
+            assert!(matches!(err, SourceError::Download { .. }), "{err}");
+            assert!(err.to_string().contains(url), "{err}");
+        }
+        assert!(is_url("https://a.invalid/") && is_url("http://a.invalid/"));
+        assert!(!is_url("/srv/mirror") && !is_url("file:///srv/mirror"));
+    }
+}

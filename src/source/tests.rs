@@ -291,3 +291,72 @@ fn extract_of_a_non_archive_is_refused() {
         "{err}"
     );
 }
+
+/// The real upstream tarballs of `recipes/` (seeded by `.ci/seed-mirror.sh`),
+/// unpacked by forge and, when `tar` is installed, compared file by file with
+/// what GNU tar makes of them.
+#[test]
+fn real_tarballs_match_gnu_tar() {
+    let mirror = std::env::var_os("FORGE_TEST_MIRROR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/forge-mirror"));
+    let have_tar = std::process::Command::new("tar")
+        .arg("--version")
+        .output()
+        .is_ok();
+    for (file, top) in [
+        ("busybox-1.35.0.tar.bz2", "busybox-1.35.0"),
+        ("crun-1.8.1.tar.xz", "crun-1.8.1"),
+    ] {
+        let path = mirror.join(file);
+        if !path.exists() {
+            eprintln!("skipping: {} is missing", path.display());
+            continue;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let ours = tmp.path().join("ours");
+        let format = unpack::sniff(&path).unwrap().expect("an archive");
+        let start = std::time::Instant::now();
+        let found = unpack::unpack(&path, format, &ours).unwrap();
+        eprintln!("{file}: unpacked in {:?}", start.elapsed());
+        assert_eq!(found, Some(PathBuf::from(top)));
+        if !have_tar {
+            continue;
+        }
+        let theirs = tmp.path().join("theirs");
+        std::fs::create_dir_all(&theirs).unwrap();
+        let st = std::process::Command::new("tar")
+            .arg("-xf")
+            .arg(&path)
+            .arg("-C")
+            .arg(&theirs)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let list = |root: &Path| -> Vec<(PathBuf, String)> {
+            let mut v: Vec<_> = walkdir::WalkDir::new(root)
+                .into_iter()
+                .map(|e| e.unwrap())
+                .map(|e| {
+                    let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
+                    let m = std::fs::symlink_metadata(e.path()).unwrap();
+                    let what = if m.file_type().is_symlink() {
+                        format!("-> {}", std::fs::read_link(e.path()).unwrap().display())
+                    } else if m.is_dir() {
+                        format!("dir {:o}", m.permissions().mode() & 0o7777)
+                    } else {
+                        let mut h = digest::Hasher::for_checksum(&Checksum::Sha256(String::new()));
+                        h.update(&std::fs::read(e.path()).unwrap());
+                        format!("{:o} {}", m.permissions().mode() & 0o7777, h.finish().hex())
+                    };
+                    (rel, what)
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let (a, b) = (list(&ours), list(&theirs));
+        assert!(a.len() > 100, "{file}: only {} entries", a.len());
+        assert_eq!(a, b, "{file}: forge and tar disagree");
+    }
+}

@@ -126,6 +126,8 @@ fn unpack_tar<R: Read>(reader: R, archive: &Path, w: &mut TreeWriter) -> Result<
             .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
         let kind = header.entry_type();
         match kind {
+            // Old tars mark folders as regular files whose name ends in `/`.
+            T::Regular if entry.path_bytes().ends_with(b"/") => w.dir(&path, mode, mtime)?,
             T::Regular | T::Continuous | T::GNUSparse => w.file(&path, mode, mtime, &mut entry)?,
             T::Directory => w.dir(&path, mode, mtime)?,
             T::Symlink | T::Link => {

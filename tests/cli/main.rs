@@ -8,3 +8,4 @@ mod support;
 mod crun;
 mod build;
 mod image;
+mod source;
