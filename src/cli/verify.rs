@@ -1,8 +1,8 @@
 //! `forge verify PATH...`: check packages (`.apk`) and indexes
 //! (`APKINDEX.tar.gz`) against the trusted keys in `keys/`, naming exactly
 //! which part is wrong: signature, untrusted key, control, datahash or a
-//! file's checksum. For an index, every entry whose file sits next to it must
-//! match its `C:` and `S:`.
+//! file's checksum. For an index, every package it names must sit next to
+//! it, match its `C:` and `S:`, and verify in full.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -97,7 +97,7 @@ fn verify_index(path: &Path, trusted: &TrustedKeys) -> Result<String, String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     for entry in &index.entries {
         let file = dir.join(entry.file_name());
-        let pkg = Package::open_control(&file)
+        let pkg = Package::open(&file)
             .map_err(|e| format!("index names {}: {}", entry.file_name(), chain(&e)))?;
         if pkg.identity != entry.checksum {
             return Err(format!(
@@ -114,6 +114,8 @@ fn verify_index(path: &Path, trusted: &TrustedKeys) -> Result<String, String> {
                 pkg.file_size
             ));
         }
+        pkg.verify(trusted)
+            .map_err(|e| format!("index names {}: {e}", entry.file_name()))?;
     }
     Ok(index.signer)
 }

@@ -5,6 +5,7 @@
 //! `.ci/run`) a missing tool fails the test.
 
 mod support;
+mod apk;
 mod crun;
 mod build;
 mod image;
