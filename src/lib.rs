@@ -32,6 +32,7 @@ pub mod image;
 pub mod jobs;
 pub mod oci;
 pub mod output;
+pub mod pipeline;
 pub mod plan;
 pub mod process;
 pub mod recipe;

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::recipe::{Recipe, Source};
+use crate::recipe::Recipe;
 
 /// Bump when anything that changes output bytes changes (tar, gzip, .PKGINFO,
 /// index layout, build environment set-up).
@@ -127,90 +127,42 @@ pub fn normalized_recipe(recipe: &Recipe, source_date_epoch: i64, commit: Option
             ),
         );
     }
+    for src in &recipe.sources {
+        // How a source is placed (file name, extract, dest) shapes the build.
+        line("source", &format!("{src:?}"));
+    }
     line("source_date_epoch", &source_date_epoch.to_string());
     line("commit", commit.unwrap_or(""));
     s
 }
 
-/// The identity of one source as recorded in the recipe, or for a local
-/// source, a digest over its bytes (files in path order, with modes).
-pub fn source_identity(recipe: &Recipe, source: &Source) -> std::io::Result<String> {
-    Ok(match source {
-        Source::Http {
-            url,
-            checksum,
-            filename,
-            extract,
-        } => sha256_hex(
-            format!("http|{url}|{}|{filename}|{extract}", checksum.to_prefixed()).as_bytes(),
-        ),
-        Source::Git {
-            url,
-            commit,
-            tag,
-            dest,
-        } => sha256_hex(
-            format!("git|{url}|{commit}|{}|{dest}", tag.as_deref().unwrap_or("")).as_bytes(),
-        ),
-        Source::Local { path } => hash_local(&recipe.dir, Path::new(path))?,
-    })
-}
-
-fn hash_local(dir: &Path, rel: &Path) -> std::io::Result<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let root = dir.join(rel);
-    let mut h = Sha256::new();
-    let mut entries: Vec<PathBuf> = Vec::new();
-    for e in walkdir::WalkDir::new(&root).sort_by_file_name() {
-        let e = e.map_err(std::io::Error::other)?;
-        entries.push(e.path().to_path_buf());
-    }
-    for p in entries {
-        let meta = std::fs::symlink_metadata(&p)?;
-        let name = p
-            .strip_prefix(dir)
-            .unwrap_or(&p)
-            .to_string_lossy()
-            .into_owned();
-        h.update(name.as_bytes());
-        h.update([0]);
-        let mode = meta.permissions().mode() & 0o777;
-        if meta.file_type().is_symlink() {
-            h.update(b"l");
-            h.update(std::fs::read_link(&p)?.to_string_lossy().as_bytes());
-        } else if meta.is_dir() {
-            h.update(format!("d{mode:o}").as_bytes());
-        } else {
-            h.update(format!("f{mode:o}:").as_bytes());
-            h.update(Sha256::digest(std::fs::read(&p)?));
-        }
-        h.update([0]);
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
 /// Assemble a unit's inputs.
+///
+/// `source_digests` are the sources' identities in recipe order, as
+/// [`crate::source::input_digests`] gives them (checksums, commits, content
+/// digests of local files), so no download is needed to plan.
 pub fn unit_inputs(
     recipe: &Recipe,
     source_date_epoch: i64,
     commit: Option<&str>,
+    source_digests: &[String],
     dep_keys: &BTreeMap<String, String>,
     env_identity: &str,
-) -> std::io::Result<Inputs> {
+) -> Inputs {
     let mut c = BTreeMap::new();
     c.insert("format".to_string(), FORMAT_VERSION.to_string());
     c.insert(
         "recipe".to_string(),
         sha256_hex(normalized_recipe(recipe, source_date_epoch, commit).as_bytes()),
     );
-    for (i, s) in recipe.sources.iter().enumerate() {
-        c.insert(format!("source:{}", i + 1), source_identity(recipe, s)?);
+    for (i, d) in source_digests.iter().enumerate() {
+        c.insert(format!("source:{}", i + 1), sha256_hex(d.as_bytes()));
     }
     for (name, key) in dep_keys {
         c.insert(format!("dep:{name}"), key.clone());
     }
     c.insert("env".to_string(), sha256_hex(env_identity.as_bytes()));
-    Ok(Inputs { components: c })
+    Inputs { components: c }
 }
 
 /// One artifact a unit produced, as recorded in its state file.

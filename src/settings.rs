@@ -37,6 +37,8 @@ pub struct Settings {
     pub mirrors: Vec<String>,
     /// Build isolation.
     pub sandbox: SandboxMode,
+    /// Recipes built when `forge build` names none (empty: all).
+    pub default_targets: Vec<String>,
     /// The output channel.
     pub shell: Shell,
 }
@@ -72,6 +74,7 @@ impl Settings {
             offline: true,
             mirrors: Vec::new(),
             sandbox: SandboxMode::Bwrap,
+            default_targets: Vec::new(),
             shell: Shell::silent(),
         }
     }
@@ -89,6 +92,9 @@ pub struct ConfigFile {
     /// Default cache folder.
     #[serde(default)]
     pub cache_dir: Option<PathBuf>,
+    /// The recipes `forge build` builds when no name is given (default: all).
+    #[serde(default)]
+    pub default_targets: Vec<String>,
 }
 
 impl ConfigFile {

@@ -200,6 +200,7 @@ fn settings_for(g: &GlobalArgs, shell: Shell) -> Result<Settings> {
         offline: g.offline,
         mirrors,
         sandbox: g.sandbox,
+        default_targets: project.default_targets.clone(),
         shell,
     })
 }

@@ -1,0 +1,519 @@
+//! `forge build`: the whole package pipeline for one run.
+//!
+//! 1. **Load** every recipe ([`crate::recipe::load_all`]) and keep those that
+//!    build for the host architecture.
+//! 2. **Graph**: makedepends/depends/provides form a [`UnitGraph`]; provides
+//!    recorded in the signed index of earlier builds (`so:`, `pc:`) count too.
+//! 3. **Select**: the targets and what they need (all recipes by default),
+//!    plus, with `--rdeps`, everything that depends on the targets.
+//! 4. **Plan**: in dependency order, every unit gets its input key
+//!    ([`crate::plan`]); a unit is fresh when its state file carries the same
+//!    key and every package it lists still verifies. `--explain` prints why.
+//! 5. **Execute** dirty units on the [`crate::jobs`] queue: install build
+//!    dependencies from the repository ([`deps`]), prepare sources, build in
+//!    the sandbox ([`crate::build`]), write signed packages ([`crate::apk`]),
+//!    land them in the repository and re-sign the index ([`crate::repo`]),
+//!    then write the unit's state file, last.
+//!
+//! The whole run holds an exclusive lock on `out/.lock`, so two forge
+//! processes on the same output folder take turns.
+
+pub mod deps;
+pub mod images;
+mod report;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use fs2::FileExt as _;
+use sha2::{Digest as _, Sha256};
+
+use crate::apk::{self, PackageSpec, WriteOptions};
+use crate::build::{self, BuildRequest};
+use crate::graph::{UnitGraph, dep_name};
+use crate::jobs::{self, Outcome};
+use crate::plan::{self, ArtifactRecord, DirtyReason, Freshness, Inputs, UnitState};
+use crate::recipe::{self, Recipe};
+use crate::repo::{self, Repo};
+use crate::settings::Settings;
+use crate::sign::{self, SigningKey, TrustedKeys};
+
+pub use report::{Report, UnitReport, Verdict};
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Recipes to build (with what they need); empty means all.
+    pub targets: Vec<String>,
+    /// Also build everything that depends on the targets.
+    pub rdeps: bool,
+    /// Rebuild the targets even when fresh.
+    pub force: bool,
+    /// Keep building independent units after a failure.
+    pub keep_going: bool,
+    /// Print why every unit is fresh or dirty.
+    pub explain: bool,
+    /// Plan only: say what would be built.
+    pub dry_run: bool,
+    /// Add a legacy SHA-1 signature to packages and the index.
+    pub sha1_signature: bool,
+}
+
+/// A pipeline failure before any unit ran (units' own failures are in the
+/// [`Report`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Recipes failed to load.
+    #[error(transparent)]
+    Recipe(#[from] recipe::RecipeError),
+    /// The graph is broken.
+    #[error(transparent)]
+    Graph(#[from] crate::graph::GraphError),
+    /// Keys could not be read or made.
+    #[error(transparent)]
+    Sign(#[from] sign::SignError),
+    /// The repository could not be opened.
+    #[error(transparent)]
+    Repo(#[from] repo::RepoError),
+    /// Source identities could not be computed.
+    #[error("planning `{recipe}`")]
+    Source {
+        /// The recipe.
+        recipe: String,
+        /// The cause.
+        #[source]
+        source: crate::source::SourceError,
+    },
+    /// A file operation failed.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError {
+    let path = path.to_path_buf();
+    move |source| PipelineError::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// The architecture forge builds for on this host, in apk's names.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "x86_64",
+        "aarch64" => "aarch64",
+        "arm" => "armv7",
+        other => other,
+    }
+}
+
+/// Hold `out/.lock` for the life of the value.
+pub struct OutLock(#[allow(dead_code)] fs::File);
+
+impl OutLock {
+    /// Take the exclusive lock, saying so when another process holds it.
+    pub fn acquire(settings: &Settings) -> Result<OutLock, PipelineError> {
+        fs::create_dir_all(&settings.out).map_err(io_err("creating", &settings.out))?;
+        let path = settings.out.join(".lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("opening", &path))?;
+        if file.try_lock_exclusive().is_err() {
+            settings.shell.status(
+                "Blocking",
+                format!(
+                    "waiting for another forge run on {}",
+                    settings.out.display()
+                ),
+            );
+            file.lock_exclusive().map_err(io_err("locking", &path))?;
+        }
+        Ok(OutLock(file))
+    }
+}
+
+/// The identity of the build environment: what, besides the recipe, shapes
+/// the bytes a build produces.
+fn env_identity(settings: &Settings, arch: &str) -> String {
+    let cc = crate::process::Cmd::new("cc")
+        .arg("--version")
+        .run_stdout()
+        .map(|s| s.lines().next().unwrap_or("").to_string())
+        .unwrap_or_else(|_| "no cc".to_string());
+    format!(
+        "arch={arch}\nsandbox={:?}\ncc={cc}\nforge-format={}\n",
+        settings.sandbox,
+        plan::FORMAT_VERSION
+    )
+}
+
+/// One unit as planned.
+struct Unit<'r> {
+    recipe: &'r Recipe,
+    sde: i64,
+    commit: Option<String>,
+    inputs: Inputs,
+    freshness: Freshness,
+}
+
+/// Run the package pipeline.
+pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, PipelineError> {
+    let shell = &settings.shell;
+    let started = Instant::now();
+    let _lock = OutLock::acquire(settings)?;
+    let arch = host_arch();
+
+    let all = recipe::load_all(&settings.recipes_dir())?;
+    let recipes: Vec<Recipe> = all
+        .into_iter()
+        .filter(|r| {
+            r.arch
+                .iter()
+                .any(|a| a == arch || a == "noarch" || a == "all")
+        })
+        .collect();
+
+    let key = sign::ensure_default_key(settings)?;
+    let trusted = TrustedKeys::load_dir(&settings.keys_dir())?;
+    let repo_dir = settings.repo_dir().join(arch);
+    let index_entries = read_index_entries(&repo_dir, &trusted);
+    let mut extra = BTreeMap::new();
+    for e in &index_entries {
+        let origin = e.origin.clone().unwrap_or_else(|| e.name.clone());
+        for p in &e.provides {
+            extra.insert(dep_name(p).to_string(), origin.clone());
+        }
+    }
+    let known: BTreeSet<&str> = recipes.iter().map(|r| r.name.as_str()).collect();
+    extra.retain(|_, origin| known.contains(origin.as_str()));
+    let graph = UnitGraph::new(&recipes, &extra)?;
+
+    let selected: BTreeSet<String> = if opts.targets.is_empty() {
+        graph.names().map(str::to_string).collect()
+    } else if opts.rdeps {
+        let up = graph.reverse_closure(&opts.targets)?;
+        graph.closure(&up.into_iter().collect::<Vec<_>>())?
+    } else {
+        graph.closure(&opts.targets)?
+    };
+    let order = graph.order(&selected);
+    let by_name: BTreeMap<&str, &Recipe> = recipes.iter().map(|r| (r.name.as_str(), r)).collect();
+
+    // Plan, dependencies first so their keys are known.
+    let env = env_identity(settings, arch);
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    let mut units: BTreeMap<String, Unit<'_>> = BTreeMap::new();
+    let forced: BTreeSet<&String> = if opts.force {
+        opts.targets.iter().collect()
+    } else {
+        BTreeSet::new()
+    };
+    for name in &order {
+        let r = by_name[name.as_str()];
+        let git = recipe::git_info(r)?;
+        let digests = crate::source::input_digests(r).map_err(|source| PipelineError::Source {
+            recipe: r.name.clone(),
+            source,
+        })?;
+        let dep_keys: BTreeMap<String, String> = graph
+            .deps_of(name)
+            .filter_map(|d| keys.get(d).map(|k| (d.to_string(), k.clone())))
+            .collect();
+        let inputs = plan::unit_inputs(
+            r,
+            git.source_date_epoch,
+            git.commit.as_deref(),
+            &digests,
+            &dep_keys,
+            &env,
+        );
+        let previous = plan::read_state(&plan::state_path(&settings.out, arch, name));
+        let freshness = if forced.contains(name) {
+            Freshness::Dirty(DirtyReason::Forced)
+        } else {
+            plan::freshness(previous.as_ref(), &inputs, |a| {
+                check_artifact(&repo_dir, a, &trusted)
+            })
+        };
+        keys.insert(name.clone(), inputs.key());
+        units.insert(
+            name.clone(),
+            Unit {
+                recipe: r,
+                sde: git.source_date_epoch,
+                commit: git.commit,
+                inputs,
+                freshness,
+            },
+        );
+    }
+
+    let dirty: Vec<String> = order
+        .iter()
+        .filter(|n| matches!(units[n.as_str()].freshness, Freshness::Dirty(_)))
+        .cloned()
+        .collect();
+    if opts.explain || opts.dry_run {
+        for name in &order {
+            let u = &units[name.as_str()];
+            let line = match &u.freshness {
+                Freshness::Fresh => "fresh".to_string(),
+                Freshness::Dirty(why) => format!("dirty: {why}"),
+            };
+            shell.status(
+                "Explain",
+                format!("{name} {}: {line}", u.recipe.full_version()),
+            );
+            shell.event(&serde_json::json!({
+                "event": "plan", "unit": name,
+                "fresh": matches!(u.freshness, Freshness::Fresh), "why": line,
+            }));
+        }
+    }
+
+    let mut report = Report::default();
+    for name in &order {
+        if matches!(units[name.as_str()].freshness, Freshness::Fresh) {
+            report.units.push(UnitReport {
+                name: name.clone(),
+                version: units[name.as_str()].recipe.full_version(),
+                verdict: Verdict::Fresh,
+                elapsed: Duration::ZERO,
+            });
+        }
+    }
+    if opts.dry_run || dirty.is_empty() {
+        report.elapsed = started.elapsed();
+        return Ok(report);
+    }
+
+    // Execute.
+    let repo = Mutex::new(Repo::open(&settings.repo_dir(), arch)?);
+    let ctx = ExecCtx {
+        settings,
+        arch,
+        key: &key,
+        trusted: &trusted,
+        repo: &repo,
+        repo_dir: &repo_dir,
+        write_opts: WriteOptions {
+            auto_deps: true,
+            sha1_signature: opts.sha1_signature,
+        },
+    };
+    let results = jobs::run(
+        &dirty,
+        |n| graph.deps_of(n).map(str::to_string).collect(),
+        settings.jobs,
+        opts.keep_going,
+        |name| ctx.build_unit(&units[name]).map_err(|e| e.render()),
+    );
+    for r in results {
+        let version = units[r.name.as_str()].recipe.full_version();
+        let verdict = match r.outcome {
+            Outcome::Built => Verdict::Built,
+            Outcome::Failed(msg) => Verdict::Failed(msg),
+            Outcome::Skipped(why) => Verdict::Skipped(why),
+        };
+        report.units.push(UnitReport {
+            name: r.name,
+            version,
+            verdict,
+            elapsed: r.elapsed,
+        });
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn read_index_entries(repo_dir: &Path, trusted: &TrustedKeys) -> Vec<apk::index::IndexEntry> {
+    let path = repo_dir.join(repo::INDEX_FILE);
+    match apk::index::Index::read(&path, trusted) {
+        Ok(i) => i.entries,
+        // No index yet, or one we cannot trust: plan without its provides;
+        // every unit's artifacts are re-verified on their own anyway.
+        Err(e) => {
+            tracing::debug!("ignoring index {}: {e}", path.display());
+            Vec::new()
+        }
+    }
+}
+
+/// A recorded artifact is usable when the file is there, has the recorded
+/// digest, and verifies (signature by a trusted key, datahash, checksums).
+fn check_artifact(
+    repo_dir: &Path,
+    a: &ArtifactRecord,
+    trusted: &TrustedKeys,
+) -> Result<(), String> {
+    let path = repo_dir.join(&a.file);
+    let bytes = fs::read(&path).map_err(|e| format!("cannot read: {e}"))?;
+    let digest = hex::encode(Sha256::digest(&bytes));
+    if digest != a.sha256 {
+        return Err("content differs from the recorded digest".into());
+    }
+    let pkg = apk::Package::open(&path).map_err(|e| e.to_string())?;
+    pkg.verify(trusted).map(|_| ()).map_err(|e| e.to_string())
+}
+
+struct ExecCtx<'a> {
+    settings: &'a Settings,
+    arch: &'a str,
+    key: &'a SigningKey,
+    trusted: &'a TrustedKeys,
+    repo: &'a Mutex<Repo>,
+    repo_dir: &'a Path,
+    write_opts: WriteOptions,
+}
+
+/// A unit failure, with the build log tail when there is one.
+struct UnitError {
+    message: String,
+    log_tail: Option<(PathBuf, Vec<String>)>,
+}
+
+impl UnitError {
+    fn from_err(e: &dyn std::error::Error) -> UnitError {
+        let mut message = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            message.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        UnitError {
+            message,
+            log_tail: None,
+        }
+    }
+
+    fn render(&self) -> String {
+        match &self.log_tail {
+            Some((log, tail)) => format!(
+                "{}\n--- last {} lines of {} ---\n{}",
+                self.message,
+                tail.len(),
+                log.display(),
+                tail.join("\n")
+            ),
+            None => self.message.clone(),
+        }
+    }
+}
+
+impl ExecCtx<'_> {
+    fn build_unit(&self, unit: &Unit<'_>) -> Result<(), UnitError> {
+        let s = self.settings;
+        let r = unit.recipe;
+        // build::run shows the spinner and the `Building` line.
+
+        let deps_root = s.out.join("deps").join(&r.name);
+        let installed = deps::install(&r.makedepends, self.repo_dir, self.trusted, &deps_root)
+            .map_err(|e| UnitError::from_err(&e))?;
+        if let Some(list) = &installed {
+            s.shell
+                .verbose(format!("{}: build dependencies {}", r.name, list.join(" ")));
+        }
+        let req = BuildRequest {
+            settings: s,
+            recipe: r,
+            source_date_epoch: unit.sde,
+            arch: self.arch.to_string(),
+            deps_root: installed.map(|_| deps_root.clone()),
+        };
+        let staged = build::run(&req).map_err(|e| {
+            let mut ue = UnitError::from_err(&e);
+            if let Some((log, tail)) = e.log_tail() {
+                ue.log_tail = Some((log.to_path_buf(), tail.to_vec()));
+            }
+            ue
+        })?;
+
+        // Write packages outside the repository lock (compression is the slow
+        // part), then land them and re-sign the index under it.
+        let apk_dir = build::work_dir(s, &r.name).join("apk");
+        let _ = fs::remove_dir_all(&apk_dir);
+        fs::create_dir_all(&apk_dir).map_err(|e| UnitError::from_err(&e))?;
+        let mut written = Vec::new();
+        for p in &staged.packages {
+            let spec = PackageSpec {
+                name: p.name.clone(),
+                version: r.full_version(),
+                description: p.description.clone(),
+                url: r.url.clone(),
+                license: r.license.clone(),
+                arch: if r.arch.iter().any(|a| a == "noarch") {
+                    "noarch".to_string()
+                } else {
+                    self.arch.to_string()
+                },
+                origin: r.name.clone(),
+                commit: unit.commit.clone(),
+                builddate: unit.sde,
+                packager: "forge".to_string(),
+                depends: p.depends.clone(),
+                provides: p.provides.clone(),
+                root: p.root.clone(),
+            };
+            let w = apk::write_package(&spec, self.key, &self.write_opts, &apk_dir)
+                .map_err(|e| UnitError::from_err(&e))?;
+            written.push(w.path);
+        }
+        let mut artifacts = Vec::new();
+        {
+            let mut repo = self.repo.lock().unwrap_or_else(|e| e.into_inner());
+            for path in &written {
+                let entry = repo.add(path).map_err(|e| UnitError::from_err(&e))?;
+                let bytes = fs::read(path).map_err(|e| UnitError::from_err(&e))?;
+                artifacts.push(ArtifactRecord {
+                    file: entry.file_name(),
+                    sha256: hex::encode(Sha256::digest(&bytes)),
+                });
+            }
+            repo.write_index(self.key, None)
+                .map_err(|e| UnitError::from_err(&e))?;
+        }
+        let state = UnitState {
+            key: unit.inputs.key(),
+            inputs: unit.inputs.clone(),
+            artifacts,
+        };
+        write_state(&plan::state_path(&s.out, self.arch, &r.name), &state)
+            .map_err(|e| UnitError::from_err(&e))?;
+        let _ = fs::remove_dir_all(&apk_dir);
+        Ok(())
+    }
+}
+
+/// Write a unit's state file.
+fn write_state(path: &Path, state: &UnitState) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    write_atomic(path, &json)
+}
+
+/// Write a file so that readers see the old bytes or the new, never a part:
+/// temp file in the same folder, fsync, rename, fsync the folder.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    fs::File::open(dir)?.sync_all()
+}
