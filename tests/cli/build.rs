@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use forge::build::{self, BuildError, BuildRequest, Staged};
-use forge::recipe::{Options, Recipe, Source, Subpackage};
+use forge::recipe::{Options, Recipe, Source};
 use forge::settings::{SandboxMode, Settings};
 use forge::version::Version;
 
@@ -51,47 +51,12 @@ fn recipe(root: &Path, name: &str, files: &[(&str, &str)], script: &str) -> Reci
     }
 }
 
-/// The repository's `recipes/hello`, copied into `root/recipes/hello`.
+/// The repository's `recipes/hello`, copied into `root/recipes/hello` and
+/// loaded from there.
 fn hello(root: &Path) -> Recipe {
-    let from = support::repo_root().join("recipes/hello");
-    let files: Vec<(String, String)> = ["Makefile", "hello.c", "hello.h", "hello.1"]
-        .iter()
-        .map(|f| {
-            (
-                f.to_string(),
-                std::fs::read_to_string(from.join(f)).unwrap(),
-            )
-        })
-        .collect();
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let mut r = recipe(
-        root,
-        "hello",
-        &refs,
-        "make\nmake DESTDIR=\"$pkgdir\" install\n",
-    );
-    r.check = "make check".into();
-    r.host_tools = vec!["cc".into(), "make".into()];
-    r.subpackages = vec![
-        Subpackage {
-            name: "hello-doc".into(),
-            description: "hello (documentation)".into(),
-            paths: vec!["usr/share/man".into()],
-            depends: vec![],
-            provides: vec![],
-        },
-        Subpackage {
-            name: "hello-dev".into(),
-            description: "hello (development files)".into(),
-            paths: vec!["usr/include".into()],
-            depends: vec![],
-            provides: vec![],
-        },
-    ];
-    r
+    let dir = root.join("recipes/hello");
+    support::copy_tree(&support::repo_root().join("recipes/hello"), &dir);
+    forge::recipe::load(&dir.join("recipe.toml")).unwrap()
 }
 
 fn build(root: &Path, recipe: &Recipe) -> Result<Staged, BuildError> {
@@ -269,4 +234,98 @@ fn build_is_reproducible_across_folders_and_times() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello from forge!\n");
+}
+
+/// Copy a repository recipe into `root/recipes/NAME` and load it.
+fn load_copy(root: &Path, name: &str) -> Recipe {
+    let dir = root.join("recipes").join(name);
+    support::copy_tree(&support::repo_root().join("recipes").join(name), &dir);
+    forge::recipe::load(&dir.join("recipe.toml")).unwrap()
+}
+
+/// Relative paths of the entries of a tree (without the root itself).
+fn paths(root: &Path) -> Vec<String> {
+    listing(root)
+        .into_iter()
+        .map(|(rel, ..)| rel)
+        .filter(|rel| !rel.is_empty())
+        .collect()
+}
+
+#[test]
+fn build_against_installed_build_dependencies() {
+    if !support::require_bwrap()
+        || !support::require_tool("cc")
+        || !support::require_tool("make")
+        || !support::require_tool("pkg-config")
+    {
+        return;
+    }
+    let project = support::project();
+    let libgreet = load_copy(project.path(), "libgreet");
+    let lib = build(project.path(), &libgreet).unwrap();
+    let got: Vec<(&str, Vec<String>)> = lib
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), paths(&p.root)))
+        .collect();
+    let strs = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "libgreet",
+                strs(&["usr", "usr/lib", "usr/lib/libgreet.so.1"])
+            ),
+            (
+                "libgreet-dev",
+                strs(&[
+                    "usr",
+                    "usr/include",
+                    "usr/include/greet.h",
+                    "usr/lib",
+                    "usr/lib/libgreet.a",
+                    "usr/lib/libgreet.so",
+                    "usr/lib/pkgconfig",
+                    "usr/lib/pkgconfig/greet.pc",
+                ])
+            ),
+        ]
+    );
+    assert_eq!(lib.packages[1].depends, ["libgreet=1.0-r0"]);
+
+    // Install libgreet and libgreet-dev into one build-dependency root.
+    let deps = tempfile::tempdir().unwrap();
+    for p in &lib.packages {
+        support::copy_tree(&p.root, deps.path());
+    }
+    let greet = load_copy(project.path(), "greet");
+    let settings = Settings::for_root(project.path());
+    let req = BuildRequest {
+        settings: &settings,
+        recipe: &greet,
+        source_date_epoch: EPOCH,
+        arch: "x86_64".into(),
+        deps_root: Some(deps.path().to_path_buf()),
+    };
+    let staged = build::run(&req).unwrap();
+    assert_eq!(
+        paths(&staged.packages[0].root),
+        ["usr", "usr/bin", "usr/bin/greet"]
+    );
+    let bin = staged.packages[0].root.join("usr/bin/greet");
+    let out = std::process::Command::new(&bin)
+        .env("LD_LIBRARY_PATH", deps.path().join("usr/lib"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Greetings, forge!\n");
+    // The dependency root's host path is not baked into the binary.
+    let data = std::fs::read(&bin).unwrap();
+    let needle = deps.path().to_string_lossy().into_owned();
+    assert!(!data.windows(needle.len()).any(|w| w == needle.as_bytes()));
+
+    // Without the dependency root the same recipe cannot find libgreet.
+    let err = build(project.path(), &greet).unwrap_err();
+    let (_, tail) = err.log_tail().expect("a step error");
+    assert!(tail.iter().any(|l| l.contains("greet")), "{tail:?}");
 }
