@@ -180,6 +180,16 @@ pub enum SourceError {
         /// What is wrong.
         reason: String,
     },
+    /// The build folder does not exist after the sources were laid out.
+    #[error("recipe {recipe}: builddir `{}` is not a folder in $srcdir after unpacking{}", builddir.display(), if found.is_empty() { String::new() } else { format!(" (top level holds: {})", found.join(", ")) })]
+    NoBuilddir {
+        /// The recipe name.
+        recipe: String,
+        /// The build folder, relative to `$srcdir`.
+        builddir: PathBuf,
+        /// What the top level of `$srcdir` holds, sorted.
+        found: Vec<String>,
+    },
     /// Two sources would be placed at the same path in `$srcdir`.
     #[error("recipe {recipe}: {} is written by more than one source", path.display())]
     Collision {

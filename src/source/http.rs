@@ -81,7 +81,7 @@ mod tests {
             "https://127.0.0.1:9/x.tar.gz",
             "http://127.0.0.1:9/x.tar.gz",
         ] {
-            let err = get(url).err().expect("nothing listens on port 9");
+            let err = get(url).expect_err("nothing listens on port 9");
             assert!(matches!(err, SourceError::Download { .. }), "{err}");
             assert!(err.to_string().contains(url), "{err}");
         }

@@ -177,6 +177,19 @@ pub fn prepare(
             .flatten()
             .unwrap_or_else(|| PathBuf::from(".")),
     };
+    if !srcdir.join(&builddir).is_dir() {
+        let mut found: Vec<String> = std::fs::read_dir(srcdir)
+            .map_err(SourceError::io("reading", srcdir))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        return Err(SourceError::NoBuilddir {
+            recipe: recipe.name.clone(),
+            builddir,
+            found,
+        });
+    }
     Ok(Prepared { builddir, inputs })
 }
 

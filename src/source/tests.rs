@@ -179,6 +179,16 @@ fn prepare_lays_out_every_kind_of_source() {
             inputs: p.inputs.clone()
         }
     );
+    // A recipe builddir must exist.
+    let mut r3 = r.clone();
+    r3.builddir = Some("demo-2.0".into());
+    let err = prepare(&settings, &r3, &root.join("work4/src"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("builddir `demo-2.0`") && err.contains("holds: app.conf, demo-1.0, dir,"),
+        "{err}"
+    );
     // A recipe builddir wins.
     let mut r2 = r.clone();
     r2.builddir = Some("upstream".into());

@@ -262,7 +262,7 @@ impl TreeWriter {
     /// is a folder.
     pub(crate) fn finish(mut self) -> Result<Option<PathBuf>, SourceError> {
         self.dirs
-            .sort_by(|a, b| b.0.components().count().cmp(&a.0.components().count()));
+            .sort_by_key(|d| std::cmp::Reverse(d.0.components().count()));
         for (path, mode, mtime) in &self.dirs {
             if let Some(t) = mtime {
                 let f = File::open(path).map_err(SourceError::io("opening", path))?;
