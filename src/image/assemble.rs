@@ -8,8 +8,6 @@
 //! `/etc/group`, the apk database and the definition's extra paths.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::ImageError;
 use super::accounts;
@@ -260,32 +258,11 @@ pub fn assemble(
         .map(|l| layer_entries(input, l, &extra))
         .collect();
 
-    // Write layers in parallel, biggest first; results keep plan order.
-    let mut work: Vec<usize> = (0..planned.len()).collect();
-    let size = |i: usize| -> u64 { entries[i].iter().map(|e| e.size()).sum() };
-    work.sort_by_key(|&i| std::cmp::Reverse(size(i)));
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<LayerBlob, ImageError>>>> =
-        Mutex::new((0..planned.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..common.jobs.clamp(1, planned.len()) {
-            s.spawn(|| {
-                loop {
-                    let n = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&i) = work.get(n) else { break };
-                    let r =
-                        write_layer(layout, &entries[i], common.epoch).map_err(ImageError::from);
-                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
-                }
-            });
-        }
-    });
+    // One layer at a time, each compressed on all cores (see `pgzip`), so
+    // one big layer does not leave cores idle.
     let mut layers = Vec::new();
-    for (l, r) in planned
-        .iter()
-        .zip(results.into_inner().unwrap_or_else(|e| e.into_inner()))
-    {
-        let blob = r.expect("every layer was written")?;
+    for (l, layer_entries) in planned.iter().zip(&entries) {
+        let blob = write_layer(layout, layer_entries, common.epoch, common.jobs)?;
         let packages = l
             .packages
             .iter()

@@ -77,7 +77,14 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<BuiltImage, Ima
     let mut inputs = Vec::new();
     for arch in &def.archs {
         shell.status("Resolving", format!("{} for {arch}", def.name));
-        inputs.push(load_arch(settings, &def, arch, &trusted)?);
+        let t = std::time::Instant::now();
+        let input = load_arch(settings, &def, arch, &trusted)?;
+        shell.verbose(format!(
+            "verified and read {} packages for {arch} in {:.2}s",
+            input.packages.len(),
+            t.elapsed().as_secs_f64()
+        ));
+        inputs.push(input);
     }
     let git = GitInfo::for_file(&def.file);
     let epoch = source_date_epoch(
@@ -121,7 +128,14 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<BuiltImage, Ima
                 input.packages.len()
             ),
         );
+        let t = std::time::Instant::now();
         let img = assemble(&layout, &common, input)?;
+        shell.verbose(format!(
+            "wrote {} layers for {} in {:.2}s",
+            img.layers.len(),
+            input.arch,
+            t.elapsed().as_secs_f64()
+        ));
         for l in &img.layers {
             shell.verbose(format!(
                 "{} {} ({} bytes): {}",

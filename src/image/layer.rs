@@ -6,17 +6,19 @@
 //! - numeric owners as given, user/group name `root` for id 0 and empty
 //!   otherwise, mode masked to `0o7777`, mtime = min(entry mtime, epoch), no
 //!   atime/ctime, xattrs as `SCHILY.xattr.*` PAX records;
-//! - gzip from flate2 (backend pinned by `Cargo.lock`; a golden test below
-//!   fails when it changes) at level [`GZIP_LEVEL`], header MTIME 0, no name.
+//! - gzip in parallel 1 MiB blocks ([`super::pgzip`]) with flate2's zlib-rs
+//!   backend (pinned by `Cargo.lock`; a golden test below fails when the
+//!   backend, level or block size changes) at level [`GZIP_LEVEL`], header
+//!   MTIME 0, no name.
 //!
-//! One pass computes both digests: the DiffID (SHA-256 of the tar) and the
-//! blob digest (SHA-256 of the gzip stream).
+//! The tar is built in memory while its SHA-256 (the DiffID) is computed,
+//! then compressed on all cores and stored as a blob (digest of the gzip).
 
 use std::io::{self, Write};
 
-use flate2::{Compression, GzBuilder};
 use sha2::{Digest as _, Sha256};
 
+use super::pgzip;
 use super::rootfs::{Entry, EntryKind};
 use crate::oci::layout::{Layout, LayoutError};
 use crate::oci::{Descriptor, Digest, MEDIA_LAYER_GZIP};
@@ -148,15 +150,14 @@ pub fn write_layer(
     layout: &Layout,
     entries: &[&Entry],
     epoch: u64,
+    jobs: usize,
 ) -> Result<LayerBlob, LayerError> {
-    let blob = layout.blob_writer()?;
-    let gz = GzBuilder::new()
-        .mtime(0)
-        .write(blob, Compression::new(GZIP_LEVEL));
-    let tar_out = write_tar(entries, epoch, HashWriter::new(gz))?;
-    let (gz, diff_id) = tar_out.finish();
-    let blob = gz.finish().map_err(LayerError::Finish)?;
-    let descriptor = blob.finish(MEDIA_LAYER_GZIP)?;
+    let size: u64 = entries.iter().map(|e| e.size() + 1024).sum();
+    let tar = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1024);
+    let (tar, diff_id) = write_tar(entries, epoch, HashWriter::new(tar))?.finish();
+    let gz = pgzip::compress(&tar, GZIP_LEVEL, jobs).map_err(LayerError::Finish)?;
+    drop(tar);
+    let descriptor = layout.write_blob(MEDIA_LAYER_GZIP, &gz)?;
     Ok(LayerBlob {
         descriptor,
         diff_id,
@@ -240,10 +241,10 @@ mod tests {
         let entries = sample();
         let a: Vec<&Entry> = entries.iter().collect();
         let b: Vec<&Entry> = entries.iter().rev().collect();
-        let la = write_layer(&layout, &a, 1_000).unwrap();
-        let lb = write_layer(&layout, &b, 1_000).unwrap();
+        let la = write_layer(&layout, &a, 1_000, 2).unwrap();
+        let lb = write_layer(&layout, &b, 1_000, 2).unwrap();
         assert_eq!(la, lb);
-        let lc = write_layer(&layout, &a, 999).unwrap();
+        let lc = write_layer(&layout, &a, 999, 2).unwrap();
         assert_ne!(la.diff_id, lc.diff_id);
         // The blob is a gzip stream with MTIME 0 whose content hashes to the diff id.
         let blob = std::fs::read(layout.blob_path(&la.descriptor.digest)).unwrap();
@@ -262,12 +263,12 @@ mod tests {
     fn gzip_backend_is_pinned() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::create(dir.path()).unwrap();
-        let text: Vec<u8> = (0..20_000u32)
+        let text: Vec<u8> = (0..150_000u32)
             .flat_map(|i| format!("line {i} {}\n", i * 7 % 13).into_bytes())
             .collect();
         let e = Entry::file("data.txt", 0o644, text);
-        let l = write_layer(&layout, &[&e], 0).unwrap();
+        let l = write_layer(&layout, &[&e], 0, 2).unwrap();
         assert_eq!(l.descriptor.digest.as_str(), GOLDEN);
     }
-    const GOLDEN: &str = "sha256:713d3716e14f7d1a8c8bcfc243820aa1350800ddff7bad12f5ad40c62a760ddf";
+    const GOLDEN: &str = "sha256:8d9c5ea0961dbe2da80cab2941c43636076f491df1da3d94784cdd2cf76e473b";
 }
