@@ -14,6 +14,7 @@ use crate::settings::{self, ConfigFile, SandboxMode, Settings};
 
 mod build;
 mod fetch;
+mod graph;
 mod image;
 mod index;
 mod inspect;
@@ -90,6 +91,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Create a signing key pair in keys/.
     Keygen(keygen::Args),
+    /// Print the dependency graph (build order, or Graphviz with --dot).
+    Graph(graph::Args),
     /// Check every recipe without building.
     Lint(lint::Args),
     /// Scaffold a new recipe.
@@ -144,6 +147,7 @@ fn run(cli: Cli, shell: Shell) -> Result<ExitCode> {
         Command::Build(args) => build::run(&settings_for(&cli.global, shell)?, args),
         Command::Fetch(args) => fetch::run(&settings_for(&cli.global, shell)?, args),
         Command::Image(args) => image::run(&settings_for(&cli.global, shell)?, args),
+        Command::Graph(args) => graph::run(&settings_for(&cli.global, shell)?, args),
         Command::Lint(args) => lint::run(&settings_for(&cli.global, shell)?, args),
         Command::Index(args) => index::run(&settings_for(&cli.global, shell)?, args),
         Command::Inspect(args) => inspect::run(&shell, args),
