@@ -122,7 +122,7 @@ pub(crate) fn ensure(settings: &Settings, want: &Want) -> Result<PathBuf, Source
                     ));
                     return Ok(dest);
                 }
-                Ok(false) => {}
+                Ok(false) => shell.verbose(format!("not at {}", place.describe())),
                 Err(e) => shell.warn(format!("mirror {}: {}", place.describe(), chain(&e))),
             }
         }
@@ -381,6 +381,36 @@ mod tests {
         assert_eq!(got[1], "/srv/m/r-1.tar.gz");
         assert_eq!(url_file_name("https://h.invalid/a/b.tar#frag"), "b.tar");
         assert_eq!(url_file_name("https://h.invalid/a/.."), "");
+    }
+
+    #[test]
+    fn file_urls_are_read_even_offline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let settings = Settings::for_root(tmp.path());
+        assert!(settings.offline);
+        let local = tmp.path().join("up/f-1.tar");
+        std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+        std::fs::write(&local, b"local bytes").unwrap();
+        let sum = sha256(b"local bytes");
+        let url = format!("file://{}", local.display());
+        let want = Want {
+            recipe: "r",
+            url: &url,
+            filename: "f-1.tar",
+            checksum: &sum,
+        };
+        let got = ensure(&settings, &want).unwrap();
+        assert_eq!(std::fs::read(got).unwrap(), b"local bytes");
+        std::fs::remove_file(&local).unwrap();
+        let missing = format!("file://{}", tmp.path().join("up/none.tar").display());
+        let other = sha256(b"other");
+        let want = Want {
+            url: &missing,
+            checksum: &other,
+            ..want
+        };
+        let err = ensure(&settings, &want).unwrap_err().to_string();
+        assert!(err.contains("up/none.tar"), "{err}");
     }
 
     #[test]

@@ -68,19 +68,6 @@ pub enum SourceError {
         /// Every place that was tried, in order.
         looked: Vec<String>,
     },
-    /// Every mirror and upstream failed without a more specific error.
-    #[error("source {filename} of recipe {recipe} could not be fetched from {url}")]
-    Unavailable {
-        /// The recipe name.
-        recipe: String,
-        /// The upstream URL.
-        url: String,
-        /// The file name.
-        filename: String,
-        /// The last cause.
-        #[source]
-        source: Box<SourceError>,
-    },
     /// A git operation failed.
     #[error("git: {op} {url}")]
     Git {
