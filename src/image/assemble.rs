@@ -78,21 +78,26 @@ fn check_conflicts(packages: &[InstalledPackage]) -> Result<(), ImageError> {
     let mut seen: BTreeMap<&str, (usize, &Entry)> = BTreeMap::new();
     for (i, p) in packages.iter().enumerate() {
         for e in &p.entries {
-            if e.is_dir() {
+            let Some(&(j, other)) = seen.get(e.path.as_str()) else {
+                seen.insert(&e.path, (i, e));
                 continue;
-            }
-            if let Some((j, other)) = seen.insert(&e.path, (i, e)) {
-                if j != i
-                    && (other.kind != e.kind
+            };
+            // Folders may repeat; anything else must be identical.
+            let clash = match (other.is_dir(), e.is_dir()) {
+                (true, true) => false,
+                (false, false) => {
+                    other.kind != e.kind
                         || other.mode != e.mode
-                        || (other.uid, other.gid) != (e.uid, e.gid))
-                {
-                    return Err(ImageError::FileConflict {
-                        path: e.path.clone(),
-                        first: packages[j].meta.name.clone(),
-                        second: p.meta.name.clone(),
-                    });
+                        || (other.uid, other.gid) != (e.uid, e.gid)
                 }
+                _ => true,
+            };
+            if j != i && clash {
+                return Err(ImageError::FileConflict {
+                    path: e.path.clone(),
+                    first: packages[j].meta.name.clone(),
+                    second: p.meta.name.clone(),
+                });
             }
         }
     }
@@ -313,4 +318,46 @@ pub fn assemble(
         config: config_desc,
         layers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::rootfs::PackageMeta;
+
+    fn pkg(name: &str, entries: Vec<Entry>) -> InstalledPackage {
+        InstalledPackage {
+            meta: PackageMeta {
+                name: name.into(),
+                ..Default::default()
+            },
+            entries,
+        }
+    }
+
+    #[test]
+    fn conflicts_table() {
+        let f = |c: &str| Entry::file("usr/x", 0o644, c.as_bytes().to_vec());
+        let cases = [
+            (
+                vec![Entry::dir("usr", 0o755)],
+                vec![Entry::dir("usr", 0o700)],
+                false,
+            ),
+            (vec![f("a")], vec![f("a")], false),
+            (vec![f("a")], vec![f("b")], true),
+            (vec![Entry::dir("usr/x", 0o755)], vec![f("a")], true),
+            (vec![f("a")], vec![Entry::symlink("usr/x", "a")], true),
+        ];
+        for (a, b, clash) in cases {
+            let r = check_conflicts(&[pkg("a", a.clone()), pkg("b", b.clone())]);
+            assert_eq!(r.is_err(), clash, "{a:?} vs {b:?}");
+            if let Err(e) = r {
+                assert_eq!(
+                    e.to_string(),
+                    "packages `a` and `b` both install `/usr/x` with different content"
+                );
+            }
+        }
+    }
 }

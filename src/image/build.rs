@@ -65,6 +65,12 @@ pub struct BuiltImage {
 /// Build `images/NAME.toml` into `out/images/NAME`.
 pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<BuiltImage, ImageError> {
     let shell = &settings.shell;
+    let valid = opts.name.bytes().enumerate().all(|(i, b)| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && b"._-".contains(&b))
+    });
+    if opts.name.is_empty() || !valid {
+        return Err(ImageError::InvalidName(opts.name.clone()));
+    }
     let file = def::path_for(&settings.images_dir(), &opts.name);
     if !file.is_file() {
         return Err(ImageError::NotFound { path: file });
@@ -584,7 +590,11 @@ fn replace_dir(staging: tempfile::TempDir, dir: &Path) -> Result<(), ImageError>
     };
     let fresh = staging.keep();
     if dir.exists() {
-        let old = dir.with_extension("old");
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let old = dir.with_file_name(format!(".{name}.old"));
         let _ = std::fs::remove_dir_all(&old);
         std::fs::rename(dir, &old).map_err(io)?;
         std::fs::rename(&fresh, dir).map_err(io)?;

@@ -47,6 +47,9 @@ pub enum ImageError {
         /// The expected path.
         path: PathBuf,
     },
+    /// An image name that is not `[a-z0-9][a-z0-9._-]*`.
+    #[error("invalid image name `{0}` (expected [a-z0-9][a-z0-9._-]*)")]
+    InvalidName(String),
     /// An architecture without an OCI mapping.
     #[error("unknown architecture `{0}`")]
     UnknownArch(String),

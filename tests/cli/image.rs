@@ -466,6 +466,8 @@ fn image_errors_name_the_file_and_position() {
         "{err}"
     );
     assert!(err.contains("did you mean `entrypoint`?"), "{err}");
+    let err = support::run_err(forge(p.path()).args(["image", "../etc/x"]));
+    assert!(err.contains("invalid image name `../etc/x`"), "{err}");
     let err = support::run_err(forge(p.path()).args(["image", "missing"]));
     assert!(err.contains("no image definition"), "{err}");
     // A package the repository lacks.
