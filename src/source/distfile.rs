@@ -212,6 +212,36 @@ fn fetch_place(
     }
 }
 
+/// Prefix of partial downloads in the cache folders.
+const PART_PREFIX: &str = ".part-";
+
+/// Remove partial downloads left by a killed forge: files older than a
+/// minute that no live writer holds locked. Best effort; errors are ignored.
+fn remove_stale_parts(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(PART_PREFIX) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age.as_secs() >= 60);
+        if !old {
+            continue;
+        }
+        if let Ok(f) = std::fs::File::open(entry.path())
+            && f.try_lock().is_ok()
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Stream `src` into a temporary file next to `dest`, hashing as it goes;
 /// rename it to `dest` only when complete and matching.
 fn store(
@@ -224,10 +254,16 @@ fn store(
 ) -> Result<(), SourceError> {
     let dir = dest.parent().expect("cache paths have a parent");
     std::fs::create_dir_all(dir).map_err(SourceError::io("creating", dir))?;
+    remove_stale_parts(dir);
     let mut tmp = tempfile::Builder::new()
-        .prefix(".part-")
+        .prefix(PART_PREFIX)
         .tempfile_in(dir)
         .map_err(SourceError::io("creating a temporary file in", dir))?;
+    // Held until the file is renamed or dropped: tells other forge processes
+    // this partial download is alive.
+    tmp.as_file()
+        .lock()
+        .map_err(SourceError::io("locking", tmp.path()))?;
     let bar = settings.shell.bytes_bar(len, want.filename);
     let mut hasher = Hasher::for_checksum(want.checksum);
     let mut buf = vec![0u8; 64 * 1024];
@@ -411,6 +447,32 @@ mod tests {
         };
         let err = ensure(&settings, &want).unwrap_err().to_string();
         assert!(err.contains("up/none.tar"), "{err}");
+    }
+
+    #[test]
+    fn stale_partial_downloads_are_removed_live_ones_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let mk = |name: &str, age: Option<std::time::SystemTime>| {
+            let f = std::fs::File::create(dir.join(name)).unwrap();
+            if let Some(t) = age {
+                f.set_modified(t).unwrap();
+            }
+            f
+        };
+        drop(mk(".part-dead", Some(old)));
+        let live = mk(".part-live", Some(old));
+        live.lock().unwrap();
+        drop(mk(".part-young", None));
+        drop(mk("keep-me", Some(old)));
+        remove_stale_parts(dir);
+        let mut left: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".part-live", ".part-young", "keep-me"]);
     }
 
     #[test]

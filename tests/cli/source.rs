@@ -18,9 +18,14 @@ enum Reply {
     /// 200 announcing the whole body's length, then the connection is closed
     /// after `send` bytes.
     Cut(Vec<u8>, usize),
+    /// 200 announcing the whole body's length, `send` bytes, then silence for
+    /// a minute with the connection open.
+    Stall(Vec<u8>, usize),
 }
 
-/// A tiny HTTP/1.1 server on 127.0.0.1 that records the paths it was asked for.
+/// A tiny HTTP/1.1 server on 127.0.0.1 that records the paths it was asked
+/// for. A path listed several times answers with its replies in turn (the
+/// last one repeats).
 struct Server {
     port: u16,
     hits: Arc<Mutex<Vec<String>>>,
@@ -32,37 +37,13 @@ impl Server {
         let port = listener.local_addr().unwrap().port();
         let hits = Arc::new(Mutex::new(Vec::new()));
         let seen = hits.clone();
+        let routes = Arc::new(Mutex::new(routes));
         std::thread::spawn(move || {
             for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request = String::new();
-                if reader.read_line(&mut request).is_err() {
-                    continue;
-                }
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                }
-                let path = request.split(' ').nth(1).unwrap_or("").to_string();
-                seen.lock().unwrap().push(path.clone());
-                let reply = routes
-                    .iter()
-                    .find(|(p, _)| *p == path)
-                    .map(|(_, r)| r.clone());
-                let _ = match reply {
-                    Some(Reply::Full(body)) => stream
-                        .write_all(header(200, body.len()).as_bytes())
-                        .and_then(|_| stream.write_all(&body)),
-                    Some(Reply::Cut(body, send)) => stream
-                        .write_all(header(200, body.len()).as_bytes())
-                        .and_then(|_| stream.write_all(&body[..send])),
-                    None => stream.write_all(header(404, 0).as_bytes()),
-                };
-                let _ = stream.flush();
-                let _ = stream.shutdown(std::net::Shutdown::Both);
+                let Ok(stream) = stream else { continue };
+                let seen = seen.clone();
+                let routes = routes.clone();
+                std::thread::spawn(move || answer(stream, &seen, &routes));
             }
         });
         Server { port, hits }
@@ -75,6 +56,54 @@ impl Server {
     fn hits(&self) -> Vec<String> {
         self.hits.lock().unwrap().clone()
     }
+}
+
+fn answer(
+    mut stream: std::net::TcpStream,
+    seen: &Mutex<Vec<String>>,
+    routes: &Mutex<Vec<(&'static str, Reply)>>,
+) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut request = String::new();
+    if reader.read_line(&mut request).is_err() {
+        return;
+    }
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+    }
+    let path = request.split(' ').nth(1).unwrap_or("").to_string();
+    seen.lock().unwrap().push(path.clone());
+    let reply = {
+        let mut routes = routes.lock().unwrap();
+        let matching: Vec<usize> = (0..routes.len()).filter(|&i| routes[i].0 == path).collect();
+        match matching.as_slice() {
+            [] => None,
+            [only] => Some(routes[*only].1.clone()),
+            [first, ..] => Some(routes.remove(*first).1),
+        }
+    };
+    let _ = match reply {
+        Some(Reply::Full(body)) => stream
+            .write_all(header(200, body.len()).as_bytes())
+            .and_then(|_| stream.write_all(&body)),
+        Some(Reply::Cut(body, send)) => stream
+            .write_all(header(200, body.len()).as_bytes())
+            .and_then(|_| stream.write_all(&body[..send])),
+        Some(Reply::Stall(body, send)) => {
+            let r = stream
+                .write_all(header(200, body.len()).as_bytes())
+                .and_then(|_| stream.write_all(&body[..send]))
+                .and_then(|_| stream.flush());
+            std::thread::sleep(std::time::Duration::from_secs(60));
+            r
+        }
+        None => stream.write_all(header(404, 0).as_bytes()),
+    };
+    let _ = stream.flush();
+    let _ = stream.shutdown(std::net::Shutdown::Both);
 }
 
 fn header(status: u16, len: usize) -> String {
@@ -211,6 +240,56 @@ fn interrupted_download_leaves_nothing_in_the_cache() {
     assert!(!err.contains("checksum mismatch"), "{err}");
     assert_eq!(cache_files(p.path()), Vec::<PathBuf>::new());
     assert!(!cached(p.path(), &hex).exists());
+}
+
+#[test]
+fn killed_download_leaves_no_address_and_a_rerun_succeeds() {
+    let data = body(400_000);
+    let hex = sha256_hex(&data);
+    let server = Server::start(vec![
+        ("/k.tar.gz", Reply::Stall(data.clone(), 100_000)),
+        ("/k.tar.gz", Reply::Full(data.clone())),
+    ]);
+    let p = support::project();
+    recipe(p.path(), "k", &http_source(&server.url("/k.tar.gz"), &hex));
+    let mut child = no_proxy(forge(p.path()).args(["fetch"]))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until forge holds a partial download, then kill it.
+    let parts = p.path().join(".forge-cache/distfiles/sha256");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let partial = std::fs::read_dir(&parts)
+            .map(|d| d.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
+            .unwrap_or(false);
+        if partial {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no partial download appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !cached(p.path(), &hex).exists(),
+        "a killed download has an address"
+    );
+    let leftovers = cache_files(p.path());
+    assert!(
+        leftovers.iter().all(|f| f
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(".part-")),
+        "{leftovers:?}"
+    );
+    run_ok(no_proxy(forge(p.path()).args(["fetch"])));
+    assert_eq!(std::fs::read(cached(p.path(), &hex)).unwrap(), data);
+    assert_eq!(server.hits(), ["/k.tar.gz", "/k.tar.gz"]);
 }
 
 #[test]
