@@ -306,11 +306,7 @@ fn find_bwrap() -> Result<PathBuf, BuildError> {
 
 /// Remove and recreate the work folders, and write the sandbox's `/etc` files.
 fn fresh_work_dirs(work: &Path) -> Result<WorkDirs, BuildError> {
-    match std::fs::remove_dir_all(work) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err("removing", work)(e)),
-    }
+    remove_tree(work).map_err(io_err("removing", work))?;
     let dirs = WorkDirs::new(work);
     for d in [&dirs.src, &dirs.pkg, &dirs.home, &dirs.tmp, &dirs.etc] {
         std::fs::create_dir_all(d).map_err(io_err("creating", d))?;
@@ -323,6 +319,33 @@ fn fresh_work_dirs(work: &Path) -> Result<WorkDirs, BuildError> {
         std::fs::write(&p, text).map_err(io_err("writing", &p))?;
     }
     Ok(dirs)
+}
+
+/// Remove a folder tree, also when a build left read-only folders in it (Go's
+/// module cache does): on a permission error, make every folder writable by
+/// its owner and try again. A missing tree is fine.
+fn remove_tree(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
+                if entry.file_type().is_dir() {
+                    let mode = entry
+                        .metadata()
+                        .map_err(std::io::Error::other)?
+                        .permissions()
+                        .mode();
+                    std::fs::set_permissions(
+                        entry.path(),
+                        std::fs::Permissions::from_mode(mode | 0o700),
+                    )?;
+                }
+            }
+            std::fs::remove_dir_all(path)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 fn open_log(path: &Path) -> Result<File, BuildError> {

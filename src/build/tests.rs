@@ -331,3 +331,27 @@ fn hello_builds_strips_and_splits() {
     assert!(!data.windows(8).any(|w| w == b".symtab\0"), "not stripped");
     assert_eq!(std::fs::metadata(&bin).unwrap().mode() & 0o7777, 0o755);
 }
+
+#[test]
+fn work_dir_with_read_only_folders_is_recreated() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let r = recipe(
+        dir.path(),
+        "ro",
+        &[("a", "")],
+        "mkdir -p \"$pkgdir\" \"$HOME/cache/x\"\ntouch \"$HOME/cache/x/f\"\nchmod 0555 \"$HOME/cache/x\" \"$HOME/cache\"",
+    );
+    let s = settings(dir.path(), SandboxMode::None);
+    run(&request(&s, &r)).unwrap();
+    let cache = dir.path().join("out/work/ro/home/cache");
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777,
+        0o555
+    );
+    run(&request(&s, &r)).unwrap();
+    remove_tree(&dir.path().join("out/work/ro")).unwrap();
+    assert!(!dir.path().join("out/work/ro").exists());
+    // A missing tree is fine.
+    remove_tree(&dir.path().join("out/work/ro")).unwrap();
+}

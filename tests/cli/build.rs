@@ -329,3 +329,67 @@ fn build_against_installed_build_dependencies() {
     let (_, tail) = err.log_tail().expect("a step error");
     assert!(tail.iter().any(|l| l.contains("greet")), "{tail:?}");
 }
+
+/// A project holding a copy of the repository's `recipes/hello`.
+fn hello_project() -> tempfile::TempDir {
+    let project = support::project();
+    support::copy_tree(
+        &support::repo_root().join("recipes/hello"),
+        &project.path().join("recipes/hello"),
+    );
+    project
+}
+
+#[test]
+fn build_cli_without_sandbox_warns_exactly_once() {
+    if !support::require_tool("cc") || !support::require_tool("make") {
+        return;
+    }
+    let project = hello_project();
+    let (_, stderr) = support::run_ok(support::forge(project.path()).args([
+        "build",
+        "--sandbox",
+        "none",
+        "hello",
+    ]));
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: building `hello` without a sandbox (--sandbox none): its scripts can reach the network and write anywhere you can"
+        ],
+        "{stderr}"
+    );
+    let bin = project.path().join("out/stage/hello/hello/usr/bin/hello");
+    let out = std::process::Command::new(bin).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello from forge!\n");
+}
+
+#[test]
+fn build_cli_failure_shows_the_log_tail() {
+    if !support::require_bwrap() {
+        return;
+    }
+    let project = hello_project();
+    let file = project.path().join("recipes/hello/recipe.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let broken = text.replace(
+        "script = '''\nmake\n",
+        "script = '''\necho 'about to fail' >&2\nexit 3\nmake\n",
+    );
+    assert_ne!(text, broken, "the hello recipe's script changed shape");
+    std::fs::write(&file, broken).unwrap();
+    let stderr = support::run_err(support::forge(project.path()).args(["build", "hello"]));
+    assert!(
+        stderr.contains("build step of `hello` failed (exit status: 3)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("out/logs/hello.log"), "{stderr}");
+    assert!(stderr.contains("\nabout to fail\n"), "{stderr}");
+    let log = std::fs::read_to_string(project.path().join("out/logs/hello.log")).unwrap();
+    assert_eq!(log, "==> forge: build step of hello\nabout to fail\n");
+    assert!(!project.path().join("out/stage/hello").exists());
+}
