@@ -10,3 +10,4 @@ mod crun;
 mod build;
 mod image;
 mod source;
+mod recipe;
