@@ -12,8 +12,9 @@
 //!   names. Since no parent is a symlink, such a target resolves inside the
 //!   tree, inductively for chains of links, whatever the links point at;
 //! - a hard link must name an earlier regular file of the same tree;
-//! - setuid/setgid bits are dropped; folders stay writable until [`TreeWriter::finish`]
-//!   applies their final modes deepest first.
+//! - setuid/setgid bits are dropped; folders are always owner-writable
+//!   (`u+rwx`), and get their final modes only in [`TreeWriter::finish`],
+//!   deepest first.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -149,7 +150,9 @@ impl TreeWriter {
             Err(_) => std::fs::create_dir(&full).map_err(SourceError::io("creating", &full))?,
         }
         self.note_top(&rel, true);
-        self.dirs.push((full, mode & MODE_MASK, mtime));
+        // Folders stay owner-writable so the build can work in them and the
+        // next build can delete them without root.
+        self.dirs.push((full, (mode & MODE_MASK) | 0o700, mtime));
         Ok(())
     }
 
@@ -361,7 +364,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("root");
         let mut w = TreeWriter::new(&root, Path::new("test.tar")).unwrap();
-        w.dir(Path::new("top/"), 0o755, None).unwrap();
+        w.dir(Path::new("top/"), 0o555, None).unwrap();
         w.file(Path::new("./top/x"), 0o4755, None, &mut &b"hi"[..])
             .unwrap();
         w.symlink(Path::new("top/l"), Path::new("x")).unwrap();
@@ -387,6 +390,15 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o7777, 0o755, "setuid dropped");
+        let dmode = std::fs::metadata(root.join("top"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            dmode & 0o7777,
+            0o755,
+            "read-only folder made owner-writable"
+        );
         assert_eq!(std::fs::read(root.join("top/h")).unwrap(), b"hi");
     }
 }
