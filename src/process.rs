@@ -44,6 +44,15 @@ pub enum ProcessError {
         /// elsewhere, e.g. into a log file).
         stderr: String,
     },
+    /// The program succeeded but its output did not parse.
+    #[error("parsing the output of `{command}`")]
+    Parse {
+        /// The shell-quoted command line.
+        command: String,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl ProcessError {
@@ -52,6 +61,7 @@ impl ProcessError {
         match self {
             ProcessError::Spawn { .. } => None,
             ProcessError::Failed { status, .. } => Some(*status),
+            ProcessError::Parse { .. } => None,
         }
     }
 }
@@ -172,6 +182,16 @@ impl Cmd {
     pub fn run_stdout(&mut self) -> Result<String, ProcessError> {
         let out = self.run()?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Run to completion and parse stdout as JSON (for tools with a JSON
+    /// output mode, e.g. `skopeo inspect`); stderr is captured for the error.
+    pub fn run_json<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, ProcessError> {
+        let out = self.run()?;
+        serde_json::from_slice(&out.stdout).map_err(|source| ProcessError::Parse {
+            command: self.display(),
+            source,
+        })
     }
 
     /// Run to completion with stdout and stderr both appended to `log`; fail
@@ -312,6 +332,18 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("first\noops"), "{text}");
+    }
+
+    #[test]
+    fn json_output_is_parsed() {
+        let v: serde_json::Value = Cmd::new("echo").arg(r#"{"a": [1, 2]}"#).run_json().unwrap();
+        assert_eq!(v, serde_json::json!({"a": [1, 2]}));
+        let err = Cmd::new("echo")
+            .arg("not json")
+            .run_json::<serde_json::Value>()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "parsing the output of `echo 'not json'`");
+        assert_eq!(err.status(), None);
     }
 
     #[test]

@@ -220,6 +220,15 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
         Some(d) => format!("{}:{}", d.join("usr/bin").display(), sandbox::SYSTEM_PATH),
         None => sandbox::SYSTEM_PATH.to_string(),
     };
+    if let Some(deps) = &req.deps_root
+        && !deps.is_dir()
+    {
+        return Err(BuildError::Io {
+            op: "reading the build-dependency folder",
+            path: deps.clone(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+    }
     let bwrap = match settings.sandbox {
         SandboxMode::Bwrap => Some(find_bwrap()?),
         SandboxMode::None => None,
