@@ -117,27 +117,31 @@ pub(crate) fn ensure(settings: &Settings, want: &Want) -> Result<PathBuf, Source
         Repository::init_bare(&path).map_err(git_err("creating the cache of", want.url))?
     };
     let oid = Oid::from_str(want.commit).map_err(git_err("parsing the commit of", want.url))?;
-    let present = |repo: &Repository| {
-        repo.find_commit(oid).is_ok()
-            && want
-                .tag
-                .is_none_or(|t| repo.find_reference(&format!("refs/tags/{t}")).is_ok())
-    };
-    if !present(&repo) {
-        if settings.offline {
-            settings
-                .shell
-                .verbose(format!("offline: not fetching {}", want.url));
-        } else {
-            fetch(settings, &repo, want, oid)?;
+    let mut fetched = false;
+    loop {
+        let verdict = check(&repo, want, oid, settings.offline);
+        match verdict {
+            Ok(()) => return Ok(path),
+            // Missing objects or refs, or a tag moved upstream since the
+            // cache was filled: fetch once, then judge again.
+            Err(_) if !fetched && !settings.offline => {
+                fetch(settings, &repo, want, oid)?;
+                fetched = true;
+            }
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// Whether the cached repository has the pinned commit and, if named, the
+/// tag pointing at it.
+fn check(repo: &Repository, want: &Want, oid: Oid, offline: bool) -> Result<(), SourceError> {
     if repo.find_commit(oid).is_err() {
         return Err(SourceError::CommitMissing {
             recipe: want.recipe.to_string(),
             url: want.url.to_string(),
             commit: want.commit.to_string(),
-            offline: settings.offline,
+            offline,
         });
     }
     if let Some(tag) = want.tag {
@@ -162,7 +166,7 @@ pub(crate) fn ensure(settings: &Settings, want: &Want) -> Result<PathBuf, Source
             });
         }
     }
-    Ok(path)
+    Ok(())
 }
 
 fn fetch(settings: &Settings, repo: &Repository, want: &Want, oid: Oid) -> Result<(), SourceError> {

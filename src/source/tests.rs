@@ -253,6 +253,30 @@ fn git_tag_must_point_at_the_commit() {
         }],
     );
     assert_eq!(fetch(&settings, &r).unwrap()[0].digest, commit);
+    // Upstream moves the tag to the second commit and the recipe follows:
+    // the cached tag is stale, so forge fetches again instead of failing.
+    let obj = up.find_object(second, None).unwrap();
+    up.tag_lightweight("v1", &obj, true).unwrap();
+    let moved = recipe(
+        tmp.path(),
+        vec![Source::Git {
+            url: repo.display().to_string(),
+            commit: second.to_string(),
+            tag: Some("v1".into()),
+            dest: "d".into(),
+        }],
+    );
+    assert_eq!(
+        fetch(&settings, &moved).unwrap()[0].digest,
+        second.to_string()
+    );
+    // The cache now has the moved tag, so the old pin fails (offline: no refetch).
+    settings.offline = true;
+    let err = fetch(&settings, &r).unwrap_err().to_string();
+    assert!(
+        err.contains("tag v1 points at") && err.contains(&second.to_string()),
+        "{err}"
+    );
 }
 
 #[test]
