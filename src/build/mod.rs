@@ -262,10 +262,10 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
             "building `{name}` without a sandbox (--sandbox none): its scripts can reach the network and write anywhere you can"
         ));
     }
-    let full_version = recipe.version.to_string();
+    let pkgver = recipe.version.to_string();
     let info = StepInfo {
         pkgname: name,
-        pkgver: &full_version,
+        pkgver: &pkgver,
         pkgrel: recipe.release,
         arch: &req.arch,
         source_date_epoch: req.source_date_epoch,
