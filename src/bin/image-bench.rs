@@ -81,10 +81,10 @@ fn stage_dir(work: &Path, i: usize) -> PathBuf {
 /// Generate staged trees and the signed repository (skipped when present).
 fn generate_repo(work: &Path) -> SigningKey {
     let keys = work.join("keys");
-    if let Some(k) = forge::sign::find_signing_key(&keys).expect("reading keys") {
-        if work.join("out/repo/x86_64/APKINDEX.tar.gz").is_file() {
-            return k;
-        }
+    if let Some(k) = forge::sign::find_signing_key(&keys).expect("reading keys")
+        && work.join("out/repo/x86_64/APKINDEX.tar.gz").is_file()
+    {
+        return k;
     }
     std::fs::create_dir_all(&keys).expect("creating keys/");
     let g = generate(&keys, "bench", 2048).expect("generating a key");

@@ -84,10 +84,10 @@ fn write_package(p: &InstalledPackage, out: &mut String) {
             continue;
         }
         out.push_str(&format!("F:{dir}\n"));
-        if let Some(d) = by_path.get(dir) {
-            if (d.uid, d.gid, d.mode & 0o7777) != (0, 0, 0o755) {
-                out.push_str(&format!("M:{}:{}:{:o}\n", d.uid, d.gid, d.mode & 0o7777));
-            }
+        if let Some(d) = by_path.get(dir)
+            && (d.uid, d.gid, d.mode & 0o7777) != (0, 0, 0o755)
+        {
+            out.push_str(&format!("M:{}:{}:{:o}\n", d.uid, d.gid, d.mode & 0o7777));
         }
         let mut list = files.remove(dir).unwrap_or_default();
         list.sort_by(|a, b| a.path.cmp(&b.path));

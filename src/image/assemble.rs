@@ -185,12 +185,12 @@ fn image_files(def: &ImageDef, input: &ArchInput, epoch: u64) -> Vec<Entry> {
         })
         .collect();
     for dir in parents {
-        if !files.contains_key(&dir) {
-            let e = pkg_entry(&dir)
+        if let std::collections::btree_map::Entry::Vacant(slot) = files.entry(dir) {
+            let e = pkg_entry(slot.key())
                 .filter(|e| e.is_dir())
                 .cloned()
-                .unwrap_or_else(|| Entry::dir(&dir, 0o755));
-            files.insert(dir, e);
+                .unwrap_or_else(|| Entry::dir(slot.key(), 0o755));
+            slot.insert(e);
         }
     }
     files

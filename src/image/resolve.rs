@@ -231,10 +231,10 @@ pub fn resolve(
                 best
             }
         };
-        if let Some(f) = from {
-            if f != pick {
-                deps.entry(f).or_default().insert(pick);
-            }
+        if let Some(f) = from
+            && f != pick
+        {
+            deps.entry(f).or_default().insert(pick);
         }
     }
     for (dep, by) in conflicts {
@@ -271,10 +271,10 @@ pub fn topo_order<K: Ord + Copy>(
         remaining.remove(&next);
         order.push(next);
         for (k, d) in deps {
-            if d.contains(&next) {
-                if let Some(n) = remaining.get_mut(k) {
-                    *n = n.saturating_sub(1);
-                }
+            if d.contains(&next)
+                && let Some(n) = remaining.get_mut(k)
+            {
+                *n = n.saturating_sub(1);
             }
         }
     }
