@@ -10,7 +10,7 @@
 //! 3. **Sources.** [`crate::source::prepare`] fills `src/` and says which
 //!    folder the build runs in.
 //! 4. **Build and check steps**, each a shell script run in the sandbox (see
-//!    [`sandbox`] for what it sees). All output goes to the log; a failure
+//!    `build/sandbox.rs` for what it sees). All output goes to the log; a failure
 //!    returns [`BuildError::Step`] with the last [`LOG_TAIL_LINES`] lines.
 //! 5. **Strip** ELF files unless the recipe says `!strip`.
 //! 6. **Split** subpackages out of `pkg/` by their path globs, in order.
