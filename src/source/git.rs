@@ -4,8 +4,8 @@
 //!
 //! Cache layout: `<cache>/git/<name>-<first 16 hex of sha256(url)>`, a bare
 //! repository, guarded by `<same>.lock` while fetching so parallel builds
-//! sharing a repository do not race. The checkout reuses the archive
-//! [`TreeWriter`], so a hostile repository cannot place symlinks or files
+//! sharing a repository do not race. The checkout reuses the
+//! archive tree writer, so a hostile repository cannot place symlinks or files
 //! outside `$srcdir` either. File times are the commit time, like `git archive`.
 
 use std::fs::OpenOptions;

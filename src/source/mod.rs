@@ -15,7 +15,7 @@
 //!
 //! Trust flows one way: nothing enters the cache unverified
 //! ([`distfile`]), and nothing from an archive or repository is written
-//! outside `$srcdir` ([`tree`]). `docs/sources.md` describes the cache and
+//! outside `$srcdir` (the private `tree` module). `docs/sources.md` describes the cache and
 //! mirror layouts for users.
 
 mod digest;
