@@ -29,6 +29,14 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     let all_images = image_names(&images_dir)?;
 
     let mut problems: Vec<String> = Vec::new();
+    if args.names.is_empty() {
+        for stray in folders_without_recipe(&recipes_dir)? {
+            shell.warn(format!(
+                "recipes/{stray}/ has no {}; skipped",
+                recipe::RECIPE_FILE
+            ));
+        }
+    }
     let (recipe_names, image_names) = if args.names.is_empty() {
         (all_recipes.clone(), all_images.clone())
     } else {
@@ -61,10 +69,11 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         }
     }
     // Cross-recipe checks only make sense over the whole set.
-    if args.names.is_empty() && problems.is_empty() {
-        if let Err(e) = UnitGraph::new(&loaded, &Default::default()) {
-            problems.push(e.to_string());
-        }
+    if args.names.is_empty()
+        && problems.is_empty()
+        && let Err(e) = UnitGraph::new(&loaded, &Default::default())
+    {
+        problems.push(e.to_string());
     }
     for name in &image_names {
         if let Err(e) = image_def::load(&image_def::path_for(&images_dir, name)) {
@@ -111,6 +120,23 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Folders under `recipes/` that hold no `recipe.toml` (a misnamed file?).
+fn folders_without_recipe(dir: &Path) -> Result<Vec<String>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if path.is_dir() && !name.starts_with('.') && !path.join(recipe::RECIPE_FILE).is_file() {
+            out.push(name.into_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Image names: the stems of `images/*.toml`, sorted.
 fn image_names(dir: &Path) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(dir) {
@@ -121,10 +147,11 @@ fn image_names(dir: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for entry in entries {
         let path = entry?.path();
-        if path.extension().is_some_and(|x| x == "toml") && path.is_file() {
-            if let Some(stem) = path.file_stem() {
-                out.push(stem.to_string_lossy().into_owned());
-            }
+        if path.extension().is_some_and(|x| x == "toml")
+            && path.is_file()
+            && let Some(stem) = path.file_stem()
+        {
+            out.push(stem.to_string_lossy().into_owned());
         }
     }
     out.sort();

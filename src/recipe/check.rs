@@ -259,13 +259,11 @@ pub(crate) fn url(s: &str, allow_file: bool) -> Result<(), String> {
     if s.chars().any(char::is_whitespace) {
         return Err(format!("`{s}` contains whitespace"));
     }
-    if allow_file {
-        if let Some(path) = s.strip_prefix("file://") {
-            if !path.starts_with('/') {
-                return Err(format!("`{s}`: a file:// URL needs an absolute path"));
-            }
-            return Ok(());
+    if allow_file && let Some(path) = s.strip_prefix("file://") {
+        if !path.starts_with('/') {
+            return Err(format!("`{s}`: a file:// URL needs an absolute path"));
         }
+        return Ok(());
     }
     let rest = s
         .strip_prefix("https://")

@@ -86,6 +86,10 @@ impl<'a, 'i> Section<'a, 'i> {
         let v = self.value(key)?;
         match v.get_ref() {
             DeValue::String(s) => Some((s.to_string(), v.span())),
+            DeValue::Integer(_) | DeValue::Float(_) => {
+                self.wrong_type(p, key, "a string (put the value in quotes)", v);
+                None
+            }
             _ => {
                 self.wrong_type(p, key, "a string", v);
                 None

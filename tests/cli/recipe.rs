@@ -115,7 +115,12 @@ fn recipe_lint_lists_every_recipes_problems() {
         "recipes/three/recipe.toml",
         &recipe("other", "1.0", ""),
     );
+    write(p.path(), "recipes/stray/recipe.tml", "");
     let err = run_err(forge(p.path()).arg("lint"));
+    assert!(
+        err.contains("warning: recipes/stray/ has no recipe.toml; skipped"),
+        "{err}"
+    );
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(
         lines,
