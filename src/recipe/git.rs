@@ -241,6 +241,12 @@ mod tests {
         assert_eq!(a.commit, b.commit);
         assert_eq!(b.commit.as_deref().map(str::len), Some(40));
 
+        // a new sibling folder whose name extends `a` does not make `a` dirty
+        std::fs::create_dir_all(root.join("recipes/ab")).unwrap();
+        std::fs::write(root.join("recipes/ab/x"), "x").unwrap();
+        let a = git_info_at(&root.join("recipes/a")).unwrap();
+        assert_eq!(a.origin, SdeOrigin::LastCommit);
+
         // an uncommitted edit keeps the commit time but marks the origin
         std::fs::write(root.join("recipes/a/new.patch"), "x").unwrap();
         let a = git_info_at(&root.join("recipes/a")).unwrap();
