@@ -19,7 +19,7 @@
 //! side that continues is greater unless it continues with a pre-release
 //! suffix (`_alpha`, `_beta`, `_pre`, `_rc`). Hence
 //! `1.0_rc1 < 1.0 < 1.0_p1 < 1.0a < 1.0.1` and `1.0 < 1.0-r0 < 1.0-r1`.
-//! See `/work/shared/reference/apk.md` §8.
+//! The rules follow apk-tools' `src/version.c`, checked against apk 2.14.10.
 
 use std::cmp::Ordering;
 use std::fmt;
