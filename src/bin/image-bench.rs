@@ -1,7 +1,8 @@
 //! Image assembly benchmark: `cargo run --release --bin image-bench [WORKDIR]`.
 //!
 //! Generates (once, reused afterwards) a signed repository of 12 packages
-//! totalling about 300 MB of semi-compressible content, then times, in the
+//! totalling about 300 MB (real files from the host's /usr: libraries,
+//! programs, data; synthetic filler if /usr is smaller), then times, in the
 //! same run and on the same rootfs:
 //! - `forge image` in origin mode (one layer per package) and single mode;
 //! - `tar -c | gzip -6` of the merged rootfs (one layer's worth of work);
@@ -74,6 +75,28 @@ fn content(rng: &mut Rng, len: usize) -> Vec<u8> {
     out
 }
 
+/// Regular files under the host's /usr (libraries, programs, data), in a
+/// fixed order: realistic content for the compressors.
+fn real_files() -> impl Iterator<Item = (String, Vec<u8>, u32)> {
+    ["/usr/lib/x86_64-linux-gnu", "/usr/bin", "/usr/share"]
+        .into_iter()
+        .flat_map(|top| walkdir::WalkDir::new(top).sort_by_file_name())
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = e.metadata().ok()?.permissions().mode() & 0o755;
+            let data = std::fs::read(e.path()).ok()?;
+            let rel = e
+                .path()
+                .strip_prefix("/")
+                .ok()?
+                .to_string_lossy()
+                .into_owned();
+            (!data.is_empty()).then_some((rel, data, mode))
+        })
+}
+
 fn stage_dir(work: &Path, i: usize) -> PathBuf {
     work.join("stage").join(format!("pkg{i:02}"))
 }
@@ -91,18 +114,31 @@ fn generate_repo(work: &Path) -> SigningKey {
     let key = SigningKey::load(&g.private).expect("loading the key");
     let mut repo = Repo::open(&work.join("out/repo"), "x86_64").expect("opening the repo");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut real = real_files();
     for (i, mib) in SIZES_MIB.iter().enumerate() {
         let root = stage_dir(work, i);
         let _ = std::fs::remove_dir_all(&root);
         let mut left = mib << 20;
         let mut n = 0;
         while left > 0 {
-            let len = (64 << 10) + (rng.next() % (4 << 20)).min(left);
-            let len = len.min(left);
-            let path = root.join(format!("usr/lib/pkg{i:02}/d{}/f{n:04}.bin", n % 8));
+            // Real host files while they last, then synthetic content.
+            let (rel, data, mode) = match real.next() {
+                Some((rel, mut data, mode)) => {
+                    data.truncate(left as usize);
+                    (rel, data, mode)
+                }
+                None => {
+                    let len = ((64 << 10) + rng.next() % (4 << 20)).min(left);
+                    let rel = format!("usr/lib/pkg{i:02}/d{}/f{n:04}.bin", n % 8);
+                    (rel, content(&mut rng, len as usize), 0o644)
+                }
+            };
+            let path = root.join(&rel);
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(&path, content(&mut rng, len as usize)).expect("write");
-            left -= len;
+            std::fs::write(&path, &data).expect("write");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            left -= data.len() as u64;
             n += 1;
         }
         let spec = PackageSpec {
@@ -166,7 +202,7 @@ fn dir_size(dir: &Path) -> u64 {
 fn main() {
     let work = std::env::args()
         .nth(1)
-        .map_or_else(|| PathBuf::from("/tmp/forge-image-bench"), PathBuf::from);
+        .map_or_else(|| PathBuf::from("/tmp/forge-image-bench-v2"), PathBuf::from);
     std::fs::create_dir_all(&work).expect("creating the work folder");
     let (gen_s, _) = time(|| generate_repo(&work));
     println!("setup (package generation, untimed for comparison): {gen_s:.1} s");
