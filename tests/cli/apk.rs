@@ -270,6 +270,29 @@ fn apk_real_apk_tools_accept_forge_output() {
         pkg_path.to_str().unwrap(),
     ]));
     assert!(out.contains("0 - OK") || out.trim().is_empty(), "{out}");
+    // apk verify accepts the signed index too, and rejects it once the
+    // signing key is no longer in the keys folder.
+    let our_index = arch_dir.join("APKINDEX.tar.gz");
+    let (out, _) = run_ok(&mut apk(&[
+        "verify",
+        "--keys-dir",
+        keys.to_str().unwrap(),
+        our_index.to_str().unwrap(),
+    ]));
+    assert!(out.contains("0 - OK"), "{out}");
+    let empty_keys = dir.path().join("no-keys");
+    fs::create_dir_all(&empty_keys).unwrap();
+    let out = crate::support::run(&mut apk(&[
+        "verify",
+        "--keys-dir",
+        empty_keys.to_str().unwrap(),
+        our_index.to_str().unwrap(),
+    ]));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("UNTRUSTED"),
+        "{out:?}"
+    );
     // apk index over the same package agrees on C:, S:, I:.
     let theirs = dir.path().join("theirs.tar.gz");
     let mut packages: Vec<String> = fs::read_dir(&arch_dir)
