@@ -121,13 +121,16 @@ fn random(rng: &mut Rng, len: usize) -> Vec<u8> {
     out
 }
 
+/// Makes file content of a given length.
+type Maker = fn(&mut Rng, usize) -> Vec<u8>;
+
 /// Generate the tree; returns the bytes written.
 fn generate(root: &Path, total: u64) -> u64 {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut written = 0u64;
     let mut n = 0u64;
     // Shares of the total: text 30%, source 20%, binaries 25%, random 25%.
-    let plan: [(&str, u64, fn(&mut Rng, usize) -> Vec<u8>, u64, u64); 6] = [
+    let plan: [(&str, u64, Maker, u64, u64); 6] = [
         ("usr/share/doc", 30, text, 512, 64 << 10),
         ("usr/src", 20, source, 1 << 10, 128 << 10),
         ("usr/lib", 15, binary, 64 << 10, 4 << 20),
