@@ -194,50 +194,12 @@ impl Package {
         let file = fs::File::open(path).map_err(io_err)?;
         let file_size = file.metadata().map_err(io_err)?.len();
         let mut tap = Tap::new(BufReader::with_capacity(1 << 20, file));
-        let corrupt = |part, reason: String| ReadError::Corrupt { part, reason };
-
-        tap.capture = Some(Vec::new());
-        let first = read_small_member(&mut tap).map_err(|e| corrupt(Part::Signature, e))?;
-        let first_raw = tap.capture.take().unwrap_or_default();
-        let is_sig = first.first().is_some_and(|(n, _)| n.starts_with(".SIGN."));
-        let (signatures, control_members, control_raw) = if is_sig {
-            let mut sigs = Vec::new();
-            for (name, bytes) in first {
-                if !name.starts_with(".SIGN.") {
-                    return Err(corrupt(
-                        Part::Signature,
-                        format!("unexpected entry `{name}`"),
-                    ));
-                }
-                if let Some((alg, key)) = SigAlg::parse_entry_name(&name) {
-                    sigs.push(Signature {
-                        alg,
-                        key: key.to_string(),
-                        bytes,
-                    });
-                }
-            }
-            tap.capture = Some(Vec::new());
-            let control = read_small_member(&mut tap).map_err(|e| corrupt(Part::Control, e))?;
-            (sigs, control, tap.capture.take().unwrap_or_default())
-        } else {
-            (Vec::new(), first, first_raw)
-        };
-        let mut info = None;
-        let mut control_entries = Vec::new();
-        for (name, bytes) in &control_members {
-            if !name.starts_with('.') || name.contains('/') || name.starts_with(".SIGN.") {
-                return Err(corrupt(Part::Control, format!("unexpected entry `{name}`")));
-            }
-            if name == ".PKGINFO" {
-                info = Some(
-                    PkgInfo::parse(bytes)
-                        .map_err(|e| corrupt(Part::Control, format!(".PKGINFO: {e}")))?,
-                );
-            }
-            control_entries.push(name.clone());
-        }
-        let info = info.ok_or_else(|| corrupt(Part::Control, "no .PKGINFO".into()))?;
+        let Head {
+            info,
+            signatures,
+            control_entries,
+            control_raw,
+        } = read_head(&mut tap)?;
         let identity: [u8; 20] = Sha1::digest(&control_raw).into();
         let mut pkg = Package {
             path: path.to_path_buf(),
@@ -312,6 +274,69 @@ impl Package {
         }
         Ok(signer)
     }
+}
+
+/// The signature and control parts of a package.
+struct Head {
+    info: PkgInfo,
+    signatures: Vec<Signature>,
+    control_entries: Vec<String>,
+    control_raw: Vec<u8>,
+}
+
+/// Read the signature member (if any) and the control member from `tap`,
+/// leaving it at the start of the data member.
+fn read_head<R: BufRead>(tap: &mut Tap<R>) -> Result<Head, ReadError> {
+    let corrupt = |part, reason: String| ReadError::Corrupt { part, reason };
+
+    tap.capture = Some(Vec::new());
+    let first = read_small_member(tap).map_err(|e| corrupt(Part::Signature, e))?;
+    let first_raw = tap.capture.take().unwrap_or_default();
+    let is_sig = first.first().is_some_and(|(n, _)| n.starts_with(".SIGN."));
+    let (signatures, control_members, control_raw) = if is_sig {
+        let mut sigs = Vec::new();
+        for (name, bytes) in first {
+            if !name.starts_with(".SIGN.") {
+                return Err(corrupt(
+                    Part::Signature,
+                    format!("unexpected entry `{name}`"),
+                ));
+            }
+            if let Some((alg, key)) = SigAlg::parse_entry_name(&name) {
+                sigs.push(Signature {
+                    alg,
+                    key: key.to_string(),
+                    bytes,
+                });
+            }
+        }
+        tap.capture = Some(Vec::new());
+        let control = read_small_member(tap).map_err(|e| corrupt(Part::Control, e))?;
+        (sigs, control, tap.capture.take().unwrap_or_default())
+    } else {
+        (Vec::new(), first, first_raw)
+    };
+    let mut info = None;
+    let mut control_entries = Vec::new();
+    for (name, bytes) in &control_members {
+        if !name.starts_with('.') || name.contains('/') || name.starts_with(".SIGN.") {
+            return Err(corrupt(Part::Control, format!("unexpected entry `{name}`")));
+        }
+        if name == ".PKGINFO" {
+            info = Some(
+                PkgInfo::parse(bytes)
+                    .map_err(|e| corrupt(Part::Control, format!(".PKGINFO: {e}")))?,
+            );
+        }
+        control_entries.push(name.clone());
+    }
+    let info = info.ok_or_else(|| corrupt(Part::Control, "no .PKGINFO".into()))?;
+    Ok(Head {
+        info,
+        signatures,
+        control_entries,
+        control_raw,
+    })
 }
 
 /// Find a trusted signature over `signed`; the signer's key name.
