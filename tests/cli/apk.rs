@@ -407,3 +407,36 @@ fn tar_entry(path: &Path, name: &str) -> String {
     }
     panic!("no {name} in {}", path.display());
 }
+
+#[test]
+fn apk_signing_key_from_environment_and_named_keygen() {
+    let dir = project();
+    run_ok(forge(dir.path()).args(["keygen", "release@example.org"]));
+    let keys = dir.path().join("keys");
+    let private = fs::read_dir(&keys)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "rsa"))
+        .unwrap();
+    let name = private.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(name.starts_with("release@example.org-"), "{name}");
+    // Move the key out of the project: only FORGE_SIGNING_KEY can find it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let moved = elsewhere.path().join(&name);
+    fs::rename(&private, &moved).unwrap();
+    fs::create_dir_all(dir.path().join("out/repo/x86_64")).unwrap();
+    let (_, err) = run_ok(
+        forge(dir.path())
+            .arg("index")
+            .env("FORGE_SIGNING_KEY", &moved),
+    );
+    assert!(!err.contains("created signing key"), "{err}");
+    let (_, err) = run_ok(
+        forge(dir.path())
+            .arg("verify")
+            .arg("out/repo/x86_64/APKINDEX.tar.gz"),
+    );
+    assert!(err.contains(&format!("signed by {name}.pub")), "{err}");
+    let err = run_err(forge(dir.path()).args(["keygen", "../evil"]));
+    assert!(err.contains("invalid key name `../evil`"), "{err}");
+}
