@@ -325,6 +325,12 @@ fn load_arch(
 ) -> Result<ArchInput, ImageError> {
     let repo_dir = settings.repo_dir().join(arch);
     let index_path = repo_dir.join("APKINDEX.tar.gz");
+    if !index_path.is_file() {
+        return Err(ImageError::NoRepository {
+            arch: arch.to_string(),
+            path: index_path,
+        });
+    }
     let index = Index::read(&index_path, trusted).map_err(|e| ImageError::Index {
         path: index_path.clone(),
         source: Box::new(e),

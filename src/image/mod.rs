@@ -72,6 +72,14 @@ pub enum ImageError {
         /// The second package.
         second: String,
     },
+    /// No repository index for an architecture.
+    #[error("no package repository for {arch}: {} is missing (build the packages first: `forge build`)", path.display())]
+    NoRepository {
+        /// The architecture.
+        arch: String,
+        /// The expected index file.
+        path: PathBuf,
+    },
     /// The repository index could not be read or verified.
     #[error("reading the package index {}", path.display())]
     Index {

@@ -470,6 +470,13 @@ fn image_errors_name_the_file_and_position() {
     assert!(err.contains("invalid image name `../etc/x`"), "{err}");
     let err = support::run_err(forge(p.path()).args(["image", "missing"]));
     assert!(err.contains("no image definition"), "{err}");
+    write(
+        p.path(),
+        "images/nope.toml",
+        "schema = 1\npackages = [\"nope\"]\n",
+    );
+    let err = support::run_err(forge(p.path()).args(["image", "nope"]));
+    assert!(err.contains("no package repository for x86_64"), "{err}");
     // A package the repository lacks.
     write(
         p.path(),
