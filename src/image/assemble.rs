@@ -335,6 +335,119 @@ mod tests {
         }
     }
 
+    fn def(extra: &str) -> ImageDef {
+        let text =
+            format!("schema = 1\npackages = [\"app\"]\nentrypoint = [\"/bin/app\"]\n{extra}");
+        crate::image::def::parse("t", std::path::Path::new("t.toml"), &text).unwrap()
+    }
+
+    fn input(lib: &str) -> ArchInput {
+        let mut a = pkg(
+            "app",
+            vec![
+                Entry::dir("bin", 0o755),
+                Entry::file("bin/app", 0o755, "app"),
+            ],
+        );
+        a.meta.origin = "app".into();
+        let mut sh = pkg(
+            "sh",
+            vec![
+                Entry::dir("bin", 0o755),
+                Entry::symlink("bin/sh", "busybox"),
+            ],
+        );
+        sh.meta.origin = "busybox".into();
+        let mut l = pkg(
+            "libx",
+            vec![
+                Entry::dir("etc", 0o700),
+                Entry::file("lib/libx.so", 0o644, lib),
+            ],
+        );
+        l.meta.origin = "libx".into();
+        ArchInput {
+            arch: "x86_64".into(),
+            packages: vec![l, sh, a],
+            deps: vec![BTreeSet::new(), BTreeSet::new(), BTreeSet::from([0, 1])],
+        }
+    }
+
+    #[test]
+    fn image_files_carry_accounts_db_and_parents() {
+        let d = def(
+            "[[accounts]]\nname = \"app\"\nuid = 10\n[[paths]]\npath = \"/var/x/y\"\ntype = \"file\"\ncontent = \"z\"\n",
+        );
+        let files = image_files(&d, &input("v1"), 77);
+        let paths: Vec<&str> = files.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "etc",
+                "etc/apk",
+                "etc/apk/arch",
+                "etc/apk/world",
+                "etc/group",
+                "etc/passwd",
+                "home",
+                "home/app",
+                "lib",
+                "lib/apk",
+                "lib/apk/db",
+                "lib/apk/db/installed",
+                "lib/apk/db/triggers",
+                "var",
+                "var/x",
+                "var/x/y"
+            ]
+        );
+        assert!(files.iter().all(|e| e.mtime == 77));
+        // A folder a package ships keeps its metadata.
+        assert_eq!(files[0].mode, 0o700);
+        let passwd = files.iter().find(|e| e.path == "etc/passwd").unwrap();
+        assert_eq!(
+            passwd.kind,
+            EntryKind::File(
+                b"root:x:0:0:root:/root:/bin/sh\napp:x:10:10:app:/home/app:/sbin/nologin\n"
+                    .to_vec()
+            )
+        );
+        let home = files.iter().find(|e| e.path == "home/app").unwrap();
+        assert_eq!((home.uid, home.gid), (10, 10));
+    }
+
+    #[test]
+    fn assemble_is_stable_and_one_package_changes_one_layer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layout = Layout::create(tmp.path()).unwrap();
+        let d = def("");
+        let ann = BTreeMap::new();
+        let common = Common {
+            def: &d,
+            epoch: 1000,
+            annotations: &ann,
+            jobs: 2,
+        };
+        let a = assemble(&layout, &common, &input("v1")).unwrap();
+        let b = assemble(&layout, &common, &input("v1")).unwrap();
+        assert_eq!(a.manifest, b.manifest);
+        let titles: Vec<&str> = a.layers.iter().map(|l| l.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            ["origin busybox", "origin libx", "origin app", "image files"]
+        );
+        let c = assemble(&layout, &common, &input("v2")).unwrap();
+        let changed: Vec<&str> = a
+            .layers
+            .iter()
+            .zip(&c.layers)
+            .filter(|(x, y)| x.blob != y.blob)
+            .map(|(x, _)| x.title.as_str())
+            .collect();
+        assert_eq!(changed, ["origin libx", "image files"]);
+        assert_eq!(a.manifest.platform.as_ref().unwrap().architecture, "amd64");
+    }
+
     #[test]
     fn conflicts_table() {
         let f = |c: &str| Entry::file("usr/x", 0o644, c.as_bytes().to_vec());
