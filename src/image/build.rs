@@ -290,13 +290,28 @@ impl GitInfo {
         let remote = repo
             .find_remote("origin")
             .ok()
-            .and_then(|r| r.url().ok().map(str::to_string));
+            .and_then(|r| r.url().ok().map(strip_userinfo));
         let file_time = head.as_ref().and_then(|c| last_change(c.clone(), &rel));
         Some(GitInfo {
             head: head.map(|c| c.id().to_string()),
             remote,
             file_time,
         })
+    }
+}
+
+/// Drop `user:password@` from a URL: remotes may carry tokens, and the
+/// source annotation is published with the image.
+fn strip_userinfo(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find('/').unwrap_or(rest.len());
+            match rest[..end].rfind('@') {
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
     }
 }
 
@@ -614,6 +629,21 @@ fn replace_dir(staging: tempfile::TempDir, dir: &Path) -> Result<(), ImageError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn userinfo_is_stripped() {
+        for (url, want) in [
+            (
+                "https://user:tok@example.org/a/b.git",
+                "https://example.org/a/b.git",
+            ),
+            ("https://example.org/a@b", "https://example.org/a@b"),
+            ("ssh://git@example.org/x", "ssh://example.org/x"),
+            ("git@example.org:x/y.git", "git@example.org:x/y.git"),
+        ] {
+            assert_eq!(strip_userinfo(url), want);
+        }
+    }
 
     #[test]
     fn epoch_precedence() {
