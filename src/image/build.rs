@@ -610,6 +610,11 @@ fn replace_dir(staging: tempfile::TempDir, dir: &Path) -> Result<(), ImageError>
         source,
     };
     let fresh = staging.keep();
+    // tempdir() made it 0700; a layout is meant to be read by others.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&fresh, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+    }
     if dir.exists() {
         let name = dir
             .file_name()

@@ -270,6 +270,9 @@ fn image_layout_is_read_by_skopeo_and_umoci_and_runs() {
             "forge image hello: image files"
         ]
     );
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&layout).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
     // Every blob matches its name.
     for e in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
         let e = e.unwrap();
