@@ -446,3 +446,71 @@ fn apk_signing_key_from_environment_and_named_keygen() {
     let err = run_err(forge(dir.path()).args(["keygen", "../evil"]));
     assert!(err.contains("invalid key name `../evil`"), "{err}");
 }
+
+#[test]
+fn apk_auto_deps_from_real_elf_files() {
+    if !crate::support::require_tool("gcc") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let root = dir.path().join("root");
+    fs::create_dir_all(&src).unwrap();
+    fs::create_dir_all(root.join("usr/lib")).unwrap();
+    fs::create_dir_all(root.join("usr/bin")).unwrap();
+    fs::write(src.join("greet.c"), "int greet(void) { return 42; }\n").unwrap();
+    fs::write(
+        src.join("main.c"),
+        "int greet(void);\nint main(void) { return greet() == 42 ? 0 : 1; }\n",
+    )
+    .unwrap();
+    let lib = root.join("usr/lib/libgreet.so.1.0.0");
+    let gcc = |args: &[&str]| {
+        let st = Command::new("gcc").args(args).status().unwrap();
+        assert!(st.success(), "gcc {args:?}");
+    };
+    gcc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libgreet.so.1",
+        "-o",
+        lib.to_str().unwrap(),
+        src.join("greet.c").to_str().unwrap(),
+    ]);
+    std::os::unix::fs::symlink("libgreet.so.1.0.0", root.join("usr/lib/libgreet.so.1")).unwrap();
+    std::os::unix::fs::symlink("libgreet.so.1.0.0", root.join("usr/lib/libgreet.so")).unwrap();
+    gcc(&[
+        "-o",
+        root.join("usr/bin/greet").to_str().unwrap(),
+        src.join("main.c").to_str().unwrap(),
+        "-L",
+        root.join("usr/lib").to_str().unwrap(),
+        "-lgreet",
+    ]);
+    // A stripped program still carries its dynamic segment.
+    if crate::support::require_tool("strip") {
+        let st = Command::new("strip")
+            .arg(root.join("usr/bin/greet"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    let deps = apk::scan_auto_deps(&root).unwrap();
+    assert_eq!(deps.provides, vec!["so:libgreet.so.1=1"]);
+    assert!(
+        deps.depends.contains(&"so:libc.so.6".to_string()),
+        "{deps:?}"
+    );
+    assert!(
+        !deps.depends.iter().any(|d| d.contains("libgreet")),
+        "{deps:?}"
+    );
+    // Split across packages, the program's package depends on the library.
+    fs::remove_file(&lib).unwrap();
+    let deps = apk::scan_auto_deps(&root).unwrap();
+    assert!(deps.provides.is_empty(), "{deps:?}");
+    assert!(
+        deps.depends.contains(&"so:libgreet.so.1".to_string()),
+        "{deps:?}"
+    );
+}
