@@ -193,7 +193,8 @@ impl Package {
         };
         let file = fs::File::open(path).map_err(io_err)?;
         let file_size = file.metadata().map_err(io_err)?.len();
-        let mut tap = Tap::new(BufReader::with_capacity(1 << 20, file));
+        let capacity = if with_data { 1 << 20 } else { 64 << 10 };
+        let mut tap = Tap::new(BufReader::with_capacity(capacity, file));
         let Head {
             info,
             signatures,
