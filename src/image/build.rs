@@ -76,10 +76,7 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<BuiltImage, Ima
         return Err(ImageError::NotFound { path: file });
     }
     let def = def::load(&file)?;
-    let trusted = TrustedKeys::load_dir(&settings.keys_dir()).map_err(|e| ImageError::Index {
-        path: settings.keys_dir(),
-        source: Box::new(e),
-    })?;
+    let trusted = TrustedKeys::load_dir(&settings.keys_dir()).map_err(ImageError::Keys)?;
     let mut inputs = Vec::new();
     for arch in &def.archs {
         shell.status("Resolving", format!("{} for {arch}", def.name));

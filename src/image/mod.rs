@@ -72,6 +72,9 @@ pub enum ImageError {
         /// The second package.
         second: String,
     },
+    /// The trusted keys could not be loaded.
+    #[error("loading the trusted keys")]
+    Keys(#[source] crate::sign::SignError),
     /// No repository index for an architecture.
     #[error("no package repository for {arch}: {} is missing (build the packages first: `forge build`)", path.display())]
     NoRepository {
