@@ -601,3 +601,46 @@ fn tampered_package_is_rejected() {
     );
     assert!(!p.path().join("out/images/hello").exists());
 }
+
+/// The repository's own `recipes/hello` and `images/hello.toml`, end to end:
+/// `forge build hello`, `forge image hello`, then run it with crun.
+#[test]
+#[ignore = "needs recipes/hello linked statically (`make LDFLAGS=-static`): the image has no libc"]
+fn repository_hello_image_runs() {
+    if !support::require_bwrap() || !require_tool("umoci") || !require_tool("crun") {
+        return;
+    }
+    let p = support::project();
+    support::copy_tree(
+        &support::repo_root().join("recipes/hello"),
+        &p.path().join("recipes/hello"),
+    );
+    support::copy_tree(
+        &support::repo_root().join("images"),
+        &p.path().join("images"),
+    );
+    support::git_commit_all(p.path(), "2024-01-01T00:00:00Z");
+    run_ok(forge(p.path()).args(["build", "hello", "--no-images"]));
+    let layout = build(p.path());
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    run_ok(
+        Command::new("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:latest", layout.display()))
+            .arg(&bundle),
+    );
+    let cfg_path = bundle.join("config.json");
+    let mut cfg = json(&cfg_path);
+    cfg["process"]["terminal"] = Value::Bool(false);
+    std::fs::write(&cfg_path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let script = format!(
+        "if [ -d /sys/fs/cgroup/unified ]; then mount -t tmpfs none /sys/fs/cgroup/unified; fi; \
+         exec crun --cgroup-manager=disabled run -b '{}' forge-hello-{}",
+        bundle.display(),
+        std::process::id()
+    );
+    let out = run(Command::new("unshare").args(["-m", "sh", "-c", &script]));
+    assert!(out.status.success(), "crun run failed");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello from forge!\n");
+}
