@@ -32,6 +32,7 @@
 use std::path::PathBuf;
 
 pub mod autodeps;
+mod check;
 pub mod gzip;
 pub mod index;
 pub mod pkginfo;
@@ -40,6 +41,7 @@ pub mod tar;
 mod write;
 
 pub use autodeps::{AutoDeps, scan_auto_deps};
+pub use check::{QuickCheckError, verify_indexed, verify_signed_parts};
 pub use pkginfo::PkgInfo;
 pub use read::{FileEntry, Package, Part, ReadError, Signature, VerifyError};
 pub use write::{WriteError, WriteOptions, WrittenPackage, write_package};

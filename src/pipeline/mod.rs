@@ -193,6 +193,10 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
     let trusted = TrustedKeys::load_dir(&settings.keys_dir())?;
     let repo_dir = settings.repo_dir().join(arch);
     let index_entries = read_index_entries(&repo_dir, &trusted);
+    let indexed: BTreeMap<String, [u8; 20]> = index_entries
+        .iter()
+        .map(|e| (e.file_name(), e.checksum))
+        .collect();
     let mut extra = BTreeMap::new();
     for e in &index_entries {
         let origin = e.origin.clone().unwrap_or_else(|| e.name.clone());
@@ -215,49 +219,58 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
     let order = graph.order(&selected);
     let by_name: BTreeMap<&str, &Recipe> = recipes.iter().map(|r| (r.name.as_str(), r)).collect();
 
-    // Plan, dependencies first so their keys are known.
+    // Plan. Per-unit facts that need I/O are gathered in parallel (one git
+    // walk for all recipes); keys then follow the order, since a unit's key
+    // holds its dependencies' keys; artifact checks run in parallel again.
     let env = env_identity(settings, arch);
-    let mut keys: BTreeMap<String, String> = BTreeMap::new();
-    let mut units: BTreeMap<String, Unit<'_>> = BTreeMap::new();
-    let forced: BTreeSet<&String> = if opts.force {
-        opts.targets.iter().collect()
-    } else {
-        BTreeSet::new()
-    };
-    for name in &order {
-        let r = by_name[name.as_str()];
-        let git = recipe::git_info(r)?;
-        let digests = crate::source::input_digests(r).map_err(|source| PipelineError::Source {
+    let ordered: Vec<&Recipe> = order.iter().map(|n| by_name[n.as_str()]).collect();
+    let dirs: Vec<&Path> = ordered.iter().map(|r| r.dir.as_path()).collect();
+    let gits = recipe::git_info_many(&dirs)?;
+    let digests = par_map(&ordered, settings.jobs, |r| {
+        crate::source::input_digests(r).map_err(|source| PipelineError::Source {
             recipe: r.name.clone(),
             source,
-        })?;
+        })
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    let mut planned: Vec<(Inputs, bool)> = Vec::with_capacity(order.len());
+    for (i, name) in order.iter().enumerate() {
         let dep_keys: BTreeMap<String, String> = graph
             .deps_of(name)
             .filter_map(|d| keys.get(d).map(|k| (d.to_string(), k.clone())))
             .collect();
         let inputs = plan::unit_inputs(
-            r,
-            git.source_date_epoch,
-            git.commit.as_deref(),
-            &digests,
+            ordered[i],
+            gits[i].source_date_epoch,
+            gits[i].commit.as_deref(),
+            &digests[i],
             &dep_keys,
             &env,
         );
-        let previous = plan::read_state(&plan::state_path(&settings.out, arch, name));
-        let freshness = if forced.contains(name) {
-            Freshness::Dirty(DirtyReason::Forced)
-        } else {
-            plan::freshness(previous.as_ref(), &inputs, |a| {
-                check_artifact(&repo_dir, a, &trusted)
-            })
-        };
         keys.insert(name.clone(), inputs.key());
+        planned.push((inputs, opts.force && opts.targets.contains(name)));
+    }
+    let positions: Vec<usize> = (0..order.len()).collect();
+    let verdicts = par_map(&positions, settings.jobs, |&i| {
+        let (inputs, forced) = &planned[i];
+        if *forced {
+            return Freshness::Dirty(DirtyReason::Forced);
+        }
+        let previous = plan::read_state(&plan::state_path(&settings.out, arch, &order[i]));
+        plan::freshness(previous.as_ref(), inputs, |a| {
+            check_artifact(&repo_dir, a, &indexed, &trusted)
+        })
+    });
+    let mut units: BTreeMap<String, Unit<'_>> = BTreeMap::new();
+    for (i, ((inputs, _), freshness)) in planned.into_iter().zip(verdicts).enumerate() {
         units.insert(
-            name.clone(),
+            order[i].clone(),
             Unit {
-                recipe: r,
-                sde: git.source_date_epoch,
-                commit: git.commit,
+                recipe: ordered[i],
+                sde: gits[i].source_date_epoch,
+                commit: gits[i].commit.clone(),
                 inputs,
                 freshness,
             },
@@ -342,6 +355,26 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
     Ok(report)
 }
 
+/// Map `f` over `items` on up to `jobs` threads, keeping the order.
+fn par_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let jobs = jobs.clamp(1, items.len().max(1));
+    if jobs == 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(jobs);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| scope.spawn(move || c.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("planning worker panicked"))
+            .collect()
+    })
+}
+
 fn read_index_entries(repo_dir: &Path, trusted: &TrustedKeys) -> Vec<apk::index::IndexEntry> {
     let path = repo_dir.join(repo::INDEX_FILE);
     match apk::index::Index::read(&path, trusted) {
@@ -356,10 +389,13 @@ fn read_index_entries(repo_dir: &Path, trusted: &TrustedKeys) -> Vec<apk::index:
 }
 
 /// A recorded artifact is usable when the file is there, has the recorded
-/// digest, and verifies (signature by a trusted key, datahash, checksums).
+/// digest, is vouched for (its identity is the `C:` of the verified signed
+/// index, or else its own signature verifies), and its datahash matches. The
+/// per-file checksums are checked when the files are used.
 fn check_artifact(
     repo_dir: &Path,
     a: &ArtifactRecord,
+    indexed: &BTreeMap<String, [u8; 20]>,
     trusted: &TrustedKeys,
 ) -> Result<(), String> {
     let path = repo_dir.join(&a.file);
@@ -368,8 +404,11 @@ fn check_artifact(
     if digest != a.sha256 {
         return Err("content differs from the recorded digest".into());
     }
-    let pkg = apk::Package::open(&path).map_err(|e| e.to_string())?;
-    pkg.verify(trusted).map(|_| ()).map_err(|e| e.to_string())
+    match indexed.get(&a.file) {
+        Some(identity) => apk::verify_indexed(&path, &bytes, identity),
+        None => apk::verify_signed_parts(&path, &bytes, trusted).map(|_| ()),
+    }
+    .map_err(|e| e.to_string())
 }
 
 struct ExecCtx<'a> {

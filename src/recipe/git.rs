@@ -11,13 +11,21 @@
 //!    exists) — what `git log -1 -- recipes/NAME` reports;
 //! 3. note whether the folder has uncommitted changes (the time still comes
 //!    from the last commit; the origin says it is dirty);
+//! 5. `commit` is that same last commit touching the folder, not `HEAD`: an
+//!    unrelated commit must not change a package's bytes or its input key.
+//!
+//! [`git_info_many`] does this for many folders with one history walk: per
+//! commit it compares the parent folder's tree with the parents' and, only
+//! where it differs, the entries below it, so a 1,000-recipe tree costs about
+//! one tree comparison per commit. One status scan covers every folder.
 //! 4. fallback (no repository, or the folder was never committed): the
 //!    `SOURCE_DATE_EPOCH` environment variable, else 315532800
 //!    (1980-01-01T00:00:00Z, the earliest time zip can store).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use git2::{Oid, Repository, Sort, StatusOptions};
+use git2::{ObjectType, Oid, Repository, Sort, StatusOptions, Tree};
 
 use super::error::RecipeError;
 use super::model::Recipe;
@@ -59,8 +67,8 @@ impl SdeOrigin {
 pub struct GitInfo {
     /// Seconds since the epoch, used for every timestamp the build writes.
     pub source_date_epoch: i64,
-    /// The `HEAD` commit id (40 hex) when the recipe is in a git repository
-    /// with at least one commit.
+    /// The last commit (40 hex) that touched the folder, when it is in a git
+    /// repository and was ever committed.
     pub commit: Option<String>,
     /// Where the epoch came from.
     pub origin: SdeOrigin,
@@ -73,32 +81,75 @@ pub fn git_info(recipe: &Recipe) -> Result<GitInfo, RecipeError> {
 
 /// [`git_info`] for any folder.
 pub fn git_info_at(dir: &Path) -> Result<GitInfo, RecipeError> {
-    let found = from_git(dir).map_err(|source| RecipeError::Git {
-        dir: dir.to_path_buf(),
-        source,
-    })?;
-    let (commit, last) = match found {
-        Some(f) => (f.head, f.last),
-        None => (None, None),
-    };
-    if let Some((time, dirty)) = last {
-        let origin = if dirty {
-            SdeOrigin::LastCommitDirty
-        } else {
-            SdeOrigin::LastCommit
+    let mut all = git_info_many(&[dir])?;
+    Ok(all.pop().expect("one folder in, one answer out"))
+}
+
+/// [`git_info`] for many folders at once, in the order given.
+pub fn git_info_many(dirs: &[&Path]) -> Result<Vec<GitInfo>, RecipeError> {
+    let mut found: Vec<Option<(Option<(Oid, i64)>, bool)>> = vec![None; dirs.len()];
+    let mut repos: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
+    let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let mut rels: Vec<PathBuf> = Vec::with_capacity(dirs.len());
+    for (i, dir) in dirs.iter().enumerate() {
+        rels.push(PathBuf::new());
+        let dir = real(dir);
+        // Opening a repository reads its config: do it once per work tree.
+        // (A nested repository below a known work tree is not looked for.)
+        let known = repos.keys().find(|w| dir.starts_with(w)).cloned();
+        let workdir = match known {
+            Some(w) => w,
+            None => {
+                let Ok(repo) = Repository::discover(&dir) else {
+                    continue;
+                };
+                let Some(workdir) = repo.workdir() else {
+                    continue;
+                };
+                real(workdir)
+            }
         };
-        return Ok(GitInfo {
-            source_date_epoch: time,
-            commit,
-            origin,
+        if let Ok(rel) = dir.strip_prefix(&workdir) {
+            rels[i] = rel.to_path_buf();
+            repos.entry(workdir).or_default().push(i);
+        }
+    }
+    for (workdir, members) in repos {
+        let git_err = |source| RecipeError::Git {
+            dir: workdir.clone(),
+            source,
+        };
+        let repo = Repository::open(&workdir).map_err(git_err)?;
+        let wanted: Vec<&Path> = members.iter().map(|&i| rels[i].as_path()).collect();
+        let last = last_touch_many(&repo, &wanted).map_err(git_err)?;
+        let dirty = dirty_many(&repo, &wanted).map_err(git_err)?;
+        for (k, &i) in members.iter().enumerate() {
+            found[i] = Some((last[k], dirty[k]));
+        }
+    }
+    let mut out = Vec::with_capacity(dirs.len());
+    for f in found {
+        out.push(match f {
+            Some((Some((id, time)), dirty)) => GitInfo {
+                source_date_epoch: time,
+                commit: Some(id.to_string()),
+                origin: if dirty {
+                    SdeOrigin::LastCommitDirty
+                } else {
+                    SdeOrigin::LastCommit
+                },
+            },
+            _ => {
+                let (source_date_epoch, origin) = fallback_epoch()?;
+                GitInfo {
+                    source_date_epoch,
+                    commit: None,
+                    origin,
+                }
+            }
         });
     }
-    let (source_date_epoch, origin) = fallback_epoch()?;
-    Ok(GitInfo {
-        source_date_epoch,
-        commit,
-        origin,
-    })
+    Ok(out)
 }
 
 fn fallback_epoch() -> Result<(i64, SdeOrigin), RecipeError> {
@@ -111,92 +162,152 @@ fn fallback_epoch() -> Result<(i64, SdeOrigin), RecipeError> {
     }
 }
 
-struct Found {
-    head: Option<String>,
-    /// (committer time, folder dirty) of the last commit touching the folder.
-    last: Option<(i64, bool)>,
-}
-
-fn from_git(dir: &Path) -> Result<Option<Found>, git2::Error> {
-    let Ok(repo) = Repository::discover(dir) else {
-        return Ok(None);
-    };
-    let Some(workdir) = repo.workdir() else {
-        return Ok(None);
-    };
-    let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-    let Ok(rel) = real(dir).strip_prefix(real(workdir)).map(Path::to_path_buf) else {
-        return Ok(None);
-    };
-    let head = match repo.head() {
-        Ok(h) => h.peel_to_commit()?,
-        // an unborn branch: a repository without commits
-        Err(_) => {
-            return Ok(Some(Found {
-                head: None,
-                last: None,
-            }));
-        }
-    };
-    let last = match last_touch(&repo, &rel)? {
-        Some(time) => Some((time, is_dirty(&repo, &rel)?)),
-        None => None,
-    };
-    Ok(Some(Found {
-        head: Some(head.id().to_string()),
-        last,
-    }))
-}
-
-/// The tree (or blob) id at `rel` in `commit`, if it exists.
-fn entry_at(repo: &Repository, id: Oid, rel: &Path) -> Result<Option<Oid>, git2::Error> {
-    let commit = repo.find_commit(id)?;
+/// The tree at `rel` (the root tree for an empty path), if `rel` is a folder.
+fn subtree<'r>(repo: &'r Repository, root: Tree<'r>, rel: &Path) -> Option<Tree<'r>> {
     if rel.as_os_str().is_empty() {
-        return Ok(Some(commit.tree_id()));
+        return Some(root);
     }
-    let tree = commit.tree()?;
-    Ok(tree.get_path(rel).ok().map(|e| e.id()))
+    let entry = root.get_path(rel).ok()?;
+    if entry.kind() != Some(ObjectType::Tree) {
+        return None;
+    }
+    repo.find_tree(entry.id()).ok()
 }
 
-/// Committer time of the newest commit (from HEAD) that changed `rel`.
-fn last_touch(repo: &Repository, rel: &Path) -> Result<Option<i64>, git2::Error> {
+/// Entry ids by name at `parent` in `commit`'s tree, or `None` when the
+/// folder is absent; also the folder's own id for a quick equality test.
+fn entries_at(
+    repo: &Repository,
+    commit: Oid,
+    parent: &Path,
+) -> Result<Option<(Oid, BTreeMap<String, Oid>)>, git2::Error> {
+    let root = repo.find_commit(commit)?.tree()?;
+    let Some(tree) = subtree(repo, root, parent) else {
+        return Ok(None);
+    };
+    let names = tree
+        .iter()
+        .filter_map(|e| e.name().ok().map(|n| (n.to_string(), e.id())))
+        .collect();
+    Ok(Some((tree.id(), names)))
+}
+
+/// For each `rel`: the newest commit (from HEAD) whose entry for `rel`
+/// differs from every parent's (root commits: exists), with its time.
+fn last_touch_many(
+    repo: &Repository,
+    rels: &[&Path],
+) -> Result<Vec<Option<(Oid, i64)>>, git2::Error> {
+    let mut out = vec![None; rels.len()];
+    // Group by parent folder: usually every recipe sits in `recipes/`.
+    let mut groups: BTreeMap<PathBuf, Vec<(usize, String)>> = BTreeMap::new();
+    for (i, rel) in rels.iter().enumerate() {
+        match (rel.parent(), rel.file_name()) {
+            (Some(p), Some(n)) => groups
+                .entry(p.to_path_buf())
+                .or_default()
+                .push((i, n.to_string_lossy().into_owned())),
+            // The work tree's root itself: its "entry" is the root tree.
+            _ => groups
+                .entry(PathBuf::from("\0root"))
+                .or_default()
+                .push((i, String::new())),
+        }
+    }
+    if repo.head().is_err() {
+        return Ok(out); // unborn branch: nothing committed yet
+    }
     let mut walk = repo.revwalk()?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME)?;
     walk.push_head()?;
+    let mut open: BTreeSet<usize> = (0..rels.len()).collect();
     for id in walk {
+        if open.is_empty() {
+            break;
+        }
         let id = id?;
-        let Some(here) = entry_at(repo, id, rel)? else {
-            continue;
-        };
         let commit = repo.find_commit(id)?;
-        let mut touched = true;
-        for parent in commit.parent_ids() {
-            if entry_at(repo, parent, rel)? == Some(here) {
-                touched = false;
-                break;
+        let parents: Vec<Oid> = commit.parent_ids().collect();
+        for (parent_dir, members) in &groups {
+            if members.iter().all(|(i, _)| !open.contains(i)) {
+                continue;
+            }
+            if parent_dir.as_os_str() == "\0root" {
+                let here = commit.tree_id();
+                let mut touched = true;
+                for p in &parents {
+                    if repo.find_commit(*p)?.tree_id() == here {
+                        touched = false;
+                    }
+                }
+                if touched {
+                    for (i, _) in members {
+                        if open.remove(i) {
+                            out[*i] = Some((id, commit.time().seconds()));
+                        }
+                    }
+                }
+                continue;
+            }
+            let Some((here_id, here)) = entries_at(repo, id, parent_dir)? else {
+                continue;
+            };
+            let mut parent_entries = Vec::new();
+            let mut same_folder = false;
+            for p in &parents {
+                match entries_at(repo, *p, parent_dir)? {
+                    Some((pid, _)) if pid == here_id => same_folder = true,
+                    Some((_, e)) => parent_entries.push(e),
+                    None => parent_entries.push(BTreeMap::new()),
+                }
+            }
+            if same_folder {
+                continue; // nothing below the folder changed against some parent
+            }
+            for (i, name) in members {
+                if !open.contains(i) {
+                    continue;
+                }
+                let Some(mine) = here.get(name) else { continue };
+                if parent_entries.iter().all(|pe| pe.get(name) != Some(mine)) {
+                    open.remove(i);
+                    out[*i] = Some((id, commit.time().seconds()));
+                }
             }
         }
-        if touched {
-            return Ok(Some(commit.time().seconds()));
-        }
     }
-    Ok(None)
+    Ok(out)
 }
 
-/// Whether anything under `rel` differs from HEAD (staged, unstaged or new).
-fn is_dirty(repo: &Repository, rel: &Path) -> Result<bool, git2::Error> {
+/// For each `rel`: whether anything under it differs from HEAD (staged,
+/// unstaged or new); one status scan over their common folders.
+fn dirty_many(repo: &Repository, rels: &[&Path]) -> Result<Vec<bool>, git2::Error> {
     let mut opts = StatusOptions::new();
     opts.include_untracked(true)
         .recurse_untracked_dirs(true)
         .include_ignored(false);
-    let spec: PathBuf = rel.to_path_buf();
-    if !spec.as_os_str().is_empty() {
-        opts.pathspec(spec);
+    let parents: BTreeSet<PathBuf> = rels
+        .iter()
+        .map(|r| r.parent().map(Path::to_path_buf).unwrap_or_default())
+        .collect();
+    if !parents.iter().any(|p| p.as_os_str().is_empty()) {
+        for p in &parents {
+            opts.pathspec(p);
+        }
     }
     let statuses = repo.statuses(Some(&mut opts))?;
-    Ok(statuses
+    let changed: Vec<PathBuf> = statuses
         .iter()
-        .any(|s| !s.status().is_empty() && !s.status().is_ignored()))
+        .filter(|s| !s.status().is_empty() && !s.status().is_ignored())
+        .filter_map(|s| s.path().ok().map(PathBuf::from))
+        .collect();
+    Ok(rels
+        .iter()
+        .map(|rel| {
+            rel.as_os_str().is_empty() && !changed.is_empty()
+                || changed.iter().any(|c| c.starts_with(rel))
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -238,8 +349,11 @@ mod tests {
         assert_eq!(a.origin, SdeOrigin::LastCommit);
         let b = git_info_at(&root.join("recipes/b")).unwrap();
         assert_eq!(b.source_date_epoch, 1_100_000_000);
-        assert_eq!(a.commit, b.commit);
+        // each folder's commit is the last one touching it, not HEAD
+        assert_ne!(a.commit, b.commit);
         assert_eq!(b.commit.as_deref().map(str::len), Some(40));
+        let many = git_info_many(&[&root.join("recipes/b"), &root.join("recipes/a")]).unwrap();
+        assert_eq!(many, vec![b.clone(), a.clone()]);
 
         // a new sibling folder whose name extends `a` does not make `a` dirty
         std::fs::create_dir_all(root.join("recipes/ab")).unwrap();
@@ -263,7 +377,7 @@ mod tests {
             assert_eq!(c.source_date_epoch, DEFAULT_EPOCH);
             assert_eq!(c.origin, SdeOrigin::Default);
         }
-        assert_eq!(c.commit, b.commit);
+        assert_eq!(c.commit, None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod sources;
 use std::path::{Path, PathBuf};
 
 pub use error::RecipeError;
-pub use git::{DEFAULT_EPOCH, GitInfo, SdeOrigin, git_info, git_info_at};
+pub use git::{DEFAULT_EPOCH, GitInfo, SdeOrigin, git_info, git_info_at, git_info_many};
 pub use model::{Checksum, Options, Recipe, Source, Subpackage};
 pub use parse::{DEFAULT_ARCH, SCHEMA};
 
