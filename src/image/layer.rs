@@ -11,8 +11,8 @@
 //!   backend, level or block size changes) at level [`GZIP_LEVEL`], header
 //!   MTIME 0, no name.
 //!
-//! The tar is built in memory while its SHA-256 (the DiffID) is computed,
-//! then compressed on all cores and stored as a blob (digest of the gzip).
+//! One streaming pass: tar → SHA-256 (the DiffID) → parallel gzip →
+//! SHA-256 (the blob digest) → blob file; memory stays at a few blocks.
 
 use std::io::{self, Write};
 
@@ -152,12 +152,11 @@ pub fn write_layer(
     epoch: u64,
     jobs: usize,
 ) -> Result<LayerBlob, LayerError> {
-    let size: u64 = entries.iter().map(|e| e.size() + 1024).sum();
-    let tar = Vec::with_capacity(usize::try_from(size).unwrap_or(0) + 1024);
-    let (tar, diff_id) = write_tar(entries, epoch, HashWriter::new(tar))?.finish();
-    let gz = pgzip::compress(&tar, GZIP_LEVEL, jobs).map_err(LayerError::Finish)?;
-    drop(tar);
-    let descriptor = layout.write_blob(MEDIA_LAYER_GZIP, &gz)?;
+    let blob = layout.blob_writer()?;
+    let gz = pgzip::Writer::new(blob, GZIP_LEVEL, jobs);
+    let (gz, diff_id) = write_tar(entries, epoch, HashWriter::new(gz))?.finish();
+    let blob = gz.finish().map_err(LayerError::Finish)?;
+    let descriptor = blob.finish(MEDIA_LAYER_GZIP)?;
     Ok(LayerBlob {
         descriptor,
         diff_id,
