@@ -95,7 +95,10 @@ fn state_path(settings: &Settings, name: &str) -> PathBuf {
 /// Build every image whose key changed; returns a report like the package one.
 pub fn build_changed(settings: &Settings, explain: bool) -> Result<Report, ImagesError> {
     let started = Instant::now();
-    let mut report = Report::default();
+    let mut report = Report {
+        what: "images",
+        ..Report::default()
+    };
     for name in image_names(&settings.images_dir())? {
         let key = image_key(settings, &name);
         let state = state_path(settings, &name);
@@ -131,15 +134,9 @@ pub fn build_changed(settings: &Settings, explain: bool) -> Result<Report, Image
         }
         let t = Instant::now();
         let verdict = match image::build(settings, &BuildOptions { name: name.clone() }) {
-            Ok(built) => {
-                settings.shell.status(
-                    "Image",
-                    format!(
-                        "{name} {} ({})",
-                        built.index.digest.as_str(),
-                        built.dir.display()
-                    ),
-                );
+            Ok(_) => {
+                // image::build reports the digest and folder itself.
+
                 if let Some(k) = key {
                     if let Err(e) = write_atomic(&state, k.as_bytes()) {
                         settings

@@ -300,7 +300,10 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
         }
     }
 
-    let mut report = Report::default();
+    let mut report = Report {
+        what: "packages",
+        ..Report::default()
+    };
     for name in &order {
         if matches!(units[name.as_str()].freshness, Freshness::Fresh) {
             report.units.push(UnitReport {

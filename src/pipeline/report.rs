@@ -33,6 +33,8 @@ pub struct UnitReport {
 /// The whole run.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
+    /// What the units are, for the summary line (`packages`, `images`).
+    pub what: &'static str,
     /// Every unit of the run.
     pub units: Vec<UnitReport>,
     /// Wall time of the run.
@@ -110,7 +112,10 @@ impl Report {
                 self.elapsed.as_secs_f64()
             )
         };
-        shell.status("Finished", &msg);
+        if self.units.is_empty() && self.what == "images" {
+            return;
+        }
+        shell.status("Finished", format!("{}: {msg}", self.what));
         shell.event(&serde_json::json!({
             "event": "finished", "built": built, "fresh": fresh, "failed": failed,
             "skipped": skipped, "seconds": self.elapsed.as_secs_f64(),
