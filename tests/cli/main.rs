@@ -11,3 +11,5 @@ mod build;
 mod image;
 mod source;
 mod recipe;
+mod graphgen;
+mod graph;

@@ -61,6 +61,7 @@ pub fn forge(dir: &Path) -> Command {
         .env_remove("FORGE_OUT")
         .env_remove("FORGE_OFFLINE")
         .env_remove("SOURCE_DATE_EPOCH")
+        .env_remove("FORGE_SIGNING_KEY")
         .env("NO_COLOR", "1");
     cmd
 }
@@ -91,13 +92,20 @@ pub fn run_ok(cmd: &mut Command) -> (String, String) {
 /// Run, assert failure, return stderr.
 pub fn run_err(cmd: &mut Command) -> String {
     let out = run(cmd);
-    assert!(!out.status.success(), "command unexpectedly succeeded: {:?}", cmd);
+    assert!(
+        !out.status.success(),
+        "command unexpectedly succeeded: {:?}",
+        cmd
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A fresh project folder with an empty `recipes/`.
 pub fn project() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("forge-test-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("forge-test-")
+        .tempdir()
+        .unwrap();
     std::fs::create_dir_all(dir.path().join("recipes")).unwrap();
     dir
 }
@@ -148,4 +156,39 @@ pub fn git_commit_all(dir: &Path, date: &str) {
     }
     git(&["add", "-A"]);
     git(&["commit", "-q", "-m", "test", "--allow-empty"]);
+}
+
+/// Copy the test suite's fixed signing key into `root/keys/` (mode 0600), so
+/// a test pays no key generation and two projects sign identically.
+pub fn install_test_key(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let keys = root.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("tests/fixtures/keys")).unwrap() {
+        let entry = entry.unwrap();
+        let dest = keys.join(entry.file_name());
+        std::fs::copy(entry.path(), &dest).unwrap();
+        let mode = if dest.extension().is_some_and(|e| e == "pub") {
+            0o644
+        } else {
+            0o600
+        };
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+/// `--json` events of a forge run: every `{"event":"unit",...}` line as
+/// (unit, status).
+pub fn unit_events(stdout: &str) -> Vec<(String, String)> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "unit")
+        .map(|v| {
+            (
+                v["unit"].as_str().unwrap_or_default().to_string(),
+                v["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
 }

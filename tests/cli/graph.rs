@@ -1,0 +1,287 @@
+//! The build graph: exact rebuild sets, --explain, build dependencies from
+//! forge's own repository, and crash safety under kill -9.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::graphgen as gen_;
+use crate::support::{self, forge, run, run_ok};
+
+fn built_units(stdout: &str) -> BTreeSet<String> {
+    support::unit_events(stdout)
+        .into_iter()
+        .filter(|(_, status)| status == "built")
+        .map(|(unit, _)| unit)
+        .collect()
+}
+
+fn generated_project(n: usize) -> tempfile::TempDir {
+    let dir = support::project();
+    gen_::write_graph(dir.path(), n);
+    support::install_test_key(dir.path());
+    support::git_commit_all(dir.path(), "@1700000000 +0000");
+    dir
+}
+
+/// 1,000 recipes: a no-op run builds nothing; changing one leaf rebuilds
+/// exactly its reverse closure, and --explain names the changed input.
+#[test]
+fn graph_change_rebuilds_exactly_the_reverse_closure() {
+    const N: usize = 1000;
+    let dir = generated_project(N);
+    let root = dir.path();
+    // The graph is the subject here, not the sandbox: build without one.
+    let build = || {
+        let mut cmd = forge(root);
+        cmd.args(["--sandbox", "none", "--json", "-j2", "build", "--no-images"]);
+        cmd
+    };
+    let (out, _) = run_ok(&mut build());
+    assert_eq!(built_units(&out).len(), N, "first run builds every unit");
+
+    let (out, _) = run_ok(&mut build());
+    assert!(built_units(&out).is_empty(), "a no-op run builds nothing");
+
+    let leaf = 500;
+    assert!(gen_::deps_of(leaf).is_empty(), "unit {leaf} must be a leaf");
+    std::fs::write(root.join("recipes/u0500/data.txt"), "changed\n").unwrap();
+
+    let mut explain = forge(root);
+    explain.args(["--sandbox", "none", "build", "--explain", "--dry-run"]);
+    let (_, err) = run_ok(&mut explain);
+    assert!(
+        err.contains("u0500 1.0-r0: dirty: source #1 changed"),
+        "--explain names the changed source"
+    );
+    let dependent = gen_::reverse_closure(N, leaf)
+        .into_iter()
+        .find(|&i| gen_::deps_of(i).contains(&leaf))
+        .expect("the leaf has a direct dependent");
+    assert!(
+        err.contains(&format!(
+            "{} 1.0-r0: dirty: build dependency `u0500` changed",
+            gen_::name(dependent)
+        )),
+        "--explain names the changed build dependency"
+    );
+    assert!(err.contains("u0001 1.0-r0: fresh"));
+
+    let (out, _) = run_ok(&mut build());
+    let expected: BTreeSet<String> = gen_::reverse_closure(N, leaf)
+        .into_iter()
+        .map(gen_::name)
+        .collect();
+    assert!(expected.len() > 1 && expected.len() < N / 2);
+    assert_eq!(built_units(&out), expected);
+}
+
+/// greet is compiled against forge's own libgreet, installed from the signed
+/// repository into the build root, and its package depends on the soname.
+#[test]
+fn greet_builds_against_libgreet_from_the_repository() {
+    if !support::require_bwrap() {
+        return;
+    }
+    let dir = support::project();
+    let root = dir.path();
+    for name in ["libgreet", "greet"] {
+        support::copy_tree(
+            &support::repo_root().join("recipes").join(name),
+            &root.join("recipes").join(name),
+        );
+    }
+    support::install_test_key(root);
+    support::git_commit_all(root, "@1700000000 +0000");
+    assert!(
+        !Path::new("/usr/include/greet.h").exists()
+            && !Path::new("/usr/lib/libgreet.so.1").exists(),
+        "the host must not have its own libgreet for this test to mean anything"
+    );
+    run_ok(forge(root).args(["build", "greet"]));
+
+    let repo = root.join("out/repo/x86_64");
+    let (info, _) = run_ok(
+        forge(root)
+            .args(["inspect"])
+            .arg(repo.join("greet-1.0-r0.apk")),
+    );
+    assert!(
+        info.contains("so:libgreet.so.1"),
+        "greet depends on libgreet's soname"
+    );
+    let (info, _) = run_ok(
+        forge(root)
+            .args(["inspect"])
+            .arg(repo.join("libgreet-1.0-r0.apk")),
+    );
+    assert!(
+        info.contains("so:libgreet.so.1=1"),
+        "libgreet provides its soname"
+    );
+
+    // The host has no libgreet, so the compiler can only have found it in the
+    // build root where the repository's libgreet and libgreet-dev were unpacked.
+    let deps = root.join("out/deps/greet");
+    assert!(deps.join("usr/include/greet.h").is_file());
+    assert!(deps.join("usr/lib/libgreet.so.1").is_file());
+    let log = std::fs::read_to_string(root.join("out/logs/greet.log")).unwrap();
+    assert!(log.contains("pkg-config --cflags greet"), "log:\n{log}");
+
+    // And the program runs against that library.
+    let stage = root.join("out/stage");
+    let out = Command::new(stage.join("greet/greet/usr/bin/greet"))
+        .env("LD_LIBRARY_PATH", stage.join("libgreet/libgreet/usr/lib"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!out.stdout.is_empty());
+}
+
+/// A small deterministic pseudo-random sequence for kill times.
+fn next(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+fn kill_project() -> tempfile::TempDir {
+    let dir = support::project();
+    let root = dir.path();
+    // A diamond plus a tail: a <- b, c <- d <- e, and f alone.
+    let deps: [(&str, &[&str]); 6] = [
+        ("ka", &[]),
+        ("kb", &["ka"]),
+        ("kc", &["ka"]),
+        ("kd", &["kb", "kc"]),
+        ("ke", &["kd"]),
+        ("kf", &[]),
+    ];
+    for (name, ds) in deps {
+        let makedeps: Vec<String> = ds.iter().map(|d| format!("\"{d}\"")).collect();
+        support::write(
+            root,
+            &format!("recipes/{name}/data.txt"),
+            &format!("{name}\n"),
+        );
+        support::write(
+            root,
+            &format!("recipes/{name}/recipe.toml"),
+            &format!(
+                r#"schema = 1
+[package]
+name = "{name}"
+version = "1.0"
+release = 0
+description = "kill test unit"
+license = "MIT"
+arch = ["noarch"]
+makedepends = [{}]
+options = ["!check"]
+
+[[source]]
+path = "data.txt"
+
+[build]
+script = '''
+sleep 0.3
+mkdir -p "$pkgdir/usr/share/{name}"
+head -c 200000 /dev/zero | tr '\0' x > "$pkgdir/usr/share/{name}/blob"
+cp data.txt "$pkgdir/usr/share/{name}/"
+'''
+"#,
+                makedeps.join(", ")
+            ),
+        );
+    }
+    support::install_test_key(root);
+    support::git_commit_all(root, "@1700000000 +0000");
+    dir
+}
+
+fn verify_repo(root: &Path) {
+    let repo = root.join("out/repo").join(std::env::consts::ARCH);
+    let index = repo.join("APKINDEX.tar.gz");
+    if !index.exists() {
+        return;
+    }
+    // `forge verify` on an index also verifies every package it names.
+    run_ok(forge(root).arg("verify").arg(&index));
+    let mut apks: Vec<_> = std::fs::read_dir(&repo)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "apk"))
+        .collect();
+    apks.sort();
+    if !apks.is_empty() {
+        run_ok(forge(root).arg("verify").args(&apks));
+    }
+}
+
+/// kill -9 at pseudo-random points of a multi-package build, 20 times; after
+/// each kill the repository verifies; a final normal run finishes the rest
+/// without rebuilding units that had finished.
+#[test]
+fn graph_kill_dash_nine_leaves_everything_consistent() {
+    if !support::require_bwrap() {
+        return;
+    }
+    let dir = kill_project();
+    let root = dir.path();
+    let mut seed = 42u64;
+    for trial in 0..20 {
+        // Start from scratch every few trials so kills land in every phase.
+        if trial % 4 == 0 {
+            let _ = std::fs::remove_dir_all(root.join("out"));
+        }
+        let mut cmd = forge(root);
+        cmd.args(["-j2", "build", "--no-images"]);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = 50 + next(&mut seed) % 2500;
+        std::thread::sleep(Duration::from_millis(delay));
+        let pgid = child.id();
+        let _ = Command::new("kill")
+            .args(["-9", "--", &format!("-{pgid}")])
+            .status();
+        let _ = child.wait();
+        verify_repo(root);
+    }
+    // Units whose state file is there count as finished.
+    let state = root.join("out/state").join(std::env::consts::ARCH);
+    let finished: BTreeSet<String> = std::fs::read_dir(&state)
+        .map(|it| {
+            it.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.strip_suffix(".json").map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let out = run(forge(root).args(["--json", "-j2", "build", "--no-images"]));
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let built = built_units(&stdout);
+    assert!(
+        built.is_disjoint(&finished),
+        "finished units {finished:?} were rebuilt: {built:?}"
+    );
+    let all: BTreeSet<String> = support::unit_events(&stdout)
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
+    assert_eq!(all.len(), 6);
+    verify_repo(root);
+    let (out, _) = run_ok(forge(root).args(["--json", "build", "--no-images"]));
+    assert!(
+        built_units(&out).is_empty(),
+        "everything is fresh afterwards"
+    );
+}

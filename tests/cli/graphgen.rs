@@ -1,0 +1,91 @@
+//! Generated recipe graphs for the graph tests and the no-op benchmark.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+/// Dependencies of unit `i`: up to three earlier units, chosen by a fixed
+/// linear congruential sequence (so the graph is the same every time).
+pub fn deps_of(i: usize) -> Vec<usize> {
+    // Every 50th unit is a leaf: it needs nothing.
+    if i % 50 == 0 {
+        return Vec::new();
+    }
+    let mut x = (i as u64)
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut out = Vec::new();
+    for _ in 0..((i % 3) + 1) {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let d = (x >> 33) as usize % i;
+        // Mostly near neighbours, so the graph is deep as well as wide.
+        let d = if i % 5 == 0 { d } else { i - 1 - d % i.min(20) };
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The unit name of index `i`.
+pub fn name(i: usize) -> String {
+    format!("u{i:04}")
+}
+
+/// Write `n` small recipes into `root/recipes`. Each builds one file from a
+/// local source and depends (makedepends) on the units [`deps_of`] gives.
+pub fn write_graph(root: &Path, n: usize) {
+    for i in 0..n {
+        let dir = root.join("recipes").join(name(i));
+        std::fs::create_dir_all(&dir).unwrap();
+        let deps: Vec<String> = deps_of(i)
+            .into_iter()
+            .map(|d| format!("\"{}\"", name(d)))
+            .collect();
+        std::fs::write(dir.join("data.txt"), format!("unit {i}\n")).unwrap();
+        std::fs::write(
+            dir.join("recipe.toml"),
+            format!(
+                r#"schema = 1
+
+[package]
+name = "{name}"
+version = "1.0"
+release = 0
+description = "generated unit {i}"
+url = "https://example.org/{name}"
+license = "MIT"
+arch = ["noarch"]
+makedepends = [{deps}]
+options = ["!check", "!strip"]
+
+[[source]]
+path = "data.txt"
+
+[build]
+script = '''
+mkdir -p "$pkgdir/usr/share/{name}"
+cp data.txt "$pkgdir/usr/share/{name}/data.txt"
+'''
+"#,
+                name = name(i),
+                deps = deps.join(", ")
+            ),
+        )
+        .unwrap();
+    }
+}
+
+/// Indices of every unit that (transitively) depends on `leaf`, and `leaf`.
+pub fn reverse_closure(n: usize, leaf: usize) -> Vec<usize> {
+    let mut hit = vec![false; n];
+    hit[leaf] = true;
+    for i in 0..n {
+        if deps_of(i).iter().any(|&d| hit[d]) {
+            hit[i] = true;
+        }
+    }
+    (0..n).filter(|&i| hit[i]).collect()
+}
