@@ -21,6 +21,8 @@ struct Pkg<'a> {
     origin: &'a str,
     depends: &'a [&'a str],
     files: Vec<(&'a str, Vec<u8>, u32)>,
+    /// Hard links: (new path, existing path).
+    links: Vec<(&'a str, &'a str)>,
 }
 
 fn key(project: &Path) -> SigningKey {
@@ -50,6 +52,9 @@ fn publish_arch(project: &Path, arch: &str, pkgs: &[Pkg<'_>]) {
             std::fs::write(&path, data).unwrap();
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        for (new, old) in &p.links {
+            std::fs::hard_link(stage.path().join(old), stage.path().join(new)).unwrap();
         }
         let spec = PackageSpec {
             name: p.name.into(),
@@ -159,6 +164,7 @@ fn hello_pkgs<'a>(hello: &'a [u8], greet: &'a str, greet_version: &'a str) -> Ve
             version: "1.0-r0",
             origin: "hello",
             depends: &["greet-data", "hello-doc"],
+            links: vec![],
             files: vec![("usr/bin/hello", hello.to_vec(), 0o755)],
         },
         Pkg {
@@ -166,6 +172,10 @@ fn hello_pkgs<'a>(hello: &'a [u8], greet: &'a str, greet_version: &'a str) -> Ve
             version: "1.0-r0",
             origin: "hello",
             depends: &[],
+            links: vec![(
+                "usr/share/doc/hello/README.txt",
+                "usr/share/doc/hello/README",
+            )],
             files: vec![("usr/share/doc/hello/README", b"read me\n".to_vec(), 0o644)],
         },
         Pkg {
@@ -173,6 +183,7 @@ fn hello_pkgs<'a>(hello: &'a [u8], greet: &'a str, greet_version: &'a str) -> Ve
             version: greet_version,
             origin: "greet",
             depends: &[],
+            links: vec![],
             files: vec![("usr/share/greet/text", greet.as_bytes().to_vec(), 0o644)],
         },
     ]
@@ -365,6 +376,13 @@ fn image_layout_is_read_by_skopeo_and_umoci_and_runs() {
         "welcome\n"
     );
     use std::os::unix::fs::MetadataExt;
+    let readme = std::fs::metadata(rootfs.join("usr/share/doc/hello/README")).unwrap();
+    let link = std::fs::metadata(rootfs.join("usr/share/doc/hello/README.txt")).unwrap();
+    assert_eq!(
+        (readme.ino(), readme.nlink()),
+        (link.ino(), 2),
+        "hard link kept"
+    );
     let srv = std::fs::metadata(rootfs.join("srv/data")).unwrap();
     assert_eq!(
         (srv.uid(), srv.gid(), srv.mode() & 0o7777),
@@ -495,6 +513,7 @@ fn image_errors_name_the_file_and_position() {
             version: "1-r0",
             origin: "other",
             depends: &[],
+            links: vec![],
             files: vec![("a", b"a".to_vec(), 0o644)],
         }],
     );
@@ -520,6 +539,7 @@ fn multi_arch_image_has_one_manifest_per_platform() {
             version: "1.0-r0",
             origin: "hello",
             depends: &[],
+            links: vec![],
             files: vec![("usr/bin/hello", body.into_bytes(), 0o755)],
         }];
         publish_arch(p.path(), arch, &pkgs);
