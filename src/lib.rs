@@ -21,6 +21,8 @@
 //! | [`image`] | `images/NAME.toml` → OCI image layout + SPDX SBOMs |
 //! | [`build`] | sandboxed build steps → staged package trees (`out/stage/`) |
 //! | [`process`] | the one wrapper for running external commands |
+//! | [`registry`] | OCI distribution client: push layouts and artifacts, pull them back |
+//! | [`imagesign`] | cosign-format image signatures, SBOM and provenance attestations |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -29,6 +31,7 @@ pub mod build;
 pub mod cli;
 pub mod graph;
 pub mod image;
+pub mod imagesign;
 pub mod jobs;
 pub mod oci;
 pub mod output;
@@ -36,6 +39,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod process;
 pub mod recipe;
+pub mod registry;
 pub mod repo;
 pub mod settings;
 pub mod sign;

@@ -12,6 +12,12 @@ use super::SourceError;
 static CLIENT: OnceLock<Client> = OnceLock::new();
 
 fn build() -> Result<Client, reqwest::Error> {
+    client_builder().build()
+}
+
+/// A client builder with forge's TLS set-up (rustls, ring, webpki roots),
+/// user agent and timeouts; the registry client adds its own settings.
+pub(crate) fn client_builder() -> reqwest::blocking::ClientBuilder {
     // Another part of the process may have installed a provider already.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
@@ -27,7 +33,6 @@ fn build() -> Result<Client, reqwest::Error> {
         // The blocking client applies this to the request and to every
         // single read of the body, so it bounds stalls, not download time.
         .timeout(Duration::from_secs(120))
-        .build()
 }
 
 fn client(url: &str) -> Result<&'static Client, SourceError> {

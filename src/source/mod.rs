@@ -22,7 +22,7 @@ mod digest;
 pub mod distfile;
 mod error;
 pub mod git;
-mod http;
+pub(crate) mod http;
 mod local;
 mod tree;
 mod unpack;

@@ -1,0 +1,598 @@
+//! Pushing: a [`Plan`] of blobs, manifests and tags, executed in the order
+//! that keeps the registry consistent at every moment (see the module docs of
+//! [`super`]).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use reqwest::blocking::Body;
+use serde_json::Value;
+
+use super::RegistryError;
+use super::client::{Client, Mount};
+use super::state::MountState;
+use crate::oci::{ANNOTATION_REF_NAME, Descriptor, Digest, MEDIA_INDEX, MEDIA_MANIFEST};
+use crate::output::Shell;
+
+/// Blobs up to this size are read into memory and sent in one write; larger
+/// ones are streamed from the file.
+const IN_MEMORY_MAX: u64 = 64 << 20;
+
+/// Where a blob's bytes come from.
+#[derive(Debug, Clone)]
+pub enum BlobSource {
+    /// A file (an OCI layout blob).
+    File(PathBuf),
+    /// Bytes made in memory (signatures, configs).
+    Bytes(Arc<Vec<u8>>),
+}
+
+/// One blob to push.
+#[derive(Debug, Clone)]
+pub struct PlanBlob {
+    /// Its descriptor (digest, size, media type).
+    pub descriptor: Descriptor,
+    /// Its bytes.
+    pub source: BlobSource,
+}
+
+/// One manifest or index to push (by digest).
+#[derive(Debug, Clone)]
+pub struct PlanManifest {
+    /// `mediaType` (sent as `Content-Type`).
+    pub media_type: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its exact bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Everything one push sends to one repository.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// The repository.
+    pub repository: String,
+    /// Blobs, deduplicated.
+    pub blobs: Vec<PlanBlob>,
+    /// Manifests, children before the indexes that name them.
+    pub manifests: Vec<PlanManifest>,
+    /// Tags to set, in order, each naming a manifest of the plan.
+    pub tags: Vec<(String, Digest)>,
+}
+
+impl Plan {
+    /// An empty plan for `repository`.
+    pub fn new(repository: &str) -> Plan {
+        Plan {
+            repository: repository.to_string(),
+            ..Plan::default()
+        }
+    }
+
+    /// Add a blob unless already present.
+    pub fn add_blob(&mut self, descriptor: Descriptor, source: BlobSource) {
+        if !self
+            .blobs
+            .iter()
+            .any(|b| b.descriptor.digest == descriptor.digest)
+        {
+            self.blobs.push(PlanBlob { descriptor, source });
+        }
+    }
+
+    /// Add a manifest unless already present; returns its digest.
+    pub fn add_manifest(&mut self, media_type: &str, bytes: Vec<u8>) -> Digest {
+        let digest = Digest::of(&bytes);
+        if !self.manifests.iter().any(|m| m.digest == digest) {
+            self.manifests.push(PlanManifest {
+                media_type: media_type.to_string(),
+                digest: digest.clone(),
+                bytes,
+            });
+        }
+        digest
+    }
+
+    /// Total bytes of all blobs.
+    pub fn blob_bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| b.descriptor.size).sum()
+    }
+
+    fn manifest(&self, d: &Digest) -> Option<&PlanManifest> {
+        self.manifests.iter().find(|m| m.digest == *d)
+    }
+}
+
+fn read_json(path: &Path) -> Result<(Vec<u8>, Value), RegistryError> {
+    let bytes = std::fs::read(path).map_err(|source| RegistryError::Io {
+        what: "reading",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let v = serde_json::from_slice(&bytes)
+        .map_err(|e| RegistryError::Invalid(format!("{} is not JSON: {e}", path.display())))?;
+    Ok((bytes, v))
+}
+
+fn descriptor_of(v: &Value) -> Result<Descriptor, RegistryError> {
+    let digest = v
+        .get("digest")
+        .and_then(Value::as_str)
+        .and_then(|d| Digest::parse(d).ok())
+        .ok_or_else(|| RegistryError::Invalid(format!("descriptor without a valid digest: {v}")))?;
+    Ok(Descriptor {
+        media_type: v
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        digest,
+        size: v.get("size").and_then(Value::as_u64).unwrap_or(0),
+        platform: None,
+        annotations: Default::default(),
+    })
+}
+
+/// What [`plan_layout`] found.
+#[derive(Debug, Clone)]
+pub struct LayoutPlan {
+    /// The plan (tags not yet added).
+    pub plan: Plan,
+    /// The root manifest or index (the layout's first entry) and its tag.
+    pub root: Descriptor,
+    /// Tags of `index.json` entries and their digests (`latest`, …).
+    pub tags: Vec<(String, Digest)>,
+}
+
+/// Read an OCI layout into a push plan for `repository`: every manifest
+/// reachable from `index.json`, every config and layer.
+pub fn plan_layout(dir: &Path, repository: &str) -> Result<LayoutPlan, RegistryError> {
+    let (_, index) = read_json(&dir.join("index.json"))?;
+    let entries = index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| {
+            RegistryError::Invalid(format!("{}/index.json lists no manifest", dir.display()))
+        })?;
+    let mut plan = Plan::new(repository);
+    let mut tags = Vec::new();
+    let mut root = None;
+    for e in entries {
+        let d = descriptor_of(e)?;
+        add_tree(dir, &d, &mut plan, 0)?;
+        if let Some(t) = e
+            .pointer(&format!(
+                "/annotations/{}",
+                ANNOTATION_REF_NAME.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+        {
+            tags.push((t.to_string(), d.digest.clone()));
+        }
+        root.get_or_insert(d);
+    }
+    Ok(LayoutPlan {
+        plan,
+        root: root.ok_or_else(|| RegistryError::Invalid("empty index.json".into()))?,
+        tags,
+    })
+}
+
+fn blob_path(dir: &Path, d: &Digest) -> PathBuf {
+    dir.join("blobs").join("sha256").join(d.hex())
+}
+
+fn add_tree(
+    dir: &Path,
+    d: &Descriptor,
+    plan: &mut Plan,
+    depth: usize,
+) -> Result<(), RegistryError> {
+    if depth > 4 {
+        return Err(RegistryError::Invalid("manifest nesting too deep".into()));
+    }
+    let (bytes, v) = read_json(&blob_path(dir, &d.digest))?;
+    if Digest::of(&bytes) != d.digest {
+        return Err(RegistryError::DigestMismatch {
+            what: format!("layout blob {}", d.digest),
+            expected: d.digest.to_string(),
+            got: Digest::of(&bytes).to_string(),
+        });
+    }
+    let media_type = v
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .unwrap_or(&d.media_type)
+        .to_string();
+    if let Some(children) = v.get("manifests").and_then(Value::as_array) {
+        for c in children {
+            add_tree(dir, &descriptor_of(c)?, plan, depth + 1)?;
+        }
+    } else {
+        let config = v.get("config").ok_or_else(|| {
+            RegistryError::Invalid(format!("manifest {} has no config", d.digest))
+        })?;
+        let mut blobs = vec![descriptor_of(config)?];
+        for l in v
+            .get("layers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            blobs.push(descriptor_of(l)?);
+        }
+        for b in blobs {
+            let path = blob_path(dir, &b.digest);
+            let size = std::fs::metadata(&path)
+                .map_err(|source| RegistryError::Io {
+                    what: "reading",
+                    path: path.clone(),
+                    source,
+                })?
+                .len();
+            if size != b.size {
+                return Err(RegistryError::Invalid(format!(
+                    "layout blob {} has {size} bytes, its descriptor says {}",
+                    b.digest, b.size
+                )));
+            }
+            plan.add_blob(b, BlobSource::File(path));
+        }
+    }
+    let mt = if media_type.is_empty() {
+        if v.get("manifests").is_some() {
+            MEDIA_INDEX
+        } else {
+            MEDIA_MANIFEST
+        }
+        .to_string()
+    } else {
+        media_type
+    };
+    plan.add_manifest(&mt, bytes);
+    Ok(())
+}
+
+/// How to push.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Parallel uploads.
+    pub jobs: usize,
+    /// Upload in `PATCH` chunks of this size instead of one `PUT`.
+    pub chunk_size: Option<u64>,
+    /// Only find out what is missing.
+    pub dry_run: bool,
+}
+
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            jobs: 4,
+            chunk_size: None,
+            dry_run: false,
+        }
+    }
+}
+
+/// What a push did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushReport {
+    /// Blobs uploaded.
+    pub blobs_pushed: usize,
+    /// Bytes uploaded.
+    pub bytes_pushed: u64,
+    /// Blobs already present.
+    pub blobs_skipped: usize,
+    /// Blobs mounted from another repository.
+    pub blobs_mounted: usize,
+    /// Manifests stored.
+    pub manifests_pushed: usize,
+    /// Manifests already present.
+    pub manifests_skipped: usize,
+    /// Tags set or moved.
+    pub tags_set: usize,
+    /// Tags already right.
+    pub tags_unchanged: usize,
+    /// Digests of the blobs that were (or would be) sent.
+    pub missing: Vec<Digest>,
+}
+
+/// The scopes a push to `repo` needs.
+pub fn push_scopes(repo: &str) -> Vec<String> {
+    vec![format!("repository:{repo}:pull,push")]
+}
+
+/// Run `f` over `items` on up to `jobs` threads; the first error wins.
+fn parallel<T: Sync, R: Send>(
+    jobs: usize,
+    items: &[T],
+    f: &(dyn Fn(&T) -> Result<R, RegistryError> + Sync),
+) -> Result<Vec<R>, RegistryError> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let failed: Mutex<Option<RegistryError>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    if failed.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+                        return;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { return };
+                    match f(item) {
+                        Ok(r) => results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r),
+                        Err(e) => {
+                            failed
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(e);
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    Ok(results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// Execute `plan`: blobs, then manifests, then tags.
+pub fn push(
+    client: &Client,
+    plan: &Plan,
+    opts: &PushOptions,
+    state: &mut MountState,
+    shell: &Shell,
+) -> Result<PushReport, RegistryError> {
+    let repo = plan.repository.as_str();
+    let scopes = push_scopes(repo);
+    let mut report = PushReport::default();
+
+    // 1. Which blobs are missing.
+    let present = parallel(opts.jobs, &plan.blobs, &|b| {
+        client.blob_exists(repo, &b.descriptor.digest, &scopes)
+    })?;
+    let mut missing: Vec<&PlanBlob> = plan
+        .blobs
+        .iter()
+        .zip(&present)
+        .filter(|(_, p)| !**p)
+        .map(|(b, _)| b)
+        .collect();
+    report.blobs_skipped = plan.blobs.len() - missing.len();
+    missing.sort_by_key(|b| std::cmp::Reverse(b.descriptor.size));
+    report.missing = missing
+        .iter()
+        .map(|b| b.descriptor.digest.clone())
+        .collect();
+    if opts.dry_run {
+        report.blobs_pushed = missing.len();
+        report.bytes_pushed = missing.iter().map(|b| b.descriptor.size).sum();
+        for m in &plan.manifests {
+            if client
+                .manifest_digest(repo, m.digest.as_str(), &scopes)?
+                .is_some()
+            {
+                report.manifests_skipped += 1;
+            } else {
+                report.manifests_pushed += 1;
+            }
+        }
+        for (tag, d) in &plan.tags {
+            if client.manifest_digest(repo, tag, &scopes)?.as_ref() == Some(d) {
+                report.tags_unchanged += 1;
+            } else {
+                report.tags_set += 1;
+            }
+        }
+        return Ok(report);
+    }
+
+    // 2. Upload or mount them.
+    let total: u64 = missing.iter().map(|b| b.descriptor.size).sum();
+    let bar = shell.bytes_bar(Some(total), "Pushing");
+    let sources: Vec<Option<String>> = missing
+        .iter()
+        .map(|b| {
+            state
+                .source_for(&b.descriptor.digest, repo)
+                .map(str::to_string)
+        })
+        .collect();
+    let work: Vec<(&PlanBlob, Option<String>)> = missing.iter().copied().zip(sources).collect();
+    let outcomes = parallel(opts.jobs, &work, &|(b, from)| {
+        let r = upload_one(client, repo, b, from.as_deref(), opts.chunk_size)?;
+        bar.inc(b.descriptor.size);
+        shell.verbose(format!(
+            "{} {} ({} bytes)",
+            if r { "mounted" } else { "pushed" },
+            b.descriptor.digest,
+            b.descriptor.size
+        ));
+        Ok(r)
+    })?;
+    bar.finish_and_clear();
+    for (b, mounted) in missing.iter().zip(&outcomes) {
+        if *mounted {
+            report.blobs_mounted += 1;
+        } else {
+            report.blobs_pushed += 1;
+            report.bytes_pushed += b.descriptor.size;
+        }
+    }
+
+    // 3. Manifests, children first.
+    for m in &plan.manifests {
+        if client
+            .manifest_digest(repo, m.digest.as_str(), &scopes)?
+            .is_some()
+        {
+            report.manifests_skipped += 1;
+        } else {
+            client.put_manifest(repo, m.digest.as_str(), &m.media_type, &m.bytes, &scopes)?;
+            report.manifests_pushed += 1;
+        }
+    }
+
+    // 4. Tags, last.
+    for (tag, d) in &plan.tags {
+        let m = plan.manifest(d).ok_or_else(|| {
+            RegistryError::Invalid(format!("tag {tag} names {d}, which the plan does not push"))
+        })?;
+        if client.manifest_digest(repo, tag, &scopes)?.as_ref() == Some(d) {
+            report.tags_unchanged += 1;
+        } else {
+            client.put_manifest(repo, tag, &m.media_type, &m.bytes, &scopes)?;
+            report.tags_set += 1;
+        }
+    }
+    for b in &plan.blobs {
+        state.record(&b.descriptor.digest, repo);
+    }
+    Ok(report)
+}
+
+fn read_range(src: &BlobSource, offset: u64, len: usize) -> Result<Vec<u8>, RegistryError> {
+    match src {
+        BlobSource::Bytes(b) => Ok(b[offset as usize..offset as usize + len].to_vec()),
+        BlobSource::File(p) => {
+            use std::io::{Read, Seek, SeekFrom};
+            let io = |source| RegistryError::Io {
+                what: "reading",
+                path: p.clone(),
+                source,
+            };
+            let mut f = std::fs::File::open(p).map_err(io)?;
+            f.seek(SeekFrom::Start(offset)).map_err(io)?;
+            let mut buf = vec![0u8; len];
+            f.read_exact(&mut buf).map_err(io)?;
+            Ok(buf)
+        }
+    }
+}
+
+fn whole(src: &BlobSource, size: u64) -> Result<Option<Arc<Vec<u8>>>, RegistryError> {
+    match src {
+        BlobSource::Bytes(b) => Ok(Some(b.clone())),
+        BlobSource::File(_) if size <= IN_MEMORY_MAX => {
+            Ok(Some(Arc::new(read_range(src, 0, size as usize)?)))
+        }
+        BlobSource::File(_) => Ok(None),
+    }
+}
+
+/// Upload (or mount) one blob, retrying from a fresh session on transient
+/// failures. Returns whether it was mounted.
+fn upload_one(
+    client: &Client,
+    repo: &str,
+    b: &PlanBlob,
+    from: Option<&str>,
+    chunk: Option<u64>,
+) -> Result<bool, RegistryError> {
+    let d = &b.descriptor.digest;
+    let size = b.descriptor.size;
+    let mut scopes = push_scopes(repo);
+    if let Some(f) = from {
+        scopes.push(format!("repository:{f}:pull"));
+    }
+    let attempts = client.options().attempts;
+    let mut last = None;
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            std::thread::sleep(
+                client
+                    .options()
+                    .backoff
+                    .saturating_mul(1 << (attempt - 1).min(4)),
+            );
+            // It may have landed before the connection dropped.
+            if client.blob_exists(repo, d, &scopes)? {
+                return Ok(false);
+            }
+        }
+        let result = (|| -> Result<bool, RegistryError> {
+            let session = match from.filter(|_| attempt == 0) {
+                Some(f) => match client.mount(repo, d, f, &scopes)? {
+                    Mount::Mounted => return Ok(true),
+                    Mount::Session(s) => s,
+                },
+                None => client.start_upload(repo, &scopes)?,
+            };
+            if let Some(c) = chunk {
+                client.put_blob_chunked(
+                    &session,
+                    d,
+                    &mut |o, n| read_range(&b.source, o, n),
+                    size,
+                    c.max(1),
+                    &scopes,
+                )?;
+                return Ok(false);
+            }
+            let data = whole(&b.source, size)?;
+            let body = || match (&data, &b.source) {
+                (Some(v), _) => Body::from(v.as_ref().clone()),
+                (None, BlobSource::File(p)) => match std::fs::File::open(p) {
+                    Ok(f) => Body::sized(f, size),
+                    Err(_) => Body::from(Vec::new()),
+                },
+                (None, BlobSource::Bytes(v)) => Body::from(v.as_ref().clone()),
+            };
+            match client.put_blob(&session, d, size, &body, &scopes) {
+                Ok(()) => Ok(false),
+                // Some registries refuse large monolithic PUTs (413) or
+                // want chunks; retry the same blob chunked.
+                Err(RegistryError::Status { status, .. })
+                    if matches!(status, 400 | 405 | 413 | 416) =>
+                {
+                    client.cancel_upload(&session, &scopes);
+                    let s = client.start_upload(repo, &scopes)?;
+                    client.put_blob_chunked(
+                        &s,
+                        d,
+                        &mut |o, n| read_range(&b.source, o, n),
+                        size,
+                        16 << 20,
+                        &scopes,
+                    )?;
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+            }
+        })();
+        match result {
+            Ok(m) => return Ok(m),
+            Err(e) if e.is_transient() => {
+                tracing::debug!("upload of {d} failed, will retry: {e}");
+                last = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(RegistryError::GaveUp {
+        what: format!("uploading blob {d}"),
+        attempts,
+        source: Box::new(last.unwrap_or_else(|| RegistryError::Invalid("no attempt made".into()))),
+    })
+}
+
+/// Digests of every blob in `plan` (for reports).
+pub fn blob_set(plan: &Plan) -> BTreeSet<Digest> {
+    plan.blobs
+        .iter()
+        .map(|b| b.descriptor.digest.clone())
+        .collect()
+}
