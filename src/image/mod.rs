@@ -25,6 +25,7 @@ pub mod assemble;
 pub mod build;
 pub mod def;
 pub mod layer;
+pub mod packages;
 pub mod pgzip;
 pub mod plan;
 pub mod resolve;
