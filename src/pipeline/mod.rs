@@ -20,6 +20,7 @@
 
 pub mod deps;
 pub mod images;
+mod noop;
 mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -179,6 +180,27 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
     let _lock = OutLock::acquire(settings)?;
     let arch = host_arch();
 
+    let stamp_inputs = noop::inputs(settings, arch, opts);
+    if let Some(units) = stamp_inputs
+        .as_deref()
+        .and_then(|i| noop::check(settings, arch, i))
+    {
+        let mut report = Report {
+            what: "packages",
+            ..Report::default()
+        };
+        report.units = units
+            .into_iter()
+            .map(|(name, version)| UnitReport {
+                name,
+                version,
+                verdict: Verdict::Fresh,
+                elapsed: Duration::ZERO,
+            })
+            .collect();
+        report.elapsed = started.elapsed();
+        return Ok(report);
+    }
     let all = recipe::load_all(&settings.recipes_dir())?;
     let recipes: Vec<Recipe> = all
         .into_iter()
@@ -315,6 +337,9 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
         }
     }
     if opts.dry_run || dirty.is_empty() {
+        if let Some(inputs) = &stamp_inputs {
+            noop::record(settings, arch, inputs, unit_list(&report));
+        }
         report.elapsed = started.elapsed();
         return Ok(report);
     }
@@ -354,8 +379,19 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
             elapsed: r.elapsed,
         });
     }
+    if let Some(inputs) = stamp_inputs.as_deref().filter(|_| !report.failed()) {
+        noop::record(settings, arch, inputs, unit_list(&report));
+    }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+fn unit_list(report: &Report) -> Vec<(String, String)> {
+    report
+        .units
+        .iter()
+        .map(|u| (u.name.clone(), u.version.clone()))
+        .collect()
 }
 
 /// Map `f` over `items` on up to `jobs` threads, keeping the order.

@@ -1,0 +1,163 @@
+//! The no-op fast path: prove "nothing changed since the last complete run"
+//! from file metadata alone, as ninja and make do, before parsing anything.
+//!
+//! After a run in which every selected unit ended fresh or built, forge
+//! writes a stamp (`out/state/noop-<arch>.json`) holding a digest over:
+//!
+//! - the stat data (type, size, mtime in ns, inode, mode) of every entry
+//!   under `recipes/` and `keys/`, of `forge.toml`, of `out/repo/<arch>/`
+//!   and `out/state/<arch>/`, of the forge executable and of the host `cc`;
+//! - the git `HEAD` (its text and the ref it names), since SOURCE_DATE_EPOCH
+//!   and the commit come from history;
+//! - the selection (targets, `--rdeps`), the sandbox mode, and the
+//!   environment variables that shape a build (`SOURCE_DATE_EPOCH`,
+//!   `FORGE_SIGNING_KEY`).
+//!
+//! When the next run computes the same digest, the whole plan would be
+//! "all fresh", so it is skipped. Anything that could change a verdict changes
+//! the digest: an edited recipe, a touched package, a new key, a new commit.
+//! `--explain`, `--dry-run` and `--force` always take the full path. Packages
+//! are still verified in full wherever they are used (build roots, images,
+//! `forge verify`); this path only decides that there is nothing to build.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::{BuildOptions, write_atomic};
+use crate::settings::Settings;
+
+/// What the stamp records: the digest, and the units it covered (for the report).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    /// Digest over everything listed in the module docs.
+    pub digest: String,
+    /// `(name, version-rN)` of every unit of that run.
+    pub units: Vec<(String, String)>,
+}
+
+fn stamp_path(settings: &Settings, arch: &str) -> PathBuf {
+    settings.out.join("state").join(format!("noop-{arch}.json"))
+}
+
+fn stat_line(h: &mut Sha256, label: &Path, path: &Path) {
+    match fs::symlink_metadata(path) {
+        Ok(m) => h.update(format!(
+            "{}\0{:o}\0{}\0{}.{}\0{}\n",
+            label.display(),
+            m.mode(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ino()
+        )),
+        Err(_) => h.update(format!("{}\0missing\n", label.display())),
+    }
+}
+
+fn stat_tree(h: &mut Sha256, root: &Path) {
+    h.update(format!("tree {}\n", root.display()));
+    for entry in walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .flatten()
+    {
+        let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        stat_line(h, rel, entry.path());
+    }
+}
+
+/// `.git/HEAD` and the ref it names, read as text; `None` when the project is
+/// not at the top of a plain git work tree (the fast path is then off).
+fn git_head(root: &Path) -> Option<String> {
+    let git = root.join(".git");
+    if !git.is_dir() {
+        return None;
+    }
+    let head = fs::read_to_string(git.join("HEAD")).ok()?;
+    let target = match head.strip_prefix("ref: ") {
+        Some(r) => {
+            let r = r.trim();
+            fs::read_to_string(git.join(r))
+                .ok()
+                .or_else(|| {
+                    let packed = fs::read_to_string(git.join("packed-refs")).ok()?;
+                    packed.lines().find(|l| l.ends_with(r)).map(str::to_string)
+                })
+                .unwrap_or_default()
+        }
+        None => String::new(),
+    };
+    Some(format!("{head}\n{target}"))
+}
+
+/// The input half of the digest, taken when a run starts (so an edit made
+/// while it runs is never stamped as built), or `None` when the fast path
+/// does not apply.
+pub fn inputs(settings: &Settings, arch: &str, opts: &BuildOptions) -> Option<String> {
+    if opts.explain || opts.dry_run || opts.force {
+        return None;
+    }
+    let mut h = Sha256::new();
+    h.update(format!(
+        "format={} arch={arch} sandbox={:?} targets={:?} rdeps={} sha1={}\n",
+        crate::plan::FORMAT_VERSION,
+        settings.sandbox,
+        opts.targets,
+        opts.rdeps,
+        opts.sha1_signature
+    ));
+    h.update(git_head(&settings.root)?);
+    for var in ["SOURCE_DATE_EPOCH", crate::sign::SIGNING_KEY_ENV] {
+        h.update(format!("{var}={:?}\n", std::env::var_os(var)));
+    }
+    stat_tree(&mut h, &settings.recipes_dir());
+    stat_tree(&mut h, &settings.keys_dir());
+    stat_line(
+        &mut h,
+        Path::new("forge.toml"),
+        &settings.root.join("forge.toml"),
+    );
+    if let Ok(exe) = std::env::current_exe() {
+        stat_line(&mut h, Path::new("forge"), &exe);
+    }
+    let cc = crate::process::find_in_path("cc", &std::env::var_os("PATH").unwrap_or_default());
+    if let Some(cc) = cc.and_then(|p| fs::canonicalize(p).ok()) {
+        stat_line(&mut h, Path::new("cc"), &cc);
+    }
+    Some(hex::encode(h.finalize()))
+}
+
+/// The whole digest: `inputs` and the current state of the outputs.
+fn digest(settings: &Settings, arch: &str, inputs: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(inputs);
+    h.update("\n");
+    stat_tree(&mut h, &settings.repo_dir().join(arch));
+    stat_tree(&mut h, &settings.out.join("state").join(arch));
+    hex::encode(h.finalize())
+}
+
+/// The stamp's units when it matches `inputs` and the outputs as they are.
+pub fn check(settings: &Settings, arch: &str, inputs: &str) -> Option<Vec<(String, String)>> {
+    let bytes = fs::read(stamp_path(settings, arch)).ok()?;
+    let stamp: Stamp = serde_json::from_slice(&bytes).ok()?;
+    (stamp.digest == digest(settings, arch, inputs)).then_some(stamp.units)
+}
+
+/// Record a stamp after a complete run. Failures only cost the fast path.
+pub fn record(settings: &Settings, arch: &str, inputs: &str, units: Vec<(String, String)>) {
+    let stamp = Stamp {
+        digest: digest(settings, arch, inputs),
+        units,
+    };
+    let written = serde_json::to_vec(&stamp)
+        .map_err(std::io::Error::other)
+        .and_then(|json| write_atomic(&stamp_path(settings, arch), &json));
+    if let Err(e) = written {
+        tracing::debug!("no-op stamp not written: {e}");
+    }
+}
