@@ -457,8 +457,22 @@ fn single_layer_and_layer_budget() {
         "images/hello.toml",
         &format!("{IMAGE}\n[layering]\nmode = \"single\"\n"),
     );
-    let (_, _, l) = digests(&build(p.path()));
+    let (index, manifest, l) = digests(&build(p.path()));
     assert_eq!(l.len(), 1);
+    // --json: one event naming the same digests.
+    let (out, _) = run_ok(forge(p.path()).args(["--json", "image", "hello"]));
+    let event: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(event["event"], "image");
+    assert_eq!(event["digest"], index.as_str());
+    assert_eq!(event["manifests"][0]["digest"], manifest.as_str());
+    assert_eq!(
+        event["manifests"][0]["layers"][0]["digest"],
+        l[0].1.as_str()
+    );
+    assert_eq!(
+        event["manifests"][0]["layers"][0]["packages"],
+        serde_json::json!(["greet-data", "hello", "hello-doc"])
+    );
     write(
         p.path(),
         "images/hello.toml",
