@@ -342,14 +342,7 @@ pub struct GeneratedKey {
 
 /// Generate an RSA key pair `dir/NAME-<hex unix time>.rsa{,.pub}`.
 pub fn generate(dir: &Path, name: &str, bits: u32) -> Result<GeneratedKey, SignError> {
-    let valid = !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c));
-    if !valid {
-        return Err(SignError::InvalidName(name.to_string()));
-    }
+    check_key_name(name)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -376,6 +369,21 @@ pub fn generate(dir: &Path, name: &str, bits: u32) -> Result<GeneratedKey, SignE
     write_atomic(&private, &private_pem, 0o600)?;
     write_atomic(&public, &public_pem, 0o644)?;
     Ok(GeneratedKey { private, public })
+}
+
+/// Check that a key name prefix is usable in a file name (letters, digits,
+/// `.`, `_`, `-`, `@`, `+`; not empty, no leading `.`).
+pub fn check_key_name(name: &str) -> Result<(), SignError> {
+    let valid = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(SignError::InvalidName(name.to_string()))
+    }
 }
 
 /// The key to sign with: `FORGE_SIGNING_KEY` if set, else the newest

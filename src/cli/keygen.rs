@@ -13,11 +13,19 @@ pub struct Args {
     /// Key name prefix; files are `keys/NAME-<hex time>.rsa` and `.rsa.pub`.
     #[arg(default_value = sign::DEFAULT_KEY_NAME)]
     name: String,
+    /// Make an ECDSA P-256 image signing key instead (cosign format:
+    /// `keys/NAME-<hex>.cosign.key`, encrypted with `COSIGN_PASSWORD`, and
+    /// `keys/NAME-<hex>.cosign.pub`).
+    #[arg(long)]
+    image: bool,
 }
 
 /// Run `forge keygen`.
 pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     let dir = settings.keys_dir();
+    if args.image {
+        return image_key(settings, &args.name);
+    }
     let key = sign::generate(&dir, &args.name, sign::KEY_BITS)
         .with_context(|| format!("generating a key in {}", dir.display()))?;
     settings.shell.status(
@@ -30,6 +38,37 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     );
     settings.shell.event(&serde_json::json!({
         "event": "keygen",
+        "private": key.private,
+        "public": key.public,
+    }));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `forge keygen --image`: the cosign-format image key pair.
+fn image_key(settings: &Settings, name: &str) -> Result<ExitCode> {
+    use crate::imagesign::keys;
+    sign::check_key_name(name)?;
+    let dir = settings.keys_dir();
+    let password = std::env::var(keys::PASSWORD_ENV).unwrap_or_default();
+    if password.is_empty() {
+        settings.shell.note(format!(
+            "{} is empty: the private key is encrypted with an empty password",
+            keys::PASSWORD_ENV
+        ));
+    }
+    let key = keys::generate(&dir, name, password.as_bytes())
+        .with_context(|| format!("generating an image key in {}", dir.display()))?;
+    settings.shell.status(
+        "Generated",
+        format!("{} (private, keep it out of git)", key.private.display()),
+    );
+    settings.shell.status(
+        "Generated",
+        format!("{} (public, commit it)", key.public.display()),
+    );
+    settings.shell.event(&serde_json::json!({
+        "event": "keygen",
+        "kind": "image",
         "private": key.private,
         "public": key.public,
     }));

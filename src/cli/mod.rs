@@ -21,7 +21,11 @@ mod inspect;
 mod keygen;
 mod lint;
 mod new;
+mod publish;
+mod pull_repo;
+mod sign_image;
 mod verify;
+mod verify_image;
 
 /// forge: build packages and images from source recipes, reproducibly.
 #[derive(Debug, Parser)]
@@ -99,6 +103,14 @@ enum Command {
     New(new::Args),
     /// Verify packages and indexes: signature, datahash, file checksums.
     Verify(verify::Args),
+    /// Push built images (signed, with SBOM and provenance) to a registry.
+    Publish(publish::Args),
+    /// Sign an image in a registry (cosign format).
+    Sign(sign_image::Args),
+    /// Verify an image's signature and attestations in a registry.
+    VerifyImage(verify_image::Args),
+    /// Fetch a package repository published with `forge publish --repo`.
+    PullRepo(pull_repo::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -153,6 +165,10 @@ fn run(cli: Cli, shell: Shell) -> Result<ExitCode> {
         Command::Inspect(args) => inspect::run(&shell, args),
         Command::Keygen(args) => keygen::run(&settings_for(&cli.global, shell)?, args),
         Command::Verify(args) => verify::run(&settings_for(&cli.global, shell)?, args),
+        Command::Publish(args) => publish::run(&settings_for(&cli.global, shell)?, args),
+        Command::Sign(args) => sign_image::run(&settings_for(&cli.global, shell)?, args),
+        Command::VerifyImage(args) => verify_image::run(&settings_for(&cli.global, shell)?, args),
+        Command::PullRepo(args) => pull_repo::run(&settings_for(&cli.global, shell)?, args),
     }
 }
 

@@ -92,7 +92,7 @@ fn verify_package(path: &Path, trusted: &TrustedKeys) -> Result<String, String> 
     pkg.verify(trusted).map_err(|e| e.to_string())
 }
 
-fn verify_index(path: &Path, trusted: &TrustedKeys) -> Result<String, String> {
+pub(super) fn verify_index(path: &Path, trusted: &TrustedKeys) -> Result<String, String> {
     let index = Index::read(path, trusted).map_err(|e| chain(&e))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     for entry in &index.entries {

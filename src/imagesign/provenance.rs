@@ -12,8 +12,6 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::oci::rfc3339;
-
 /// The SLSA `buildType` of forge images.
 pub const BUILD_TYPE: &str = "urn:forge:build-type:image:v1";
 
@@ -47,8 +45,8 @@ pub struct ProvenanceInput {
     pub packages: Vec<PackageInput>,
     /// Per recipe: source digests (`sha256:…`, git commit, …).
     pub sources: BTreeMap<String, Vec<String>>,
-    /// SOURCE_DATE_EPOCH of the image.
-    pub epoch: u64,
+    /// The image's creation time (RFC 3339, from SOURCE_DATE_EPOCH).
+    pub created: String,
 }
 
 fn digest_set(d: &str) -> Value {
@@ -88,12 +86,12 @@ pub fn predicate(input: &ProvenanceInput) -> Value {
         "buildDefinition": {
             "buildType": BUILD_TYPE,
             "externalParameters": ext,
-            "internalParameters": {"sourceDateEpoch": input.epoch},
+            "internalParameters": {"created": input.created},
             "resolvedDependencies": deps,
         },
         "runDetails": {
             "builder": {"id": format!("urn:forge:builder:forge@{}", env!("CARGO_PKG_VERSION"))},
-            "metadata": {"startedOn": rfc3339(input.epoch), "finishedOn": rfc3339(input.epoch)},
+            "metadata": {"startedOn": input.created, "finishedOn": input.created},
         },
     })
 }
@@ -204,7 +202,7 @@ mod tests {
                 "hello".to_string(),
                 vec!["sha256:aa".to_string(), "0123abcd".to_string()],
             )]),
-            epoch: 0,
+            created: "1970-01-01T00:00:00Z".into(),
         };
         let p = predicate(&input);
         let deps = p["buildDefinition"]["resolvedDependencies"]

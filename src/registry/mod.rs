@@ -21,8 +21,10 @@
 pub mod artifact;
 pub mod auth;
 pub mod client;
+pub mod publish;
 pub mod push;
 pub mod reference;
+pub mod sign;
 pub mod state;
 
 use std::path::PathBuf;
