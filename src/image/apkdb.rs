@@ -149,6 +149,7 @@ mod tests {
                 file_size: 1234,
                 identity: "Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=".into(),
                 sha256: String::new(),
+                packager: String::new(),
             },
             entries: vec![
                 Entry::dir("usr", 0o755),

@@ -140,6 +140,7 @@ pub fn load_package(
         license: i.license.clone(),
         origin: i.origin.clone(),
         maintainer: i.maintainer.clone().unwrap_or_default(),
+        packager: i.packager.clone(),
         builddate: u64::try_from(i.builddate).unwrap_or(0),
         commit: i.commit.clone().unwrap_or_default(),
         depends: i.depends.clone(),

@@ -97,6 +97,8 @@ pub struct PackageMeta {
     pub origin: String,
     /// Maintainer, `Name <email>`.
     pub maintainer: String,
+    /// Who built the package (`packager`).
+    pub packager: String,
     /// Build time (Unix seconds).
     pub builddate: u64,
     /// The recipe commit.

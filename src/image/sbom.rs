@@ -2,7 +2,8 @@
 //!
 //! The document describes the image (purpose `CONTAINER`, checksum = the
 //! manifest digest, a `pkg:oci` purl), which `CONTAINS` one SPDX package per
-//! apk (version, declared license, supplier from the maintainer, SHA-256 of
+//! apk (version, declared license, supplier from the maintainer or else the
+//! packager, SHA-256 of
 //! the `.apk` file, a `pkg:apk` purl, the recipe commit). Each apk
 //! `DEPENDS_ON` the apks it resolved to and is `GENERATED_FROM` its recipe's
 //! sources (URL, pinned commit or checksum) when the recipe is known.
@@ -145,7 +146,7 @@ pub fn document(input: &SbomInput<'_>) -> Value {
             "downloadLocation": "NOASSERTION",
             "filesAnalyzed": false,
             "primaryPackagePurpose": "APPLICATION",
-            "supplier": supplier(&p.maintainer),
+            "supplier": supplier(if p.maintainer.trim().is_empty() { &p.packager } else { &p.maintainer }),
             "licenseConcluded": "NOASSERTION",
             "licenseDeclared": or_noassertion(&p.license),
             "copyrightText": "NOASSERTION",
@@ -232,6 +233,12 @@ mod tests {
             sha256: "00".repeat(32),
             ..Default::default()
         };
+        let c = PackageMeta {
+            name: "c".into(),
+            packager: "Build Bot <bot@example.org>".into(),
+            ..Default::default()
+        };
+        assert_eq!(supplier(&c.packager), "Person: Build Bot (bot@example.org)");
         let b = PackageMeta {
             name: "lib+x".into(),
             version: "2_rc1-r1".into(),
