@@ -13,3 +13,4 @@ mod source;
 mod recipe;
 mod graphgen;
 mod graph;
+mod registry;

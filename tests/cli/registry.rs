@@ -1,0 +1,864 @@
+//! `forge publish`, `sign`, `verify-image`, `pull-repo` against a real
+//! registry: Debian's `docker-registry` (CNCF distribution 2.8), started per
+//! test on a free loopback port with filesystem storage in a tempdir.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use forge::imagesign::attach::{self, Layer, MEDIA_SIMPLE_SIGNING};
+use forge::imagesign::keys::ImageKey;
+use forge::imagesign::payload::simple_signing;
+use forge::oci::layout::Layout;
+use forge::oci::{ANNOTATION_REF_NAME, Digest, Index, MEDIA_CONFIG, MEDIA_MANIFEST, Manifest};
+use forge::output::Shell;
+use forge::registry::push::{self, BlobSource, Plan, PushOptions};
+use forge::registry::state::MountState;
+use forge::registry::{Client, ClientOptions};
+use serde_json::Value;
+
+use crate::support::*;
+
+/// A `docker-registry` process with its own storage and port.
+pub struct Registry {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Registry {
+    /// Start a registry; with `auth`, an htpasswd file holds that user.
+    pub fn start(auth: Option<(&str, &str)>) -> Registry {
+        let dir = tempfile::Builder::new()
+            .prefix("forge-registry-")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let mut cfg = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, pass)) = auth {
+            let hash = bcrypt::hash(pass, 5).unwrap();
+            std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
+            cfg.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: forge-test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            ));
+        }
+        std::fs::write(dir.path().join("config.yml"), cfg).unwrap();
+        let mut r = Registry {
+            dir,
+            port,
+            child: None,
+        };
+        r.spawn();
+        r
+    }
+
+    /// (Re)start the process on the same port and storage.
+    pub fn spawn(&mut self) {
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(self.dir.path().join("config.yml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join("log")).unwrap())
+            .spawn()
+            .expect("starting docker-registry");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL the process.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The storage root.
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures/cosign").join(name)
+}
+
+/// A forge command signing images with the committed test image key.
+fn forge_signing(dir: &Path) -> Command {
+    let mut c = forge(dir);
+    c.env("FORGE_IMAGE_SIGNING_KEY", fixture("kat.key"))
+        .env("COSIGN_PASSWORD", "forge-kat")
+        .env_remove("FORGE_REGISTRY_USER")
+        .env_remove("FORGE_REGISTRY_PASSWORD")
+        .env("DOCKER_CONFIG", dir.join(".no-docker-config"));
+    c
+}
+
+fn events(stdout: &str, kind: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == kind)
+        .collect()
+}
+
+fn client(host: &str) -> Client {
+    let c = Client::new(
+        host,
+        ClientOptions {
+            insecure: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    c.ping().unwrap();
+    c
+}
+
+fn json_file(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// Config and layer digests of every manifest under the layout's root.
+fn layout_blobs(layout: &Path) -> Vec<String> {
+    let index = json_file(&layout.join("index.json"));
+    let root = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut out = Vec::new();
+    let mut todo = vec![root];
+    while let Some(d) = todo.pop() {
+        let v = json_file(&layout.join("blobs/sha256").join(&d[7..]));
+        if let Some(ms) = v["manifests"].as_array() {
+            todo.extend(ms.iter().map(|m| m["digest"].as_str().unwrap().to_string()));
+        } else {
+            out.push(v["config"]["digest"].as_str().unwrap().to_string());
+            out.extend(
+                v["layers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l["digest"].as_str().unwrap().to_string()),
+            );
+        }
+    }
+    out
+}
+
+/// Files under the registry's blob store with their modification times.
+fn stored_blobs(storage: &Path) -> BTreeMap<PathBuf, std::time::SystemTime> {
+    walkdir::WalkDir::new(storage.join("docker/registry/v2/blobs"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            (
+                e.path().to_path_buf(),
+                e.metadata().unwrap().modified().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Copy the repository's example project (recipes, images, forge.toml) and
+/// build it.
+fn example_project() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("forge-publish-")
+        .tempdir()
+        .unwrap();
+    for sub in ["recipes", "images"] {
+        copy_tree(&repo_root().join(sub), &dir.path().join(sub));
+    }
+    std::fs::copy(
+        repo_root().join("forge.toml"),
+        dir.path().join("forge.toml"),
+    )
+    .unwrap();
+    install_test_key(dir.path());
+    git_commit_all(dir.path(), "2024-01-01T00:00:00Z");
+    run_ok(forge(dir.path()).arg("build"));
+    assert!(dir.path().join("out/images/hello/index.json").is_file());
+    dir
+}
+
+#[test]
+fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
+    if !require_tool("docker-registry")
+        || !require_tool("skopeo")
+        || !require_tool("openssl")
+        || !require_bwrap()
+    {
+        return;
+    }
+    let p = example_project();
+    let reg = Registry::start(None);
+    let host = reg.host();
+    let target = format!("{host}/forge");
+    let layout = p.path().join("out/images/hello");
+    let root = json_file(&layout.join("index.json"))["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Dry run: everything missing, nothing stored.
+    let (out, _) = run_ok(forge_signing(p.path()).args([
+        "--json",
+        "publish",
+        "--insecure",
+        "--dry-run",
+        "--registry",
+        &target,
+    ]));
+    let ev = &events(&out, "publish")[0];
+    assert_eq!(
+        ev["blobs_pushed"].as_u64().unwrap() as usize,
+        ev["missing"].as_array().unwrap().len()
+    );
+    assert!(
+        stored_blobs(&reg.storage()).is_empty(),
+        "dry run stored blobs"
+    );
+
+    let (out, _) = run_ok(forge_signing(p.path()).args([
+        "--json",
+        "publish",
+        "--insecure",
+        "--repo",
+        "--registry",
+        &target,
+    ]));
+    let ev = &events(&out, "publish")[0];
+    assert_eq!(ev["digest"], root.as_str());
+    assert_eq!(ev["repository"], format!("{host}/forge/hello"));
+    assert_eq!(
+        (ev["signed"].as_bool(), ev["attested"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(ev["blobs_skipped"], 0);
+
+    // skopeo sees the same digests as the local layout.
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{host}/forge/hello:latest"))
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(Digest::of(&raw.stdout).as_str(), root);
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false"])
+        .arg(format!("docker://{host}/forge/hello:latest"))
+        .output()
+        .unwrap();
+    let inspect: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    // skopeo names the index digest (what the tag points at) and lists
+    // the layers of this host's platform manifest.
+    assert_eq!(inspect["Digest"], root.as_str());
+    let platform =
+        json_file(&layout.join("blobs/sha256").join(&root[7..]))["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let platform = json_file(&layout.join("blobs/sha256").join(&platform[7..]));
+    let layers: Vec<&str> = platform["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    let theirs: Vec<&str> = inspect["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(theirs, layers);
+    let copy = tempfile::tempdir().unwrap();
+    let st = Command::new("skopeo")
+        .args([
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+        ])
+        .arg(format!("docker://{host}/forge/hello:latest"))
+        .arg(format!("oci:{}:latest", copy.path().display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(
+        json_file(&copy.path().join("index.json"))["manifests"][0]["digest"],
+        root.as_str()
+    );
+    for d in layout_blobs(&layout) {
+        let ours = std::fs::read(layout.join("blobs/sha256").join(&d[7..])).unwrap();
+        let theirs = std::fs::read(copy.path().join("blobs/sha256").join(&d[7..])).unwrap();
+        assert!(ours == theirs, "blob {d} differs after a round trip");
+    }
+
+    // Publishing again sends no blob, no manifest, moves no tag.
+    let before = stored_blobs(&reg.storage());
+    let t = Instant::now();
+    let (out, _) = run_ok(forge_signing(p.path()).args([
+        "--json",
+        "publish",
+        "--insecure",
+        "--repo",
+        "--registry",
+        &target,
+    ]));
+    let noop = t.elapsed();
+    for kind in ["publish", "publish-repo"] {
+        let ev = &events(&out, kind)[0];
+        for k in [
+            "blobs_pushed",
+            "bytes_pushed",
+            "blobs_mounted",
+            "manifests_pushed",
+            "tags_set",
+        ] {
+            assert_eq!(ev[k], 0, "{kind} {k} on a re-publish: {ev}");
+        }
+    }
+    assert_eq!(events(&out, "publish")[0]["signed"], false);
+    assert_eq!(
+        stored_blobs(&reg.storage()),
+        before,
+        "the registry's blob store changed on a no-op publish"
+    );
+    eprintln!(
+        "no-op publish (process included): {:.3}s",
+        noop.as_secs_f64()
+    );
+
+    // Another repository of the same registry: the image's blobs are mounted.
+    let (out, _) = run_ok(forge_signing(p.path()).args([
+        "--json",
+        "publish",
+        "--insecure",
+        "--registry",
+        &format!("{host}/mirror"),
+    ]));
+    let ev = &events(&out, "publish")[0];
+    assert_eq!(
+        ev["blobs_mounted"].as_u64().unwrap() as usize,
+        layout_blobs(&layout).len(),
+        "{ev}"
+    );
+
+    // verify-image accepts it, naming both attestations.
+    let reference = format!("{host}/forge/hello:latest");
+    let (_, err) = run_ok(
+        forge(p.path())
+            .args(["verify-image", "--insecure", &reference, "--key"])
+            .arg(fixture("kat.pub")),
+    );
+    assert!(
+        err.contains("https://spdx.dev/Document") && err.contains("https://slsa.dev/provenance/v1"),
+        "{err}"
+    );
+
+    // Independent check: openssl verifies the stored payload and signature.
+    let c = client(&host);
+    let digest = Digest::parse(&root).unwrap();
+    let scopes = vec!["repository:forge/hello:pull".to_string()];
+    let (_, sig_manifest) = c
+        .get_manifest("forge/hello", &attach::signature_tag(&digest), &scopes)
+        .unwrap()
+        .unwrap();
+    let m: Value = serde_json::from_slice(&sig_manifest).unwrap();
+    let layer = &m["layers"][0];
+    assert_eq!(layer["mediaType"], MEDIA_SIMPLE_SIGNING);
+    let payload = c
+        .get_blob(
+            "forge/hello",
+            &Digest::parse(layer["digest"].as_str().unwrap()).unwrap(),
+            &scopes,
+        )
+        .unwrap();
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(
+            layer["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("payload"), &payload).unwrap();
+    std::fs::write(tmp.path().join("sig"), &sig).unwrap();
+    let out = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(fixture("kat.pub"))
+        .arg("-signature")
+        .arg(tmp.path().join("sig"))
+        .arg(tmp.path().join("payload"))
+        .output()
+        .unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK"));
+    let claimed: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        claimed["critical"]["image"]["docker-manifest-digest"],
+        root.as_str()
+    );
+    assert_eq!(
+        claimed["critical"]["identity"]["docker-reference"],
+        format!("{host}/forge/hello")
+    );
+
+    // Rejections, each with its own reason.
+    let key = ImageKey::load(&fixture("kat.key"), b"forge-kat").unwrap();
+    let other = ImageKey::generate().unwrap();
+    let good_repo = format!("{host}/forge/hello");
+    let sign = |k: &ImageKey, repo: &str, d: &Digest| {
+        let p = simple_signing(repo, d);
+        let s = base64::engine::general_purpose::STANDARD.encode(k.sign(&p).unwrap());
+        attach::signature_layer(p, &s)
+    };
+    let tampered = {
+        let mut l = sign(&key, &good_repo, &digest);
+        l.bytes = String::from_utf8(l.bytes)
+            .unwrap()
+            .replace("\"optional\":null", "\"optional\":{\"x\":\"y\"}")
+            .into_bytes();
+        l
+    };
+    let cases: Vec<(&str, Layer, &str)> = vec![
+        (
+            "another key",
+            sign(&other, &good_repo, &digest),
+            "does not verify with the given key",
+        ),
+        (
+            "tampered payload",
+            tampered,
+            "does not verify with the given key",
+        ),
+        (
+            "another digest",
+            sign(&key, &good_repo, &Digest::of(b"another image")),
+            "signature is for another image",
+        ),
+        (
+            "another repository",
+            sign(&key, &format!("{host}/evil/hello"), &digest),
+            "signature is for another repository",
+        ),
+    ];
+    for (what, layer, want) in cases {
+        put_signature(&c, "forge/hello", &digest, vec![layer]);
+        let err = run_err(
+            forge(p.path())
+                .args(["verify-image", "--insecure", &reference, "--key"])
+                .arg(fixture("kat.pub")),
+        );
+        assert!(err.contains(want), "{what}: {err}");
+    }
+    // forge sign repairs it (appends a good signature).
+    run_ok(forge_signing(p.path()).args(["sign", "--insecure", &reference]));
+    run_ok(
+        forge(p.path())
+            .args(["verify-image", "--insecure", &reference, "--key"])
+            .arg(fixture("kat.pub")),
+    );
+    // Unsigned image: no signature.
+    run_ok(forge_signing(p.path()).args([
+        "publish",
+        "--insecure",
+        "--no-sign",
+        "--registry",
+        &format!("{host}/unsigned"),
+    ]));
+    let err = run_err(
+        forge(p.path())
+            .args([
+                "verify-image",
+                "--insecure",
+                &format!("{host}/unsigned/hello:latest"),
+                "--key",
+            ])
+            .arg(fixture("kat.pub")),
+    );
+    assert!(err.contains("no signature"), "{err}");
+
+    // The package repository comes back and verifies against keys/.
+    let pulled = tempfile::tempdir().unwrap();
+    let (_, err) = run_ok(
+        forge(p.path())
+            .args([
+                "pull-repo",
+                "--insecure",
+                &format!("{host}/forge/packages:latest"),
+                "--out",
+            ])
+            .arg(pulled.path()),
+    );
+    assert!(err.contains("Verified"), "{err}");
+    for f in walkdir::WalkDir::new(p.path().join("out/repo"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+    {
+        let rel = f.path().strip_prefix(p.path().join("out/repo")).unwrap();
+        let name = rel.to_string_lossy();
+        if name.ends_with(".apk") || name.ends_with("APKINDEX.tar.gz") {
+            assert_eq!(
+                std::fs::read(f.path()).unwrap(),
+                std::fs::read(pulled.path().join(rel)).unwrap(),
+                "{name}"
+            );
+        }
+    }
+    let err = run_err(
+        forge(p.path())
+            .args([
+                "pull-repo",
+                "--insecure",
+                &format!("{host}/forge/hello:latest"),
+                "--out",
+            ])
+            .arg(pulled.path()),
+    );
+    assert!(err.contains("not a forge package repository"), "{err}");
+}
+
+/// Replace the `.sig` of `digest` with a manifest of `layers`.
+fn put_signature(c: &Client, repo: &str, digest: &Digest, layers: Vec<Layer>) {
+    let a = attach::manifest(MEDIA_SIMPLE_SIGNING, layers);
+    let mut plan = Plan::new(repo);
+    for (d, b) in a.blobs {
+        plan.add_blob(d, BlobSource::Bytes(Arc::new(b)));
+    }
+    let m = plan.add_manifest(MEDIA_MANIFEST, a.manifest);
+    plan.tags.push((attach::signature_tag(digest), m));
+    push::push(
+        c,
+        &plan,
+        &PushOptions::default(),
+        &mut MountState::default(),
+        &Shell::silent(),
+    )
+    .unwrap();
+}
+
+/// Incompressible bytes from a xorshift generator.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A single-platform image of random layers at `out/images/NAME`.
+pub fn synthetic_image(root: &Path, name: &str, layers: &[usize], seed: u64) -> Digest {
+    let layout = Layout::create(&root.join("out/images").join(name)).unwrap();
+    let mut descs = Vec::new();
+    for (i, n) in layers.iter().enumerate() {
+        let mut w = layout.blob_writer().unwrap();
+        w.write_all(&noise(seed * 1000 + i as u64, *n)).unwrap();
+        descs.push(w.finish("application/vnd.oci.image.layer.v1.tar").unwrap());
+    }
+    let ids: Vec<&str> = descs.iter().map(|d| d.digest.as_str()).collect();
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ids}, "config": {}});
+    let config = layout.write_json_blob(MEDIA_CONFIG, &config).unwrap();
+    let manifest = Manifest {
+        config,
+        layers: descs,
+        annotations: Default::default(),
+    };
+    let mut m = layout
+        .write_json_blob(MEDIA_MANIFEST, &manifest.to_json())
+        .unwrap();
+    m.annotations
+        .insert(ANNOTATION_REF_NAME.into(), "latest".into());
+    let digest = m.digest.clone();
+    layout
+        .write_index_json(&Index {
+            manifests: vec![m],
+            annotations: Default::default(),
+        })
+        .unwrap();
+    digest
+}
+
+#[test]
+fn registry_auth_basic_credentials_and_redaction() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let password = "Pa55-w0rd-xyzzy";
+    let reg = Registry::start(Some(("alice", password)));
+    let p = project();
+    synthetic_image(p.path(), "tiny", &[4096, 8192], 7);
+    let target = format!("{}/forge", reg.host());
+    let publish = |user: Option<&str>, pass: Option<&str>| {
+        let mut c = forge_signing(p.path());
+        c.args([
+            "-v",
+            "publish",
+            "--insecure",
+            "--no-sign",
+            "tiny",
+            "--registry",
+            &target,
+        ]);
+        if let Some(u) = user {
+            c.env("FORGE_REGISTRY_USER", u);
+        }
+        if let Some(pw) = pass {
+            c.env("FORGE_REGISTRY_PASSWORD", pw);
+        }
+        run(&mut c)
+    };
+    let secrets = [
+        password.to_string(),
+        base64::engine::general_purpose::STANDARD.encode(format!("alice:{password}")),
+    ];
+    let check_clean = |o: &std::process::Output| {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for s in &secrets {
+            assert!(
+                !all.contains(s.as_str()),
+                "a credential leaked into the output:\n{all}"
+            );
+        }
+        all
+    };
+    let o = publish(None, None);
+    assert!(!o.status.success());
+    let text = check_clean(&o);
+    assert!(
+        text.contains("401") && text.contains("no credentials"),
+        "{text}"
+    );
+    let o = publish(Some("alice"), Some("wrong-password-123"));
+    assert!(!o.status.success());
+    let text = check_clean(&o);
+    assert!(
+        text.contains("credentials of user `alice` were rejected"),
+        "{text}"
+    );
+    let o = publish(Some("alice"), Some(password));
+    let text = check_clean(&o);
+    assert!(o.status.success(), "{text}");
+    // Credentials from a docker config.json work too.
+    let cfg = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cfg.path().join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            reg.host(),
+            secrets[1]
+        ),
+    )
+    .unwrap();
+    let o = run(forge_signing(p.path())
+        .args([
+            "-v",
+            "publish",
+            "--insecure",
+            "--no-sign",
+            "tiny",
+            "--registry",
+            &format!("{}/again", reg.host()),
+        ])
+        .env("DOCKER_CONFIG", cfg.path()));
+    let text = check_clean(&o);
+    assert!(o.status.success(), "{text}");
+}
+
+#[test]
+fn registry_survives_a_restart_mid_push_and_never_tags_early() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let mut reg = Registry::start(None);
+    let p = project();
+    let sizes = [24 << 20, 24 << 20, 16 << 20, 16 << 20, 32 << 20];
+    let digest = synthetic_image(p.path(), "big", &sizes, 11);
+    let host = reg.host();
+    let storage = reg.storage();
+
+    // Poll the tag from another thread: whenever it resolves, every blob it
+    // names must be present.
+    let stop = Arc::new(AtomicBool::new(false));
+    let resolved = Arc::new(AtomicUsize::new(0));
+    let poller = {
+        let (stop, resolved, host) = (stop.clone(), resolved.clone(), host.clone());
+        std::thread::spawn(move || {
+            let c = Client::new(
+                &host,
+                ClientOptions {
+                    insecure: true,
+                    attempts: 1,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let scopes = vec!["repository:forge/big:pull".to_string()];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(Some((_, m))) = c.get_manifest("forge/big", "latest", &scopes) {
+                    let v: Value = serde_json::from_slice(&m).unwrap();
+                    let mut blobs = vec![v["config"]["digest"].as_str().unwrap().to_string()];
+                    blobs.extend(
+                        v["layers"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|l| l["digest"].as_str().unwrap().to_string()),
+                    );
+                    for b in blobs {
+                        let ok = c.blob_exists("forge/big", &Digest::parse(&b).unwrap(), &scopes);
+                        assert!(
+                            !matches!(ok, Ok(false)),
+                            "tag latest resolves but blob {b} is missing"
+                        );
+                    }
+                    resolved.fetch_add(1, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+
+    let child = forge(p.path())
+        .args([
+            "--json",
+            "publish",
+            "--insecure",
+            "--no-sign",
+            "--uploads",
+            "2",
+            "big",
+            "--registry",
+            &format!("{host}/forge"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the registry once some upload bytes reached its storage.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let uploaded: u64 = walkdir::WalkDir::new(&storage)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file() && e.path().to_string_lossy().contains("_uploads"))
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .sum();
+        if uploaded > (4 << 20) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no upload progress seen");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    reg.kill();
+    std::thread::sleep(Duration::from_millis(700));
+    reg.spawn();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "publish did not survive the restart");
+    stop.store(true, Ordering::Relaxed);
+    poller
+        .join()
+        .expect("the tag named missing blobs during the push");
+    let ev = &events(&stdout, "publish")[0];
+    assert_eq!(ev["digest"], digest.as_str());
+    // Everything is there and the tag is right.
+    let c = client(&host);
+    let scopes = vec!["repository:forge/big:pull".to_string()];
+    assert_eq!(
+        c.manifest_digest("forge/big", "latest", &scopes).unwrap(),
+        Some(digest)
+    );
+    for d in layout_blobs(&p.path().join("out/images/big")) {
+        assert!(
+            c.blob_exists("forge/big", &Digest::parse(&d).unwrap(), &scopes)
+                .unwrap(),
+            "{d}"
+        );
+    }
+    assert!(
+        resolved.load(Ordering::Relaxed) > 0,
+        "the poller never saw the tag"
+    );
+}
+
+#[test]
+fn registry_chunked_upload_round_trips() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let reg = Registry::start(None);
+    let p = project();
+    let digest = synthetic_image(p.path(), "chunky", &[3 << 20, 100_000], 3);
+    run_ok(forge(p.path()).args([
+        "publish",
+        "--insecure",
+        "--no-sign",
+        "--chunk-size",
+        "1000000",
+        "chunky",
+        "--registry",
+        &format!("{}/x", reg.host()),
+    ]));
+    let c = client(&reg.host());
+    let scopes = vec!["repository:x/chunky:pull".to_string()];
+    assert_eq!(
+        c.manifest_digest("x/chunky", "latest", &scopes).unwrap(),
+        Some(digest)
+    );
+    for d in layout_blobs(&p.path().join("out/images/chunky")) {
+        let bytes = c
+            .get_blob("x/chunky", &Digest::parse(&d).unwrap(), &scopes)
+            .unwrap();
+        assert_eq!(Digest::of(&bytes).as_str(), d);
+    }
+}
