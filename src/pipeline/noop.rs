@@ -43,30 +43,55 @@ fn stamp_path(settings: &Settings, arch: &str) -> PathBuf {
     settings.out.join("state").join(format!("noop-{arch}.json"))
 }
 
-fn stat_line(h: &mut Sha256, label: &Path, path: &Path) {
-    match fs::symlink_metadata(path) {
-        Ok(m) => h.update(format!(
-            "{}\0{:o}\0{}\0{}.{}\0{}\n",
-            label.display(),
-            m.mode(),
-            m.size(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ino()
-        )),
-        Err(_) => h.update(format!("{}\0missing\n", label.display())),
+fn hash_meta(h: &mut Sha256, label: &[u8], m: Option<&fs::Metadata>) {
+    h.update(label);
+    h.update([0]);
+    match m {
+        Some(m) => {
+            for n in [
+                u64::from(m.mode()),
+                m.size(),
+                m.mtime() as u64,
+                m.mtime_nsec() as u64,
+                m.ino(),
+            ] {
+                h.update(n.to_le_bytes());
+            }
+        }
+        None => h.update(b"missing"),
     }
 }
 
+fn stat_line(h: &mut Sha256, label: &Path, path: &Path) {
+    let m = fs::symlink_metadata(path).ok();
+    hash_meta(h, label.as_os_str().as_encoded_bytes(), m.as_ref());
+}
+
+/// Every entry below `root`, depth first in name order. `DirEntry::metadata`
+/// stats relative to the open folder (no path walk per file), which is most
+/// of what a no-op run costs.
 fn stat_tree(h: &mut Sha256, root: &Path) {
-    h.update(format!("tree {}\n", root.display()));
-    for entry in walkdir::WalkDir::new(root)
-        .sort_by_file_name()
-        .into_iter()
-        .flatten()
-    {
-        let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
-        stat_line(h, rel, entry.path());
+    stat_line(h, root, root);
+    let mut stack = vec![(root.to_path_buf(), Vec::<u8>::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let Ok(items) = fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut entries: Vec<fs::DirEntry> = items.flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        let mut subdirs = Vec::new();
+        for e in entries {
+            let mut label = prefix.clone();
+            label.extend_from_slice(e.file_name().as_encoded_bytes());
+            let m = e.metadata().ok();
+            hash_meta(h, &label, m.as_ref());
+            if m.as_ref().is_some_and(|m| m.is_dir()) {
+                label.push(b'/');
+                subdirs.push((e.path(), label));
+            }
+        }
+        // Reverse so the stack pops them in name order.
+        stack.extend(subdirs.into_iter().rev());
     }
 }
 
