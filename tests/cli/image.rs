@@ -641,7 +641,6 @@ fn tampered_package_is_rejected() {
 /// The repository's own `recipes/hello` and `images/hello.toml`, end to end:
 /// `forge build hello`, `forge image hello`, then run it with crun.
 #[test]
-#[ignore = "needs recipes/hello linked statically (`make LDFLAGS=-static`): the image has no libc"]
 fn repository_hello_image_runs() {
     if !support::require_bwrap() || !require_tool("umoci") || !require_tool("crun") {
         return;

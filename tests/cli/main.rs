@@ -14,3 +14,4 @@ mod recipe;
 mod graphgen;
 mod graph;
 mod registry;
+mod examples;

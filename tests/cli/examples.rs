@@ -1,0 +1,106 @@
+//! The README's first command on a fresh clone: the embedded examples build
+//! offline, a second run builds nothing and says so, and two clones in
+//! different folders at different times give byte-identical outputs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::support::{self, forge, run_ok};
+
+/// A "clone": the project files a fresh checkout has, committed to git with a
+/// fixed date, and the test suite's signing key (a fresh clone would create
+/// its own; two clones must share one to sign identically).
+fn clone_of_repo() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("forge-clone-")
+        .tempdir()
+        .unwrap();
+    let root = dir.path();
+    let src = support::repo_root();
+    for item in ["recipes", "images", "keys"] {
+        if src.join(item).exists() {
+            support::copy_tree(&src.join(item), &root.join(item));
+        }
+    }
+    std::fs::copy(src.join("forge.toml"), root.join("forge.toml")).unwrap();
+    support::git_commit_all(root, "@1700000000 +0000");
+    support::install_test_key(root);
+    dir
+}
+
+fn files_under(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            (
+                e.path().strip_prefix(root).unwrap().display().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn readme_first_command_builds_examples_offline_then_nothing() {
+    let readme = std::fs::read_to_string(support::repo_root().join("README.md")).unwrap();
+    assert!(
+        readme.contains("cargo run --release -- build"),
+        "the README's first command is `forge build`"
+    );
+    if !support::require_bwrap() {
+        return;
+    }
+    let dir = clone_of_repo();
+    let root = dir.path();
+    // --offline: no source may come from the network.
+    let (_, err) = run_ok(forge(root).args(["--offline", "build"]));
+    assert!(err.contains("3 built"), "{err}");
+    let repo = root.join("out/repo").join(std::env::consts::ARCH);
+    for pkg in [
+        "hello-1.0-r0.apk",
+        "hello-doc-1.0-r0.apk",
+        "hello-dev-1.0-r0.apk",
+        "libgreet-1.0-r0.apk",
+        "greet-1.0-r0.apk",
+    ] {
+        assert!(repo.join(pkg).is_file(), "{pkg} is in the repository");
+    }
+    assert!(root.join("out/images/hello/index.json").is_file());
+
+    let (_, err) = run_ok(forge(root).args(["--offline", "build"]));
+    assert!(err.contains("packages: nothing to build: 3 fresh"), "{err}");
+    assert!(err.contains("images: nothing to build: 1 fresh"), "{err}");
+
+    // Everything forge wrote verifies.
+    run_ok(forge(root).arg("verify").arg(repo.join("APKINDEX.tar.gz")));
+}
+
+#[test]
+fn two_clones_give_identical_packages_index_and_image() {
+    if !support::require_bwrap() {
+        return;
+    }
+    let a = clone_of_repo();
+    run_ok(forge(a.path()).args(["--offline", "build"]));
+    // A different folder, a different time.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let b = clone_of_repo();
+    run_ok(forge(b.path()).args(["--offline", "-j1", "build"]));
+
+    let repo_a = files_under(&a.path().join("out/repo"));
+    let repo_b = files_under(&b.path().join("out/repo"));
+    assert!(repo_a.keys().any(|k| k.ends_with("APKINDEX.tar.gz")));
+    assert_eq!(
+        repo_a.keys().collect::<Vec<_>>(),
+        repo_b.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &repo_a {
+        assert!(bytes == &repo_b[name], "{name} differs between the clones");
+    }
+    let img_a = files_under(&a.path().join("out/images"));
+    let img_b = files_under(&b.path().join("out/images"));
+    assert_eq!(img_a, img_b, "image layouts and SBOMs are byte-identical");
+}
