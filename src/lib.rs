@@ -44,4 +44,5 @@ pub mod repo;
 pub mod settings;
 pub mod sign;
 pub mod source;
+pub mod util;
 pub mod version;

@@ -20,8 +20,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use openssl::hash::MessageDigest;
@@ -451,33 +449,11 @@ fn ensure_public_file(dir: &Path, key: &SigningKey) -> Result<(), SignError> {
     write_atomic(&public, &key.public_pem()?, 0o644)
 }
 
-/// Write `bytes` to `path` through a temp file in the same folder (created
-/// with `mode`), fsync, rename.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SignError> {
-    let err = |source| SignError::Write {
+    crate::util::write_atomic(path, bytes, Some(mode)).map_err(|source| SignError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("key"),
-        std::process::id()
-    ));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(err)?;
-    let result = f
-        .write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .and_then(|()| fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    })
 }
 
 #[cfg(test)]

@@ -373,7 +373,7 @@ fn read_small_member<R: BufRead>(tap: &mut Tap<R>) -> Result<Vec<(String, Vec<u8
     let dec = flate2::bufread::GzDecoder::new(&mut *tap);
     let mut r = tar::Reader::new(dec);
     let mut out = Vec::new();
-    while let Some(e) = r.next_entry().map_err(|e| error_chain(&e))? {
+    while let Some(e) = r.next_entry().map_err(|e| crate::util::error_chain(&e))? {
         let mut content = Vec::new();
         r.content()
             .read_to_end(&mut content)
@@ -393,7 +393,7 @@ fn read_data<R: BufRead>(tap: &mut Tap<R>, files: &mut Vec<FileEntry>) -> Result
     let dec = flate2::bufread::GzDecoder::new(&mut *tap);
     let mut r = tar::Reader::new(dec);
     let mut buf = vec![0u8; 1 << 16];
-    while let Some(e) = r.next_entry().map_err(|e| error_chain(&e))? {
+    while let Some(e) = r.next_entry().map_err(|e| crate::util::error_chain(&e))? {
         let actual = match e.kind {
             Kind::File => {
                 let mut h = Sha1::new();
@@ -421,17 +421,6 @@ fn read_data<R: BufRead>(tap: &mut Tap<R>, files: &mut Vec<FileEntry>) -> Result
         });
     }
     Ok(())
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// A `BufRead` that captures or hashes exactly the bytes consumed through it.

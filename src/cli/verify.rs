@@ -76,29 +76,23 @@ fn is_index(path: &Path) -> bool {
         .is_some_and(|n| n.ends_with(".tar.gz"))
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 fn verify_package(path: &Path, trusted: &TrustedKeys) -> Result<String, String> {
-    let pkg = Package::open(path).map_err(|e| chain(&e))?;
+    let pkg = Package::open(path).map_err(|e| crate::util::error_chain(&e))?;
     pkg.verify(trusted).map_err(|e| e.to_string())
 }
 
 pub(super) fn verify_index(path: &Path, trusted: &TrustedKeys) -> Result<String, String> {
-    let index = Index::read(path, trusted).map_err(|e| chain(&e))?;
+    let index = Index::read(path, trusted).map_err(|e| crate::util::error_chain(&e))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     for entry in &index.entries {
         let file = dir.join(entry.file_name());
-        let pkg = Package::open(&file)
-            .map_err(|e| format!("index names {}: {}", entry.file_name(), chain(&e)))?;
+        let pkg = Package::open(&file).map_err(|e| {
+            format!(
+                "index names {}: {}",
+                entry.file_name(),
+                crate::util::error_chain(&e)
+            )
+        })?;
         if pkg.identity != entry.checksum {
             return Err(format!(
                 "index entry {} has C:{} but the file's control section hashes to a different value",

@@ -322,21 +322,11 @@ fn last_change(mut commit: git2::Commit<'_>, rel: &Path) -> Option<u64> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
-    use std::io::Write as _;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let io = |source| ImageError::Io {
+    crate::util::write_atomic(path, bytes, None).map_err(|source| ImageError::Io {
         what: "writing",
         path: path.to_path_buf(),
         source,
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    })
 }
 
 /// Move the finished staging layout to `dir`, replacing an older one.

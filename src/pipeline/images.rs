@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest as _, Sha256};
 
 use super::report::{Report, UnitReport, Verdict};
-use super::write_atomic;
 use crate::image::{self, BuildOptions};
 use crate::settings::Settings;
+use crate::util::write_atomic;
 
 /// Building images failed before any image was tried.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +138,7 @@ pub fn build_changed(settings: &Settings, explain: bool) -> Result<Report, Image
                 // image::build reports the digest and folder itself.
 
                 if let Some(k) = key {
-                    if let Err(e) = write_atomic(&state, k.as_bytes()) {
+                    if let Err(e) = write_atomic(&state, k.as_bytes(), None) {
                         settings
                             .shell
                             .warn(format!("could not record the state of image {name}: {e}"));

@@ -27,8 +27,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{BuildOptions, write_atomic};
+use super::BuildOptions;
 use crate::settings::Settings;
+use crate::util::write_atomic;
 
 /// What the stamp records: the digest, and the units it covered (for the report).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,7 +182,7 @@ pub fn record(settings: &Settings, arch: &str, inputs: &str, units: Vec<(String,
     };
     let written = serde_json::to_vec(&stamp)
         .map_err(std::io::Error::other)
-        .and_then(|json| write_atomic(&stamp_path(settings, arch), &json));
+        .and_then(|json| write_atomic(&stamp_path(settings, arch), &json, None));
     if let Err(e) = written {
         tracing::debug!("no-op stamp not written: {e}");
     }

@@ -123,7 +123,11 @@ pub(crate) fn ensure(settings: &Settings, want: &Want) -> Result<PathBuf, Source
                     return Ok(dest);
                 }
                 Ok(false) => shell.verbose(format!("not at {}", place.describe())),
-                Err(e) => shell.warn(format!("mirror {}: {}", place.describe(), chain(&e))),
+                Err(e) => shell.warn(format!(
+                    "mirror {}: {}",
+                    place.describe(),
+                    crate::util::error_chain(&e)
+                )),
             }
         }
     }
@@ -166,17 +170,6 @@ fn upstream(
             status: 404,
         }),
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Try one place; `Ok(false)` when it does not have the file.
