@@ -13,6 +13,7 @@
 //! | [`graph`] | recipes → [`graph::UnitGraph`]: build order, cycles, closures |
 //! | [`plan`] | unit keys, fresh/dirty verdicts and why |
 //! | [`jobs`] | the parallel job queue (dependency order, -j, keep-going) |
+//! | [`pipeline`] | `forge build`: plan, build deps from the repo, run units, images, no-op stamp |
 //! | [`source`] | fetching, verifying, caching and unpacking sources |
 //! | [`apk`] | apk v2 packages: writer, reader, verification, APKINDEX format |
 //! | [`repo`] | `out/repo/<arch>/`: packages and the signed index, updated atomically |
@@ -23,6 +24,7 @@
 //! | [`process`] | the one wrapper for running external commands |
 //! | [`registry`] | OCI distribution client: push layouts and artifacts, pull them back |
 //! | [`imagesign`] | cosign-format image signatures, SBOM and provenance attestations |
+//! | [`util`] | atomic writes and error chains (std and tempfile only) |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
