@@ -76,16 +76,7 @@ fn keygen(dir: &Path) -> SigningKey {
     SigningKey::load(&private).unwrap()
 }
 
-/// Compare with a golden file (or rewrite it with `FORGE_UPDATE_GOLDEN=1`).
-fn golden(name: &str, actual: &str) {
-    let path = crate::support::repo_root().join("tests/golden").join(name);
-    if std::env::var_os("FORGE_UPDATE_GOLDEN").is_some_and(|v| v == "1") {
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, actual).unwrap();
-    }
-    let want = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(actual, want, "golden {name} differs");
-}
+use crate::support::golden;
 
 fn redact_size(record: &str) -> String {
     record

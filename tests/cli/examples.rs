@@ -104,3 +104,69 @@ fn two_clones_give_identical_packages_index_and_image() {
     let img_b = files_under(&b.path().join("out/images"));
     assert_eq!(img_a, img_b, "image layouts and SBOMs are byte-identical");
 }
+
+/// Replace the values that depend on the host toolchain (the compiled bytes:
+/// sizes, hashes, identity) or on the clone's commit id, after checking their
+/// shape; everything else must match the golden text exactly.
+fn mask(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let (key, value) = match line.split_once(" = ").or_else(|| line.split_once(':')) {
+            Some(kv) => kv,
+            None => (line, ""),
+        };
+        let hex = |n: usize| value.len() == n && value.bytes().all(|b| b.is_ascii_hexdigit());
+        let masked = match key {
+            "size" | "I" | "S" => {
+                assert!(value.parse::<u64>().is_ok(), "{line}");
+                Some("[SIZE]")
+            }
+            "datahash" => {
+                assert!(hex(64), "{line}");
+                Some("[SHA256]")
+            }
+            "commit" | "c" => {
+                assert!(hex(40), "{line}");
+                Some("[COMMIT]")
+            }
+            "C" => {
+                assert!(value.starts_with("Q1") && value.len() == 30, "{line}");
+                Some("[Q1-SHA1]")
+            }
+            _ => None,
+        };
+        match masked {
+            Some(m) if line.contains(" = ") => out.push_str(&format!("{key} = {m}")),
+            Some(m) => out.push_str(&format!("{key}:{m}")),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The hello example's `.PKGINFO` (main and -dev) and APKINDEX record, as
+/// `forge build` writes them, against golden texts in tests/golden/.
+#[test]
+fn hello_example_pkginfo_and_index_match_golden() {
+    if !support::require_bwrap() {
+        return;
+    }
+    let dir = clone_of_repo();
+    let root = dir.path();
+    run_ok(forge(root).args(["--offline", "build", "hello", "--no-images"]));
+    let repo = root.join("out/repo").join(std::env::consts::ARCH);
+    for (pkg, golden) in [
+        ("hello-1.0-r0.apk", "hello.PKGINFO"),
+        ("hello-dev-1.0-r0.apk", "hello-dev.PKGINFO"),
+    ] {
+        let p = forge::apk::Package::open(&repo.join(pkg)).unwrap();
+        support::golden(golden, &mask(&p.info.render()));
+    }
+    let trusted = forge::sign::TrustedKeys::load_dir(&root.join("keys")).unwrap();
+    let index = forge::apk::index::Index::read(&repo.join("APKINDEX.tar.gz"), &trusted).unwrap();
+    let entry = index.entries.iter().find(|e| e.name == "hello").unwrap();
+    let mut record = String::new();
+    entry.render_into(&mut record);
+    support::golden("hello.APKINDEX", &mask(&record));
+}

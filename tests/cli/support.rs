@@ -192,3 +192,14 @@ pub fn unit_events(stdout: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// Compare with `tests/golden/NAME` (or rewrite it with `FORGE_UPDATE_GOLDEN=1`).
+pub fn golden(name: &str, actual: &str) {
+    let path = repo_root().join("tests/golden").join(name);
+    if std::env::var_os("FORGE_UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(actual, want, "golden {name} differs");
+}
