@@ -41,6 +41,7 @@ use crate::settings::{SandboxMode, Settings};
 use sandbox::{BwrapSpec, HostLayout, ScriptPaths, StepInfo, WorkDirs};
 
 pub use normalize::NormalizeError;
+pub use sandbox::SYSTEM_PATH;
 pub use split::SplitError;
 pub use strip::StripError;
 

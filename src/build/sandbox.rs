@@ -111,7 +111,7 @@ fn join_rel(base: &Path, rel: &Path) -> PathBuf {
 }
 
 /// The system `PATH` of a build step, before any dependency folders.
-pub(crate) const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What a build step knows about the build, besides paths.
 #[derive(Debug, Clone)]

@@ -79,6 +79,11 @@ pub enum PipelineError {
     /// The repository could not be opened.
     #[error(transparent)]
     Repo(#[from] repo::RepoError),
+    /// Host tools that dirty units need are missing.
+    #[error(
+        "missing host tools: {0}; install them (e.g. with apt-get) or adjust the recipes' [build] tools"
+    )]
+    HostTools(String),
     /// Source identities could not be computed.
     #[error("planning `{recipe}`")]
     Source {
@@ -341,6 +346,25 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
         }
         report.elapsed = started.elapsed();
         return Ok(report);
+    }
+
+    // Every host tool a dirty unit needs must be there before anything
+    // starts. (A unit with makedepends may get a tool from them; its own
+    // build checks again with those on the PATH.)
+    let path = std::ffi::OsString::from(crate::build::SYSTEM_PATH);
+    let missing: Vec<String> = dirty
+        .iter()
+        .map(|n| units[n.as_str()].recipe)
+        .filter(|r| r.makedepends.is_empty())
+        .flat_map(|r| {
+            r.host_tools
+                .iter()
+                .filter(|t| crate::process::find_in_path(t, &path).is_none())
+                .map(move |t| format!("`{t}` (for {})", r.name))
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(PipelineError::HostTools(missing.join(", ")));
     }
 
     // Execute.

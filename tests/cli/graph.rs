@@ -285,3 +285,38 @@ fn graph_kill_dash_nine_leaves_everything_consistent() {
         "everything is fresh afterwards"
     );
 }
+
+/// Missing host tools are reported for every dirty unit before any builds.
+#[test]
+fn graph_missing_host_tools_are_named_before_anything_builds() {
+    let dir = support::project();
+    let root = dir.path();
+    for (name, tool) in [("aa", "sh"), ("bb", "no-such-tool-forge-test")] {
+        support::write(
+            root,
+            &format!("recipes/{name}/recipe.toml"),
+            &format!(
+                r#"schema = 1
+[package]
+name = "{name}"
+version = "1.0"
+release = 0
+description = "tools test"
+license = "MIT"
+arch = ["noarch"]
+
+[build]
+tools = ["{tool}"]
+script = "mkdir -p $pkgdir/usr/share/{name}; echo x > $pkgdir/usr/share/{name}/x"
+"#
+            ),
+        );
+    }
+    support::install_test_key(root);
+    let err = support::run_err(forge(root).args(["--sandbox", "none", "build"]));
+    assert!(
+        err.contains("missing host tools: `no-such-tool-forge-test` (for bb)"),
+        "{err}"
+    );
+    assert!(!root.join("out/logs/aa.log").exists(), "nothing was built");
+}
