@@ -811,6 +811,16 @@ fn registry_survives_a_restart_mid_push_and_never_tags_early() {
         .expect("the tag named missing blobs during the push");
     let ev = &events(&stdout, "publish")[0];
     assert_eq!(ev["digest"], digest.as_str());
+    // An uninterrupted push needs ping + per blob HEAD, POST, PUT + manifest
+    // HEAD, PUT + tag HEAD, PUT; more requests mean uploads were retried.
+    let blobs = sizes.len() as u64 + 1;
+    let requests = events(&stdout, "publish-done")[0]["requests"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        requests > 1 + 3 * blobs + 4,
+        "no retry happened ({requests} requests)"
+    );
     // Everything is there and the tag is right.
     let c = client(&host);
     let scopes = vec!["repository:forge/big:pull".to_string()];
