@@ -209,7 +209,7 @@ fn main() {
 
     let reg = Registry::start(&work.join("reg-forge"));
     let (fresh, bytes) = forge_push(&layout, &reg.host());
-    assert!(bytes >= (LAYERS * LAYER_MIB << 20) as u64);
+    assert!(bytes >= ((LAYERS * LAYER_MIB) << 20) as u64);
     let (noop, nbytes) = forge_push(&layout, &reg.host());
     assert_eq!(nbytes, 0);
     let cli_noop = forge_cli(&layout, &reg.host());

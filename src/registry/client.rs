@@ -14,10 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use reqwest::blocking::{Body, RequestBuilder, Response};
-use reqwest::header::{
-    AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
-};
+use reqwest::blocking::{RequestBuilder, Response};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 
 use super::RegistryError;
 use super::auth::{Challenge, Credentials, parse_challenge, redact};
@@ -65,7 +63,7 @@ enum AuthState {
 /// A client for one registry host.
 #[derive(Debug)]
 pub struct Client {
-    http: reqwest::blocking::Client,
+    pub(super) http: reqwest::blocking::Client,
     base: String,
     host: String,
     opts: ClientOptions,
@@ -124,12 +122,12 @@ impl Client {
         &self.opts
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// Resolve an upload `Location` (absolute or relative).
-    fn location(&self, loc: &str) -> String {
+    pub(super) fn location(&self, loc: &str) -> String {
         if loc.starts_with("http://") || loc.starts_with("https://") {
             loc.to_string()
         } else if loc.starts_with('/') {
@@ -355,139 +353,6 @@ impl Client {
         Ok(())
     }
 
-    /// Whether `repo` has blob `digest`.
-    pub fn blob_exists(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        scopes: &[String],
-    ) -> Result<bool, RegistryError> {
-        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
-        let resp = self.send("HEAD", &url, scopes, true, &|| self.http.head(&url))?;
-        match resp.status() {
-            StatusCode::OK => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(status_error("HEAD", &url, resp)),
-        }
-    }
-
-    /// Try a cross-repository mount of `digest` from `from` into `repo`.
-    pub fn mount(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        from: &str,
-        scopes: &[String],
-    ) -> Result<Mount, RegistryError> {
-        let url = self.url(&format!(
-            "/v2/{repo}/blobs/uploads/?mount={digest}&from={from}"
-        ));
-        let resp = self.send("POST", &url, scopes, false, &|| {
-            self.http.post(&url).header(CONTENT_LENGTH, 0)
-        })?;
-        match resp.status() {
-            StatusCode::CREATED => Ok(Mount::Mounted),
-            StatusCode::ACCEPTED => Ok(Mount::Session(self.location_of(&resp, &url)?)),
-            _ => Err(status_error("POST", &url, resp)),
-        }
-    }
-
-    fn location_of(&self, resp: &Response, url: &str) -> Result<String, RegistryError> {
-        resp.headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(|l| self.location(l))
-            .ok_or_else(|| {
-                RegistryError::Invalid(format!("no Location in the reply to POST {url}"))
-            })
-    }
-
-    /// Open an upload session; returns its absolute URL.
-    pub fn start_upload(&self, repo: &str, scopes: &[String]) -> Result<String, RegistryError> {
-        let url = self.url(&format!("/v2/{repo}/blobs/uploads/"));
-        let resp = self.send("POST", &url, scopes, false, &|| {
-            self.http.post(&url).header(CONTENT_LENGTH, 0)
-        })?;
-        if resp.status() != StatusCode::ACCEPTED {
-            return Err(status_error("POST", &url, resp));
-        }
-        self.location_of(&resp, &url)
-    }
-
-    /// Finish `session` with the whole blob in one `PUT`.
-    pub fn put_blob(
-        &self,
-        session: &str,
-        digest: &Digest,
-        size: u64,
-        body: &dyn Fn() -> Body,
-        scopes: &[String],
-    ) -> Result<(), RegistryError> {
-        let url = with_digest(session, digest);
-        let resp = self.send("PUT", &url, scopes, false, &|| {
-            let b = body();
-            self.http
-                .put(&url)
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .header(CONTENT_LENGTH, size)
-                .body(b)
-        })?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(status_error("PUT", &url, resp));
-        }
-        Ok(())
-    }
-
-    /// Upload `bytes` into `session` as `PATCH` chunks of `chunk` bytes, then
-    /// finish with an empty `PUT`.
-    pub fn put_blob_chunked(
-        &self,
-        session: &str,
-        digest: &Digest,
-        read_chunk: &mut dyn FnMut(u64, usize) -> Result<Vec<u8>, RegistryError>,
-        size: u64,
-        chunk: u64,
-        scopes: &[String],
-    ) -> Result<(), RegistryError> {
-        let mut loc = session.to_string();
-        let mut offset = 0u64;
-        while offset < size {
-            let n = chunk.min(size - offset);
-            let data = read_chunk(offset, n as usize)?;
-            let end = offset + n - 1;
-            let url = loc.clone();
-            let resp = self.send("PATCH", &url, scopes, false, &|| {
-                let d = data.clone();
-                self.http
-                    .patch(&url)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_RANGE, format!("{offset}-{end}"))
-                    .header(CONTENT_LENGTH, n)
-                    .body(d)
-            })?;
-            if resp.status() != StatusCode::ACCEPTED {
-                return Err(status_error("PATCH", &url, resp));
-            }
-            loc = self.location_of(&resp, &url)?;
-            offset += n;
-        }
-        let url = with_digest(&loc, digest);
-        let resp = self.send("PUT", &url, scopes, false, &|| {
-            self.http.put(&url).header(CONTENT_LENGTH, 0)
-        })?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(status_error("PUT", &url, resp));
-        }
-        Ok(())
-    }
-
-    /// Cancel an upload session (best effort).
-    pub fn cancel_upload(&self, session: &str, scopes: &[String]) {
-        let _ = self.send("DELETE", session, scopes, false, &|| {
-            self.http.delete(session)
-        });
-    }
-
     /// The digest `reference` (tag or digest) resolves to in `repo`, if any.
     pub fn manifest_digest(
         &self,
@@ -585,68 +450,6 @@ impl Client {
         }
         Ok(())
     }
-
-    /// Fetch a blob into memory, checking its digest.
-    pub fn get_blob(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        scopes: &[String],
-    ) -> Result<Vec<u8>, RegistryError> {
-        let mut out = Vec::new();
-        self.get_blob_to(repo, digest, scopes, &mut out)?;
-        Ok(out)
-    }
-
-    /// Stream a blob into `w`, checking its digest.
-    pub fn get_blob_to(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        scopes: &[String],
-        w: &mut dyn std::io::Write,
-    ) -> Result<u64, RegistryError> {
-        use sha2::Digest as _;
-        let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
-        let mut resp = self.send("GET", &url, scopes, true, &|| self.http.get(&url))?;
-        match resp.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => {
-                return Err(RegistryError::NotFound(format!("blob {repo}@{digest}")));
-            }
-            _ => return Err(status_error("GET", &url, resp)),
-        }
-        let mut hasher = sha2::Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n = 0u64;
-        loop {
-            let k =
-                std::io::Read::read(&mut resp, &mut buf).map_err(|source| RegistryError::Io {
-                    what: "reading blob from",
-                    path: url.clone().into(),
-                    source,
-                })?;
-            if k == 0 {
-                break;
-            }
-            hasher.update(&buf[..k]);
-            w.write_all(&buf[..k]).map_err(|source| RegistryError::Io {
-                what: "writing blob",
-                path: digest.hex().into(),
-                source,
-            })?;
-            n += k as u64;
-        }
-        let got = Digest::from_sha256(hasher.finalize().into());
-        if got != *digest {
-            return Err(RegistryError::DigestMismatch {
-                what: format!("blob {repo}@{digest}"),
-                expected: digest.to_string(),
-                got: got.to_string(),
-            });
-        }
-        Ok(n)
-    }
 }
 
 /// Percent-encode a query value (RFC 3986 unreserved characters kept).
@@ -662,7 +465,7 @@ fn query_escape(v: &str) -> String {
     out
 }
 
-fn with_digest(session: &str, digest: &Digest) -> String {
+pub(super) fn with_digest(session: &str, digest: &Digest) -> String {
     let sep = if session.contains('?') { '&' } else { '?' };
     format!("{session}{sep}digest={digest}")
 }
@@ -699,168 +502,5 @@ fn strip_query_state(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_and_digest_param() {
-        let c = Client::new(
-            "127.0.0.1:9",
-            ClientOptions {
-                insecure: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            c.location("/v2/a/blobs/uploads/u?_state=x"),
-            "http://127.0.0.1:9/v2/a/blobs/uploads/u?_state=x"
-        );
-        assert_eq!(c.location("https://o.example/u"), "https://o.example/u");
-        let d = Digest::of(b"");
-        assert_eq!(
-            with_digest("http://h/u", &d),
-            format!("http://h/u?digest={d}")
-        );
-        assert_eq!(
-            with_digest("http://h/u?_state=1", &d),
-            format!("http://h/u?_state=1&digest={d}")
-        );
-        assert_eq!(
-            query_escape("repository:a/b:pull,push"),
-            "repository%3Aa%2Fb%3Apull%2Cpush"
-        );
-        assert_eq!(
-            strip_query_state("http://h/u?_state=abc&digest=x"),
-            "http://h/u?_state=…"
-        );
-        let b: Vec<u64> = (0..8)
-            .map(|a| backoff(&ClientOptions::default(), a).as_millis() as u64)
-            .collect();
-        assert_eq!(b, vec![200, 400, 800, 1600, 3200, 4000, 4000, 4000]);
-    }
-
-    /// A tiny registry stand-in: answers `GET /v2/` and blob `HEAD`s with a
-    /// Bearer challenge unless the token is presented, and serves tokens for
-    /// Basic `u:p` at `/token`. Records every request line and auth header.
-    fn bearer_server() -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
-        use std::io::{BufRead, BufReader, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let host = listener.local_addr().unwrap().to_string();
-        let log = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let (h, l) = (host.clone(), log.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let mut stream = stream.unwrap();
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                let mut auth = String::new();
-                loop {
-                    let mut hl = String::new();
-                    reader.read_line(&mut hl).unwrap();
-                    if hl.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(v) = hl
-                        .strip_prefix("authorization: ")
-                        .or_else(|| hl.strip_prefix("Authorization: "))
-                    {
-                        auth = v.trim().to_string();
-                    }
-                }
-                l.lock().unwrap().push(format!("{} | {auth}", line.trim()));
-                let basic = format!(
-                    "Basic {}",
-                    base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "u:p")
-                );
-                let (status, extra, body) = if line.starts_with("GET /token?") {
-                    if auth == basic && line.contains("scope=repository%3Aa%2Fb%3Apull%2Cpush") {
-                        (
-                            "200 OK",
-                            String::new(),
-                            r#"{"token":"tok-123","expires_in":300}"#,
-                        )
-                    } else {
-                        ("401 Unauthorized", String::new(), "")
-                    }
-                } else if auth == "Bearer tok-123" {
-                    ("200 OK", String::new(), "")
-                } else {
-                    (
-                        "401 Unauthorized",
-                        format!(
-                            "WWW-Authenticate: Bearer realm=\"http://{h}/token\",service=\"test\"\r\n"
-                        ),
-                        "",
-                    )
-                };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        (host, log)
-    }
-
-    #[test]
-    fn bearer_token_flow_with_basic_credentials() {
-        let (host, log) = bearer_server();
-        let opts = |creds: Option<Credentials>| ClientOptions {
-            insecure: true,
-            credentials: creds,
-            attempts: 1,
-            ..Default::default()
-        };
-        let c = Client::new(&host, opts(Some(Credentials::new("u", "p")))).unwrap();
-        c.ping().unwrap();
-        let scopes = vec!["repository:a/b:pull,push".to_string()];
-        assert!(c.blob_exists("a/b", &Digest::of(b""), &scopes).unwrap());
-        // The token is cached: a second request fetches none.
-        assert!(c.blob_exists("a/b", &Digest::of(b""), &scopes).unwrap());
-        let lines = log.lock().unwrap().clone();
-        assert_eq!(
-            lines
-                .iter()
-                .filter(|l| l.starts_with("GET /token?"))
-                .count(),
-            1,
-            "{lines:#?}"
-        );
-        assert!(
-            lines.iter().any(|l| l.contains("service=test")),
-            "{lines:#?}"
-        );
-        assert!(
-            lines
-                .iter()
-                .filter(|l| l.starts_with("HEAD"))
-                .all(|l| l.ends_with("Bearer tok-123"))
-        );
-        // Anonymous: the token endpoint refuses, and the error says why.
-        let c = Client::new(&host, opts(None)).unwrap();
-        c.ping().unwrap();
-        let err = c.blob_exists("a/b", &Digest::of(b""), &scopes).unwrap_err();
-        assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
-        assert!(err.to_string().contains("no credentials"), "{err}");
-    }
-
-    #[test]
-    fn connection_errors_are_retried_then_reported() {
-        let opts = ClientOptions {
-            insecure: true,
-            attempts: 3,
-            backoff: Duration::from_millis(1),
-            ..Default::default()
-        };
-        let c = Client::new("127.0.0.1:9", opts).unwrap();
-        let err = c.blob_exists("a", &Digest::of(b""), &[]).unwrap_err();
-        assert!(
-            matches!(err, RegistryError::GaveUp { attempts: 3, .. }),
-            "{err}"
-        );
-        assert_eq!(c.request_count(), 3);
-    }
-}
+#[path = "client_tests.rs"]
+mod tests;

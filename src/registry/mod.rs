@@ -3,8 +3,8 @@
 //!
 //! Flow of a push ([`push::push`]), prepare then upload:
 //!
-//! 1. [`push::Plan`]: every blob, every manifest (children before parents)
-//!    and every tag, read from an OCI layout ([`push::plan_layout`]) or made
+//! 1. [`plan::Plan`]: every blob, every manifest (children before parents)
+//!    and every tag, read from an OCI layout ([`plan::plan_layout`]) or made
 //!    in memory (signatures, the package repository artifact).
 //! 2. `HEAD` every blob in parallel; the ones the registry lacks are
 //!    mounted from another repository of the same registry that
@@ -20,7 +20,9 @@
 
 pub mod artifact;
 pub mod auth;
+mod blobs;
 pub mod client;
+pub mod plan;
 pub mod publish;
 pub mod push;
 pub mod reference;

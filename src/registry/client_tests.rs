@@ -1,0 +1,165 @@
+//! Unit tests of the registry client (no real registry needed).
+
+use super::*;
+
+#[test]
+fn locations_and_digest_param() {
+    let c = Client::new(
+        "127.0.0.1:9",
+        ClientOptions {
+            insecure: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        c.location("/v2/a/blobs/uploads/u?_state=x"),
+        "http://127.0.0.1:9/v2/a/blobs/uploads/u?_state=x"
+    );
+    assert_eq!(c.location("https://o.example/u"), "https://o.example/u");
+    let d = Digest::of(b"");
+    assert_eq!(
+        with_digest("http://h/u", &d),
+        format!("http://h/u?digest={d}")
+    );
+    assert_eq!(
+        with_digest("http://h/u?_state=1", &d),
+        format!("http://h/u?_state=1&digest={d}")
+    );
+    assert_eq!(
+        query_escape("repository:a/b:pull,push"),
+        "repository%3Aa%2Fb%3Apull%2Cpush"
+    );
+    assert_eq!(
+        strip_query_state("http://h/u?_state=abc&digest=x"),
+        "http://h/u?_state=…"
+    );
+    let b: Vec<u64> = (0..8)
+        .map(|a| backoff(&ClientOptions::default(), a).as_millis() as u64)
+        .collect();
+    assert_eq!(b, vec![200, 400, 800, 1600, 3200, 4000, 4000, 4000]);
+}
+
+/// A tiny registry stand-in: answers `GET /v2/` and blob `HEAD`s with a
+/// Bearer challenge unless the token is presented, and serves tokens for
+/// Basic `u:p` at `/token`. Records every request line and auth header.
+fn bearer_server() -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let log = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let (h, l) = (host.clone(), log.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut auth = String::new();
+            loop {
+                let mut hl = String::new();
+                reader.read_line(&mut hl).unwrap();
+                if hl.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = hl
+                    .strip_prefix("authorization: ")
+                    .or_else(|| hl.strip_prefix("Authorization: "))
+                {
+                    auth = v.trim().to_string();
+                }
+            }
+            l.lock().unwrap().push(format!("{} | {auth}", line.trim()));
+            let basic = format!(
+                "Basic {}",
+                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "u:p")
+            );
+            let (status, extra, body) = if line.starts_with("GET /token?") {
+                if auth == basic && line.contains("scope=repository%3Aa%2Fb%3Apull%2Cpush") {
+                    (
+                        "200 OK",
+                        String::new(),
+                        r#"{"token":"tok-123","expires_in":300}"#,
+                    )
+                } else {
+                    ("401 Unauthorized", String::new(), "")
+                }
+            } else if auth == "Bearer tok-123" {
+                ("200 OK", String::new(), "")
+            } else {
+                (
+                    "401 Unauthorized",
+                    format!(
+                        "WWW-Authenticate: Bearer realm=\"http://{h}/token\",service=\"test\"\r\n"
+                    ),
+                    "",
+                )
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (host, log)
+}
+
+#[test]
+fn bearer_token_flow_with_basic_credentials() {
+    let (host, log) = bearer_server();
+    let opts = |creds: Option<Credentials>| ClientOptions {
+        insecure: true,
+        credentials: creds,
+        attempts: 1,
+        ..Default::default()
+    };
+    let c = Client::new(&host, opts(Some(Credentials::new("u", "p")))).unwrap();
+    c.ping().unwrap();
+    let scopes = vec!["repository:a/b:pull,push".to_string()];
+    assert!(c.blob_exists("a/b", &Digest::of(b""), &scopes).unwrap());
+    // The token is cached: a second request fetches none.
+    assert!(c.blob_exists("a/b", &Digest::of(b""), &scopes).unwrap());
+    let lines = log.lock().unwrap().clone();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("GET /token?"))
+            .count(),
+        1,
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("service=test")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("HEAD"))
+            .all(|l| l.ends_with("Bearer tok-123"))
+    );
+    // Anonymous: the token endpoint refuses, and the error says why.
+    let c = Client::new(&host, opts(None)).unwrap();
+    c.ping().unwrap();
+    let err = c.blob_exists("a/b", &Digest::of(b""), &scopes).unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains("no credentials"), "{err}");
+}
+
+#[test]
+fn connection_errors_are_retried_then_reported() {
+    let opts = ClientOptions {
+        insecure: true,
+        attempts: 3,
+        backoff: Duration::from_millis(1),
+        ..Default::default()
+    };
+    let c = Client::new("127.0.0.1:9", opts).unwrap();
+    let err = c.blob_exists("a", &Digest::of(b""), &[]).unwrap_err();
+    assert!(
+        matches!(err, RegistryError::GaveUp { attempts: 3, .. }),
+        "{err}"
+    );
+    assert_eq!(c.request_count(), 3);
+}
