@@ -842,6 +842,40 @@ fn registry_survives_a_restart_mid_push_and_never_tags_early() {
 }
 
 #[test]
+fn registry_large_blobs_stream_from_the_file() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let reg = Registry::start(None);
+    let p = project();
+    // Above the in-memory limit (64 MiB): sent as a streamed body.
+    let digest = synthetic_image(p.path(), "large", &[(64 << 20) + 4097], 5);
+    let (out, _) = run_ok(forge(p.path()).args([
+        "--json",
+        "publish",
+        "--insecure",
+        "--no-sign",
+        "large",
+        "--registry",
+        &format!("{}/x", reg.host()),
+    ]));
+    assert!(events(&out, "publish")[0]["bytes_pushed"].as_u64().unwrap() > 64 << 20);
+    let c = client(&reg.host());
+    let scopes = vec!["repository:x/large:pull".to_string()];
+    assert_eq!(
+        c.manifest_digest("x/large", "latest", &scopes).unwrap(),
+        Some(digest)
+    );
+    for d in layout_blobs(&p.path().join("out/images/large")) {
+        assert!(
+            c.blob_exists("x/large", &Digest::parse(&d).unwrap(), &scopes)
+                .unwrap(),
+            "{d}"
+        );
+    }
+}
+
+#[test]
 fn registry_chunked_upload_round_trips() {
     if !require_tool("docker-registry") {
         return;
