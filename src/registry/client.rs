@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::blocking::{RequestBuilder, Response};
@@ -56,7 +56,8 @@ enum AuthState {
     Bearer {
         realm: String,
         service: Option<String>,
-        tokens: HashMap<String, String>,
+        /// Token and when to stop using it, per scope set.
+        tokens: HashMap<String, (String, Instant)>,
     },
 }
 
@@ -159,14 +160,18 @@ impl Client {
                 tokens,
             } => {
                 let key = scopes.join(" ");
-                if let Some(t) = tokens.get(&key) {
+                if let Some((t, until)) = tokens.get(&key)
+                    && Instant::now() < *until
+                {
                     return Ok(Some(format!("Bearer {t}")));
                 }
-                let token = self.fetch_token(&realm, service.as_deref(), scopes)?;
+                let (token, lifetime) = self.fetch_token(&realm, service.as_deref(), scopes)?;
+                // Stop using a token a little before it expires.
+                let until = Instant::now() + lifetime.saturating_sub(Duration::from_secs(5));
                 if let AuthState::Bearer { tokens, .. } =
                     &mut *self.auth.lock().unwrap_or_else(|e| e.into_inner())
                 {
-                    tokens.insert(key, token.clone());
+                    tokens.insert(key, (token.clone(), until));
                 }
                 Ok(Some(format!("Bearer {token}")))
             }
@@ -178,7 +183,7 @@ impl Client {
         realm: &str,
         service: Option<&str>,
         scopes: &[String],
-    ) -> Result<String, RegistryError> {
+    ) -> Result<(String, Duration), RegistryError> {
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service {
             query.push(("service", s));
@@ -215,11 +220,15 @@ impl Client {
         }
         let body = resp.bytes().map_err(|e| err(e.to_string()))?;
         let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| err(e.to_string()))?;
-        v.get("token")
+        let token = v
+            .get("token")
             .or_else(|| v.get("access_token"))
             .and_then(|t| t.as_str())
             .map(str::to_string)
-            .ok_or_else(|| err("no token in the reply".into()))
+            .ok_or_else(|| err("no token in the reply".into()))?;
+        // The token spec's default lifetime is 60 s.
+        let secs = v.get("expires_in").and_then(|e| e.as_u64()).unwrap_or(60);
+        Ok((token, Duration::from_secs(secs.max(10))))
     }
 
     fn auth_hint(&self) -> String {
@@ -280,6 +289,7 @@ impl Client {
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
             tracing::debug!("{method} {url}");
+            let mut wait = None;
             let e: RegistryError = match req.send() {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
                     if reauth && self.learn(&resp) {
@@ -296,6 +306,7 @@ impl Client {
                     if resp.status().is_server_error()
                         || resp.status() == StatusCode::TOO_MANY_REQUESTS =>
                 {
+                    wait = retry_after(&resp);
                     status_error(method, url, resp)
                 }
                 Ok(resp) => return Ok(resp),
@@ -318,7 +329,7 @@ impl Client {
                 });
             }
             tracing::debug!("retrying {method} {url}: {e}");
-            std::thread::sleep(backoff(&self.opts, attempt - 1));
+            std::thread::sleep(wait.unwrap_or_else(|| backoff(&self.opts, attempt - 1)));
         }
     }
 
@@ -450,6 +461,19 @@ impl Client {
         }
         Ok(())
     }
+}
+
+/// A `Retry-After: <seconds>` delay, capped at 30 s.
+fn retry_after(resp: &Response) -> Option<Duration> {
+    let secs: u64 = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs.min(30)))
 }
 
 /// Percent-encode a query value (RFC 3986 unreserved characters kept).

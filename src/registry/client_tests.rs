@@ -163,3 +163,52 @@ fn connection_errors_are_retried_then_reported() {
     );
     assert_eq!(c.request_count(), 3);
 }
+
+/// A server answering each connection with the next canned response.
+fn scripted_server(responses: Vec<&'static str>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for (stream, resp) in listener.incoming().zip(responses) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let mut l = String::new();
+                if reader.read_line(&mut l).unwrap() == 0 || l.trim().is_empty() {
+                    break;
+                }
+            }
+            let _ = write!(stream, "{resp}");
+        }
+    });
+    host
+}
+
+#[test]
+fn retry_after_and_server_errors_are_retried() {
+    let host = scripted_server(vec![
+        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    ]);
+    let c = Client::new(
+        &host,
+        ClientOptions {
+            insecure: true,
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    assert!(c.blob_exists("a", &Digest::of(b""), &[]).unwrap());
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1),
+        "Retry-After ignored: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    assert_eq!(c.request_count(), 3);
+}
