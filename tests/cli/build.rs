@@ -376,9 +376,10 @@ fn build_cli_failure_shows_the_log_tail() {
     let project = hello_project();
     let file = project.path().join("recipes/hello/recipe.toml");
     let text = std::fs::read_to_string(&file).unwrap();
-    let broken = text.replace(
-        "script = '''\nmake\n",
-        "script = '''\necho 'about to fail' >&2\nexit 3\nmake\n",
+    let broken = text.replacen(
+        "script = '''\n",
+        "script = '''\necho 'about to fail' >&2\nexit 3\n",
+        1,
     );
     assert_ne!(text, broken, "the hello recipe's script changed shape");
     std::fs::write(&file, broken).unwrap();
