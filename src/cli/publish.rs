@@ -41,6 +41,9 @@ pub struct Args {
     /// Publish without signatures and attestations.
     #[arg(long)]
     no_sign: bool,
+    /// Also sign each platform manifest of an image index.
+    #[arg(long)]
+    recursive: bool,
     /// An extra tag for every image (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
@@ -146,6 +149,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         target: &target,
         key: key.as_ref(),
         extra_tags: args.tags.clone(),
+        recursive: args.recursive,
         push: push_opts.clone(),
     };
     let started = std::time::Instant::now();

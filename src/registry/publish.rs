@@ -132,6 +132,8 @@ pub struct PublishOptions<'a> {
     pub key: Option<&'a ImageKey>,
     /// Extra tags besides the layout's own.
     pub extra_tags: Vec<String>,
+    /// Also sign each platform manifest of the index (cosign `--recursive`).
+    pub recursive: bool,
     /// Push options.
     pub push: PushOptions,
 }
@@ -165,6 +167,18 @@ pub fn publish_image(
             .and_then(Value::as_str)
             .map(str::to_string);
         signed = plan_signature(client, &mut plan, &reference, &digest, key)?;
+        if opts.recursive {
+            let children: Vec<Digest> = root
+                .get("manifests")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|m| Digest::parse(m.get("digest")?.as_str()?).ok())
+                .collect();
+            for child in children {
+                signed |= plan_signature(client, &mut plan, &reference, &child, key)?;
+            }
+        }
         let preds = predicates(image, &reference, revision)?;
         attested = plan_attestations(client, &mut plan, &reference, &digest, key, &preds)?;
     }

@@ -517,6 +517,44 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     );
     assert!(err.contains("no signature"), "{err}");
 
+    // --recursive also signs the platform manifest.
+    let platform =
+        json_file(&layout.join("blobs/sha256").join(&root[7..]))["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let at = |prefix: &str| format!("{host}/{prefix}/hello@{platform}");
+    let err = run_err(
+        forge(p.path())
+            .args([
+                "verify-image",
+                "--insecure",
+                "--signature-only",
+                &at("forge"),
+                "--key",
+            ])
+            .arg(fixture("kat.pub")),
+    );
+    assert!(err.contains("no signature"), "{err}");
+    run_ok(forge_signing(p.path()).args([
+        "publish",
+        "--insecure",
+        "--recursive",
+        "--registry",
+        &format!("{host}/rec"),
+    ]));
+    run_ok(
+        forge(p.path())
+            .args([
+                "verify-image",
+                "--insecure",
+                "--signature-only",
+                &at("rec"),
+                "--key",
+            ])
+            .arg(fixture("kat.pub")),
+    );
+
     // The package repository comes back and verifies against keys/.
     let pulled = tempfile::tempdir().unwrap();
     let (_, err) = run_ok(
