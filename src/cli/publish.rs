@@ -71,9 +71,14 @@ pub(super) fn client_for(settings: &Settings, host: &str, insecure: bool) -> Res
             ..ClientOptions::default()
         },
     )?;
-    client
-        .ping()
-        .with_context(|| format!("contacting registry {host}"))?;
+    client.ping().with_context(|| {
+        let hint = if insecure {
+            ""
+        } else {
+            " (for a plain-HTTP registry pass --insecure)"
+        };
+        format!("contacting registry {host}{hint}")
+    })?;
     Ok(client)
 }
 

@@ -66,7 +66,7 @@ pub enum ImageSignError {
         path: PathBuf,
     },
     /// No image signing key exists.
-    #[error("no image signing key (*.cosign.key) in {} (run `forge keygen`) and FORGE_IMAGE_SIGNING_KEY is unset", dir.display())]
+    #[error("no image signing key (*.cosign.key) in {} (run `forge keygen --image`) and FORGE_IMAGE_SIGNING_KEY is unset", dir.display())]
     NoKey {
         /// The keys folder.
         dir: PathBuf,

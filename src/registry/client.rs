@@ -334,17 +334,20 @@ impl Client {
     }
 
     /// `GET /v2/`: learn the auth scheme (and check the registry answers).
+    /// Tried at most 3 times: an address that refuses now is more likely
+    /// wrong than restarting.
     pub fn ping(&self) -> Result<(), RegistryError> {
+        let attempts = self.opts.attempts.min(3);
         let url = self.url("/v2/");
-        self.requests.fetch_add(1, Ordering::Relaxed);
         let mut attempt = 0;
         let resp = loop {
+            self.requests.fetch_add(1, Ordering::Relaxed);
             match self.http.get(&url).send() {
                 Ok(r) if !r.status().is_server_error() => break r,
-                Ok(r) if attempt + 1 >= self.opts.attempts => {
+                Ok(r) if attempt + 1 >= attempts => {
                     return Err(status_error("GET", &url, r));
                 }
-                Err(source) if attempt + 1 >= self.opts.attempts => {
+                Err(source) if attempt + 1 >= attempts => {
                     return Err(RegistryError::Http {
                         method: "GET".into(),
                         url,
