@@ -167,9 +167,25 @@ fn run(cli: Cli, shell: Shell) -> Result<ExitCode> {
         Command::Verify(args) => verify::run(&settings_for(&cli.global, shell)?, args),
         Command::Publish(args) => publish::run(&settings_for(&cli.global, shell)?, args),
         Command::Sign(args) => sign_image::run(&settings_for(&cli.global, shell)?, args),
-        Command::VerifyImage(args) => verify_image::run(&settings_for(&cli.global, shell)?, args),
-        Command::PullRepo(args) => pull_repo::run(&settings_for(&cli.global, shell)?, args),
+        Command::VerifyImage(args) => {
+            verify_image::run(&settings_or_cwd(&cli.global, shell)?, args)
+        }
+        Command::PullRepo(args) => pull_repo::run(&settings_or_cwd(&cli.global, shell)?, args),
     }
+}
+
+/// Settings for commands that also work outside a project (checking or
+/// fetching what is in a registry, e.g. on a node): the project's when there
+/// is one, else defaults rooted at the current directory.
+fn settings_or_cwd(g: &GlobalArgs, shell: Shell) -> Result<Settings> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let start = g.directory.as_ref().map_or(cwd.clone(), |d| cwd.join(d));
+    if settings::find_root(&start).is_some() {
+        return settings_for(g, shell);
+    }
+    let mut s = Settings::for_root(&start);
+    s.shell = shell;
+    Ok(s)
 }
 
 /// Build the run's [`Settings`] from flags, environment and config files.

@@ -395,6 +395,14 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
         "{err}"
     );
 
+    // It works outside a project too (e.g. on a node).
+    let nowhere = tempfile::tempdir().unwrap();
+    run_ok(
+        forge(nowhere.path())
+            .args(["verify-image", "--insecure", &reference, "--key"])
+            .arg(fixture("kat.pub")),
+    );
+
     // Independent check: openssl verifies the stored payload and signature.
     let c = client(&host);
     let digest = Digest::parse(&root).unwrap();
