@@ -6,15 +6,17 @@
 //!
 //! 1. [`payload::simple_signing`] renders the payload naming `registry/repo`
 //!    and `D`; [`keys::ImageKey::sign`] signs it (ECDSA P-256, SHA-256, DER);
-//!    [`attach::signature_manifest`] wraps payload + base64 signature into
-//!    the manifest tagged `sha256-D.sig`.
+//!    [`attach::signature_layer`] and [`attach::manifest`] wrap payload and
+//!    base64 signature into the manifest tagged `sha256-D.sig`.
 //! 2. Each attestation (the SPDX SBOMs, SLSA provenance) is an in-toto
 //!    statement about `D` ([`payload::statement`]) inside a DSSE envelope
-//!    ([`payload::dsse_envelope`]); [`attach::attestation_manifest`] lists the
-//!    envelopes under `sha256-D.att`.
+//!    ([`payload::dsse_envelope`]); [`attach::attestation_layer`] and
+//!    [`attach::manifest`] list the envelopes under `sha256-D.att`.
 //! 3. [`verify`] checks the other way round and names the first thing wrong.
 //!
-//! No I/O here except key files; the registry client moves the bytes.
+//! No network here: the registry client ([`crate::registry::sign`]) moves
+//! the bytes. File access is limited to key files and, for the provenance,
+//! the recipes.
 
 pub mod attach;
 pub mod keys;
