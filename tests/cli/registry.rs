@@ -952,3 +952,65 @@ fn registry_chunked_upload_round_trips() {
         assert_eq!(Digest::of(&bytes).as_str(), d);
     }
 }
+
+#[test]
+fn registry_keygen_image_key_is_encrypted_and_git_ignored() {
+    let p = project();
+    std::fs::copy(repo_root().join(".gitignore"), p.path().join(".gitignore")).unwrap();
+    let (_, err) = run_ok(
+        forge(p.path())
+            .args(["keygen", "--image", "release"])
+            .env("COSIGN_PASSWORD", "pw-123"),
+    );
+    assert!(!err.contains("pw-123"), "{err}");
+    let files: Vec<PathBuf> = std::fs::read_dir(p.path().join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let private = files
+        .iter()
+        .find(|f| f.to_string_lossy().ends_with(".cosign.key"))
+        .expect("private key");
+    let public = files
+        .iter()
+        .find(|f| f.to_string_lossy().ends_with(".cosign.pub"))
+        .expect("public key");
+    assert_eq!(files.len(), 2);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(private).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(private).unwrap();
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----"),
+        "{text}"
+    );
+    assert!(
+        std::fs::read_to_string(public)
+            .unwrap()
+            .starts_with("-----BEGIN PUBLIC KEY-----")
+    );
+    // Decrypts with the password only; the public half matches.
+    let key = ImageKey::load(private, b"pw-123").unwrap();
+    assert_eq!(key.public_pem().unwrap(), std::fs::read(public).unwrap());
+    assert!(ImageKey::load(private, b"").is_err());
+    // git ignores the private key and keeps the public one.
+    let st = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(p.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let ignored = |f: &Path| {
+        Command::new("git")
+            .args(["check-ignore", "-q"])
+            .arg(f.strip_prefix(p.path()).unwrap())
+            .current_dir(p.path())
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(ignored(private), "the private key is not git-ignored");
+    assert!(!ignored(public), "the public key is git-ignored");
+}
