@@ -1014,3 +1014,67 @@ fn registry_keygen_image_key_is_encrypted_and_git_ignored() {
     assert!(ignored(private), "the private key is not git-ignored");
     assert!(!ignored(public), "the public key is git-ignored");
 }
+
+#[test]
+fn registry_interrupted_publish_resumes_with_what_is_missing() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let reg = Registry::start(None);
+    let p = project();
+    let sizes = [16 << 20; 6];
+    let digest = synthetic_image(p.path(), "resume", &sizes, 21);
+    let target = format!("{}/forge", reg.host());
+    let mut child = forge(p.path())
+        .args([
+            "publish",
+            "--insecure",
+            "--no-sign",
+            "--uploads",
+            "1",
+            "resume",
+            "--registry",
+            &target,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Stop forge (SIGKILL) once two layers are stored.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stored_blobs(&reg.storage()).len() < 2 {
+        assert!(Instant::now() < deadline, "no blob stored");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let c = client(&reg.host());
+    let scopes = vec!["repository:forge/resume:pull".to_string()];
+    assert_eq!(
+        c.manifest_digest("forge/resume", "latest", &scopes)
+            .unwrap(),
+        None,
+        "tagged before all blobs"
+    );
+    let (out, _) = run_ok(forge(p.path()).args([
+        "--json",
+        "publish",
+        "--insecure",
+        "--no-sign",
+        "resume",
+        "--registry",
+        &target,
+    ]));
+    let ev = &events(&out, "publish")[0];
+    let skipped = ev["blobs_skipped"].as_u64().unwrap();
+    assert!(skipped >= 2, "{ev}");
+    assert!(
+        ev["bytes_pushed"].as_u64().unwrap() <= ((sizes.len() as u64 - 2) * (16 << 20)) + 4096,
+        "{ev}"
+    );
+    assert_eq!(
+        c.manifest_digest("forge/resume", "latest", &scopes)
+            .unwrap(),
+        Some(digest)
+    );
+}
