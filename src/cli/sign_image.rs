@@ -40,9 +40,11 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         None => keys::find_key(&settings.keys_dir())?,
     };
     let client = super::publish::client_for(settings, &r.registry, args.insecure)?;
-    let digest = client
-        .manifest_digest(&r.repository, &r.selector(), &push_scopes(&r.repository))?
+    // Hash what the registry serves rather than trusting its digest header.
+    let (_, manifest) = client
+        .get_manifest(&r.repository, &r.selector(), &push_scopes(&r.repository))?
         .ok_or_else(|| anyhow!("{} not found in the registry", args.reference))?;
+    let digest = crate::oci::Digest::of(&manifest);
     if let Some(d) = &r.digest
         && *d != digest
     {

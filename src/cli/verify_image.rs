@@ -38,9 +38,11 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     let key = load_public(&args.key)?;
     let client = super::publish::client_for(settings, &r.registry, args.insecure)?;
     let scopes = vec![format!("repository:{}:pull", r.repository)];
-    let digest = client
-        .manifest_digest(&r.repository, &r.selector(), &scopes)?
+    // Hash what the registry serves rather than trusting its digest header.
+    let (_, manifest) = client
+        .get_manifest(&r.repository, &r.selector(), &scopes)?
         .ok_or_else(|| anyhow!("{} not found in the registry", args.reference))?;
+    let digest = crate::oci::Digest::of(&manifest);
     if let Some(d) = &r.digest
         && *d != digest
     {
