@@ -183,6 +183,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         ev["digest"] = p.digest.as_str().into();
         ev["signed"] = p.signed.into();
         ev["attested"] = p.attested.into();
+        ev["sbom_referrers"] = p.sbom_referrers.into();
         ev["dry_run"] = args.dry_run.into();
         shell.event(&ev);
         if !shell.is_json() {

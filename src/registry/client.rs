@@ -367,6 +367,35 @@ impl Client {
         Ok(())
     }
 
+    /// The referrers of `subject` (an image index), or `None` when the
+    /// registry has no referrers API (404).
+    pub fn get_referrers(
+        &self,
+        repo: &str,
+        subject: &Digest,
+        scopes: &[String],
+    ) -> Result<Option<serde_json::Value>, RegistryError> {
+        let url = self.url(&format!("/v2/{repo}/referrers/{subject}"));
+        let resp = self.send("GET", &url, scopes, true, &|| {
+            self.http
+                .get(&url)
+                .header("Accept", crate::oci::MEDIA_INDEX)
+        })?;
+        match resp.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => return Ok(None),
+            _ => return Err(status_error("GET", &url, resp)),
+        }
+        let body = resp.bytes().map_err(|source| RegistryError::Http {
+            method: "GET".into(),
+            url: url.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| RegistryError::Invalid(format!("referrers of {subject}: {e}")))
+    }
+
     /// The digest `reference` (tag or digest) resolves to in `repo`, if any.
     pub fn manifest_digest(
         &self,

@@ -26,6 +26,7 @@ pub mod plan;
 pub mod publish;
 pub mod push;
 pub mod reference;
+pub mod referrers;
 pub mod sign;
 pub mod state;
 

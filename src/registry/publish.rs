@@ -11,6 +11,7 @@ use super::RegistryError;
 use super::client::Client;
 use super::push::{self, Plan, PushOptions, PushReport, plan_layout};
 use super::reference::Target;
+use super::referrers::plan_sboms;
 use super::sign::{plan_attestations, plan_signature};
 use super::state::MountState;
 use crate::imagesign::keys::ImageKey;
@@ -73,6 +74,8 @@ pub struct Published {
     pub signed: bool,
     /// Whether new attestations were written.
     pub attested: bool,
+    /// SBOM referrers (OCI 1.1 artifacts) the registry did not list yet.
+    pub sbom_referrers: usize,
     /// The push counts.
     pub report: PushReport,
 }
@@ -182,6 +185,22 @@ pub fn publish_image(
         let preds = predicates(image, &reference, revision)?;
         attested = plan_attestations(client, &mut plan, &reference, &digest, key, &preds)?;
     }
+    let mut sboms = Vec::new();
+    for path in &image.sboms {
+        let bytes = std::fs::read(path).map_err(|source| RegistryError::Io {
+            what: "reading",
+            path: path.clone(),
+            source,
+        })?;
+        let arch = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".spdx.json"))
+            .and_then(|n| n.rsplit('.').next())
+            .unwrap_or("image");
+        sboms.push((format!("sbom-{arch}.spdx.json"), bytes));
+    }
+    let sbom_referrers = plan_sboms(client, &mut plan, &lp.root, &sboms)?;
     // The image's tags go last: per-arch tags, extra tags, then `latest`.
     let mut tags = lp.tags;
     tags.sort_by_key(|(t, _)| t == crate::image::build::TAG);
@@ -196,6 +215,7 @@ pub fn publish_image(
         digest,
         signed: signed && !opts.push.dry_run,
         attested: attested && !opts.push.dry_run,
+        sbom_referrers,
         report,
     })
 }

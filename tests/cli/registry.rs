@@ -269,6 +269,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
         (Some(true), Some(true))
     );
     assert_eq!(ev["blobs_skipped"], 0);
+    assert_eq!(ev["sbom_referrers"], 1);
 
     // skopeo sees the same digests as the local layout.
     let raw = Command::new("skopeo")
@@ -377,11 +378,13 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
         &format!("{host}/mirror"),
     ]));
     let ev = &events(&out, "publish")[0];
-    assert_eq!(
-        ev["blobs_mounted"].as_u64().unwrap() as usize,
-        layout_blobs(&layout).len(),
+    // Image blobs, the SBOM layer and the empty config are all mounted; only
+    // what names the new repository (signature, statements) is uploaded.
+    assert!(
+        ev["blobs_mounted"].as_u64().unwrap() as usize >= layout_blobs(&layout).len(),
         "{ev}"
     );
+    assert!(ev["bytes_pushed"].as_u64().unwrap() < 64 << 10, "{ev}");
 
     // verify-image accepts it, naming both attestations.
     let reference = format!("{host}/forge/hello:latest");
@@ -393,6 +396,26 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     assert!(
         err.contains("https://spdx.dev/Document") && err.contains("https://slsa.dev/provenance/v1"),
         "{err}"
+    );
+
+    // The SBOM is also an OCI 1.1 referrer of the image, listed under the
+    // fallback tag (distribution 2.8 has no referrers API).
+    let referrers = c_get_manifest(&host, "forge/hello", &format!("sha256-{}", &root[7..]));
+    let entries = referrers["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{referrers}");
+    assert_eq!(entries[0]["artifactType"], "application/spdx+json");
+    let artifact = c_get_manifest(&host, "forge/hello", entries[0]["digest"].as_str().unwrap());
+    assert_eq!(artifact["subject"]["digest"], root.as_str());
+    let sbom = client(&host)
+        .get_blob(
+            "forge/hello",
+            &Digest::parse(artifact["layers"][0]["digest"].as_str().unwrap()).unwrap(),
+            &["repository:forge/hello:pull".to_string()],
+        )
+        .unwrap();
+    assert_eq!(
+        sbom,
+        std::fs::read(p.path().join("out/images/hello.x86_64.spdx.json")).unwrap()
     );
 
     // It works outside a project too (e.g. on a node).
@@ -602,6 +625,16 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
             .arg(pulled.path()),
     );
     assert!(err.contains("not a forge package repository"), "{err}");
+}
+
+/// A manifest or index of `repo` as JSON.
+fn c_get_manifest(host: &str, repo: &str, reference: &str) -> Value {
+    let scopes = vec![format!("repository:{repo}:pull")];
+    let (_, bytes) = client(host)
+        .get_manifest(repo, reference, &scopes)
+        .unwrap()
+        .expect("manifest");
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// Replace the `.sig` of `digest` with a manifest of `layers`.
