@@ -9,6 +9,7 @@ use anyhow::{Result, anyhow};
 
 use crate::imagesign::attach::{attestation_tag, signature_tag};
 use crate::imagesign::keys::load_public;
+use crate::imagesign::payload::{PREDICATE_SLSA, PREDICATE_SPDX};
 use crate::imagesign::verify::{verify_attestations, verify_signatures};
 use crate::oci::Digest;
 use crate::registry::Reference;
@@ -29,6 +30,10 @@ pub struct Args {
     /// Check only the signature, not the attestations.
     #[arg(long)]
     signature_only: bool,
+    /// An attestation predicate type that must verify (repeatable; default:
+    /// the SPDX SBOM and SLSA provenance v1 that `forge publish` writes).
+    #[arg(long = "predicate-type", value_name = "URI")]
+    predicate_types: Vec<String>,
 }
 
 /// Run `forge verify-image`.
@@ -75,6 +80,11 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         return fail("signature", &e);
     }
     let mut predicates = Vec::new();
+    let required: Vec<&str> = if args.predicate_types.is_empty() {
+        vec![PREDICATE_SPDX, PREDICATE_SLSA]
+    } else {
+        args.predicate_types.iter().map(String::as_str).collect()
+    };
     if !args.signature_only {
         let att_tag = attestation_tag(&digest);
         let att = client.get_manifest(&repo, &att_tag, &scopes)?;
@@ -84,6 +94,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
             &fetch,
             &key,
             &digest,
+            &required,
         ) {
             Ok(p) => predicates = p,
             Err(e) => return fail("attestation", &e),

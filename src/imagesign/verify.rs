@@ -15,7 +15,7 @@ use super::payload::{
 use crate::oci::Digest;
 
 /// Why an image's signature or attestation is not accepted.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum VerifyError {
     /// No `sha256-<hex>.sig` manifest, or one without signature layers.
     #[error("no signature: {0} does not exist or holds no simple-signing layer")]
@@ -50,6 +50,9 @@ pub enum VerifyError {
     /// The document is not what cosign writes.
     #[error("malformed {0}")]
     Malformed(String),
+    /// No attestation of a required predicate type verified.
+    #[error("no attestation of type {0} signed by the given key")]
+    MissingPredicate(String),
     /// Fetching a blob failed.
     #[error("fetching {digest}: {reason}")]
     Fetch {
@@ -206,15 +209,19 @@ fn check_one(
     })
 }
 
-/// Verify every DSSE layer of the `.att` manifest: each envelope must be
-/// signed by `key` and its statement's subject must be `expected`. Returns the
-/// predicate types found, in layer order.
+/// Verify the DSSE layers of the `.att` manifest `tag` and return the
+/// predicate types of those signed by `key` whose statement's subject is
+/// `expected`, in layer order. Layers from other signers are skipped (as
+/// cosign does); every predicate type in `required` must be among the
+/// verified ones, otherwise the failure of a layer of that type (or
+/// [`VerifyError::MissingPredicate`]) is returned.
 pub fn verify_attestations(
     tag: &str,
     manifest: Option<&[u8]>,
     fetch: FetchBlob<'_>,
     key: &PKey<Public>,
     expected: &Digest,
+    required: &[&str],
 ) -> Result<Vec<String>, VerifyError> {
     let Some(manifest) = manifest else {
         return Err(VerifyError::NoAttestation(tag.to_string()));
@@ -226,44 +233,76 @@ pub fn verify_attestations(
     if atts.is_empty() {
         return Err(VerifyError::NoAttestation(tag.to_string()));
     }
-    let mut types = Vec::new();
+    let mut good = Vec::new();
+    let mut bad: Vec<(String, VerifyError)> = Vec::new();
     for l in &atts {
-        let bytes = fetch_checked(fetch, &l.digest)?;
-        let env =
-            parse_envelope(&bytes).ok_or_else(|| VerifyError::Malformed("dsse envelope".into()))?;
-        if env.payload_type != INTOTO_PAYLOAD_TYPE {
-            return Err(VerifyError::Malformed(format!(
-                "payload type `{}`",
-                env.payload_type
-            )));
-        }
-        let signed = pae(&env.payload_type, &env.payload);
-        if !env.signatures.iter().any(|s| verify(key, &signed, s)) {
-            return Err(VerifyError::BadSignature);
-        }
-        let st: Value = serde_json::from_slice(&env.payload)
-            .map_err(|_| VerifyError::Malformed("in-toto statement".into()))?;
-        if st.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {
-            return Err(VerifyError::Malformed("in-toto statement type".into()));
-        }
-        let subject = st
-            .pointer("/subject/0/digest/sha256")
+        let claimed = l
+            .annotations
+            .get("predicateType")
             .and_then(Value::as_str)
-            .unwrap_or_default();
-        if subject != expected.hex() {
-            return Err(VerifyError::WrongDigest {
-                claimed: format!("sha256:{subject}"),
-                expected: expected.to_string(),
-            });
+            .unwrap_or_default()
+            .to_string();
+        match check_attestation(l, fetch, key, expected) {
+            Ok(t) => good.push(t),
+            Err(e) => bad.push((claimed, e)),
         }
-        types.push(
-            st.get("predicateType")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-        );
     }
-    Ok(types)
+    if good.is_empty()
+        && let Some((_, e)) = bad.first()
+    {
+        return Err(e.clone());
+    }
+    for want in required {
+        if !good.iter().any(|g| g == want) {
+            return Err(bad
+                .iter()
+                .find(|(t, _)| t == want)
+                .map(|(_, e)| e.clone())
+                .unwrap_or_else(|| VerifyError::MissingPredicate(want.to_string())));
+        }
+    }
+    Ok(good)
+}
+
+fn check_attestation(
+    l: &LayerRef,
+    fetch: FetchBlob<'_>,
+    key: &PKey<Public>,
+    expected: &Digest,
+) -> Result<String, VerifyError> {
+    let bytes = fetch_checked(fetch, &l.digest)?;
+    let env =
+        parse_envelope(&bytes).ok_or_else(|| VerifyError::Malformed("dsse envelope".into()))?;
+    if env.payload_type != INTOTO_PAYLOAD_TYPE {
+        return Err(VerifyError::Malformed(format!(
+            "payload type `{}`",
+            env.payload_type
+        )));
+    }
+    let signed = pae(&env.payload_type, &env.payload);
+    if !env.signatures.iter().any(|s| verify(key, &signed, s)) {
+        return Err(VerifyError::BadSignature);
+    }
+    let st: Value = serde_json::from_slice(&env.payload)
+        .map_err(|_| VerifyError::Malformed("in-toto statement".into()))?;
+    if st.get("_type").and_then(Value::as_str) != Some(STATEMENT_TYPE) {
+        return Err(VerifyError::Malformed("in-toto statement type".into()));
+    }
+    let subject = st
+        .pointer("/subject/0/digest/sha256")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if subject != expected.hex() {
+        return Err(VerifyError::WrongDigest {
+            claimed: format!("sha256:{subject}"),
+            expected: expected.to_string(),
+        });
+    }
+    Ok(st
+        .get("predicateType")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string())
 }
 
 #[cfg(test)]
@@ -340,5 +379,63 @@ mod tests {
             verify_signatures("t", Some(&a.manifest), &fetch, &pubkey, &img, repo),
             Err(VerifyError::BlobMismatch(_))
         ));
+    }
+
+    #[test]
+    fn attestations_from_other_keys_are_skipped_but_required_types_must_verify() {
+        use crate::imagesign::attach::{MEDIA_DSSE, attestation_layer};
+        use crate::imagesign::keys::key_id;
+        use crate::imagesign::payload::{PREDICATE_SLSA, PREDICATE_SPDX, dsse_envelope, statement};
+        let key = ImageKey::generate().unwrap();
+        let other = ImageKey::generate().unwrap();
+        let pubkey = key.public_key().unwrap();
+        let img = Digest::of(b"image");
+        let layer = |k: &ImageKey, t: &str, subject: &Digest| {
+            let body =
+                crate::oci::canonical_json(&statement("r", subject, t, serde_json::json!({})));
+            let sig = k.sign(&pae(INTOTO_PAYLOAD_TYPE, &body)).unwrap();
+            let env = dsse_envelope(INTOTO_PAYLOAD_TYPE, &body, &key_id(&pubkey), &sig);
+            attestation_layer(serde_json::to_vec(&env).unwrap(), t)
+        };
+        let run = |layers: Vec<crate::imagesign::attach::Layer>, required: &[&str]| {
+            let a = manifest(MEDIA_DSSE, layers);
+            let blobs = store(&a);
+            let fetch = |d: &Digest| blobs.get(d).cloned().ok_or_else(|| "missing".to_string());
+            verify_attestations("t.att", Some(&a.manifest), &fetch, &pubkey, &img, required)
+        };
+        let both = [PREDICATE_SPDX, PREDICATE_SLSA];
+        assert_eq!(
+            run(
+                vec![
+                    layer(&key, PREDICATE_SPDX, &img),
+                    layer(&other, PREDICATE_SPDX, &img),
+                    layer(&key, PREDICATE_SLSA, &img)
+                ],
+                &both
+            ),
+            Ok(vec![PREDICATE_SPDX.to_string(), PREDICATE_SLSA.to_string()])
+        );
+        assert_eq!(
+            run(
+                vec![
+                    layer(&key, PREDICATE_SPDX, &img),
+                    layer(&other, PREDICATE_SLSA, &img)
+                ],
+                &both
+            ),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            run(vec![layer(&key, PREDICATE_SPDX, &img)], &both),
+            Err(VerifyError::MissingPredicate(PREDICATE_SLSA.into()))
+        );
+        assert!(matches!(
+            run(vec![layer(&key, PREDICATE_SPDX, &Digest::of(b"x"))], &[]),
+            Err(VerifyError::WrongDigest { .. })
+        ));
+        assert_eq!(
+            run(vec![], &[]),
+            Err(VerifyError::NoAttestation("t.att".into()))
+        );
     }
 }

@@ -125,7 +125,7 @@ pub fn plan_attestations(
                 .get_blob(&repo, d, &scopes)
                 .map_err(|e| e.to_string())
         };
-        if verify_attestations(&tag, Some(&m), &fetch, &pubkey, digest).is_ok() {
+        if verify_attestations(&tag, Some(&m), &fetch, &pubkey, digest, &[]).is_ok() {
             let stored = stored_payloads(client, &repo, &scopes, &m);
             let want: BTreeSet<Vec<u8>> = statements.iter().map(|(_, s)| s.clone()).collect();
             if stored == want {
