@@ -31,7 +31,7 @@ pub struct Args {
 pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     let r = Reference::parse(&args.reference)?;
     let key = match &args.key {
-        Some(p) => ImageKey::load(
+        Some(p) => ImageKey::open(
             p,
             std::env::var(keys::PASSWORD_ENV)
                 .unwrap_or_default()

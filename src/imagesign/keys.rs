@@ -16,6 +16,7 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -45,9 +46,16 @@ const LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
 const LEGACY_LABEL: &str = "ENCRYPTED COSIGN PRIVATE KEY";
 
 /// An ECDSA P-256 private key for image signatures.
+///
+/// A key opened with [`ImageKey::open`] next to its `.cosign.pub` is
+/// decrypted only when something must be signed: scrypt at cosign's cost
+/// takes a few hundred milliseconds and 64 MiB, which a re-publish that
+/// finds every signature in place should not pay.
 pub struct ImageKey {
-    key: PKey<Private>,
     path: PathBuf,
+    public: PKey<Public>,
+    private: Mutex<Option<PKey<Private>>>,
+    password: Vec<u8>,
 }
 
 impl std::fmt::Debug for ImageKey {
@@ -62,36 +70,54 @@ fn crypto(what: &'static str) -> impl FnOnce(openssl::error::ErrorStack) -> Imag
     move |e| ImageSignError::Crypto(what, e)
 }
 
+fn public_of(key: &PKey<Private>) -> Result<PKey<Public>, ImageSignError> {
+    let pem = key
+        .public_key_to_pem()
+        .map_err(crypto("encoding the public key"))?;
+    PKey::public_key_from_pem(&pem).map_err(crypto("reading the public key"))
+}
+
 impl ImageKey {
+    fn with_private(key: PKey<Private>, path: &Path) -> Result<ImageKey, ImageSignError> {
+        Ok(ImageKey {
+            path: path.to_path_buf(),
+            public: public_of(&key)?,
+            private: Mutex::new(Some(key)),
+            password: Vec::new(),
+        })
+    }
+
     /// A fresh random P-256 key (not yet saved anywhere).
     pub fn generate() -> Result<ImageKey, ImageSignError> {
         let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(crypto("p-256"))?;
         let ec = EcKey::generate(&group).map_err(crypto("generating an ecdsa key"))?;
         let key = PKey::from_ec_key(ec).map_err(crypto("generating an ecdsa key"))?;
-        Ok(ImageKey {
-            key,
-            path: PathBuf::new(),
-        })
+        ImageKey::with_private(key, Path::new(""))
     }
 
-    /// Load a private key file, decrypting it with `password` when it is in
-    /// cosign's encrypted format.
+    /// Load a private key file now, decrypting it with `password` when it is
+    /// in cosign's encrypted format.
     pub fn load(path: &Path, password: &[u8]) -> Result<ImageKey, ImageSignError> {
-        let text = fs::read_to_string(path).map_err(|source| ImageSignError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let key = parse_private(&text, password).map_err(|e| match e {
-            ImageSignError::Malformed(what) => ImageSignError::KeyFile {
+        ImageKey::with_private(read_private(path, password)?, path)
+    }
+
+    /// Open a private key file; when `NAME.cosign.pub` sits beside
+    /// `NAME.cosign.key`, take the public key from it and decrypt the private
+    /// key on first use (checking that the two belong together).
+    pub fn open(path: &Path, password: &[u8]) -> Result<ImageKey, ImageSignError> {
+        let public_path = path
+            .to_str()
+            .and_then(|p| p.strip_suffix(PRIVATE_SUFFIX))
+            .map(|stem| PathBuf::from(format!("{stem}{PUBLIC_SUFFIX}")));
+        match public_path.filter(|p| p.is_file()) {
+            Some(pp) => Ok(ImageKey {
                 path: path.to_path_buf(),
-                what,
-            },
-            other => other,
-        })?;
-        Ok(ImageKey {
-            key,
-            path: path.to_path_buf(),
-        })
+                public: load_public(&pp)?,
+                private: Mutex::new(None),
+                password: password.to_vec(),
+            }),
+            None => ImageKey::load(path, password),
+        }
     }
 
     /// The file it was loaded from (empty for a generated key).
@@ -101,19 +127,37 @@ impl ImageKey {
 
     /// The public key as PEM `PUBLIC KEY`.
     pub fn public_pem(&self) -> Result<Vec<u8>, ImageSignError> {
-        self.key
+        self.public
             .public_key_to_pem()
             .map_err(crypto("encoding the public key"))
     }
 
     /// The public key.
     pub fn public_key(&self) -> Result<PKey<Public>, ImageSignError> {
-        PKey::public_key_from_pem(&self.public_pem()?).map_err(crypto("reading the public key"))
+        Ok(self.public.clone())
+    }
+
+    fn private(&self) -> Result<PKey<Private>, ImageSignError> {
+        let mut slot = self.private.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = slot.as_ref() {
+            return Ok(k.clone());
+        }
+        let key = read_private(&self.path, &self.password)?;
+        let derived = public_of(&key)?;
+        if !derived.public_eq(&self.public) {
+            return Err(ImageSignError::KeyFile {
+                path: self.path.clone(),
+                what: format!("does not match its public key {PUBLIC_SUFFIX} file"),
+            });
+        }
+        *slot = Some(key.clone());
+        Ok(key)
     }
 
     /// ECDSA over SHA-256 of `data`, ASN.1 DER.
     pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, ImageSignError> {
-        let mut s = Signer::new(MessageDigest::sha256(), &self.key).map_err(crypto("signing"))?;
+        let key = self.private()?;
+        let mut s = Signer::new(MessageDigest::sha256(), &key).map_err(crypto("signing"))?;
         s.update(data).map_err(crypto("signing"))?;
         s.sign_to_vec().map_err(crypto("signing"))
     }
@@ -121,7 +165,7 @@ impl ImageKey {
     /// The private key in cosign's encrypted PEM format.
     pub fn to_encrypted_pem(&self, password: &[u8], log_n: u8) -> Result<String, ImageSignError> {
         let der = self
-            .key
+            .private()?
             .private_key_to_pkcs8()
             .map_err(crypto("encoding the private key"))?;
         let mut salt = [0u8; 32];
@@ -131,6 +175,20 @@ impl ImageKey {
         let body = encrypt(&der, password, log_n, &salt, &nonce)?;
         Ok(pem_encode(LABEL, &body))
     }
+}
+
+fn read_private(path: &Path, password: &[u8]) -> Result<PKey<Private>, ImageSignError> {
+    let text = fs::read_to_string(path).map_err(|source| ImageSignError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_private(&text, password).map_err(|e| match e {
+        ImageSignError::Malformed(what) => ImageSignError::KeyFile {
+            path: path.to_path_buf(),
+            what,
+        },
+        other => other,
+    })
 }
 
 /// Verify an ECDSA SHA-256 DER `signature` over `data` with `key`.
@@ -348,7 +406,7 @@ pub fn generate(
 pub fn find_key(keys_dir: &Path) -> Result<ImageKey, ImageSignError> {
     let password = std::env::var(PASSWORD_ENV).unwrap_or_default();
     if let Some(p) = std::env::var_os(KEY_ENV).filter(|p| !p.is_empty()) {
-        return ImageKey::load(Path::new(&p), password.as_bytes());
+        return ImageKey::open(Path::new(&p), password.as_bytes());
     }
     let newest = fs::read_dir(keys_dir)
         .into_iter()
@@ -362,7 +420,7 @@ pub fn find_key(keys_dir: &Path) -> Result<ImageKey, ImageSignError> {
         })
         .max();
     match newest {
-        Some(p) => ImageKey::load(&p, password.as_bytes()),
+        Some(p) => ImageKey::open(&p, password.as_bytes()),
         None => Err(ImageSignError::NoKey {
             dir: keys_dir.to_path_buf(),
         }),
@@ -466,5 +524,24 @@ mod tests {
                 .unwrap()
                 .contains("ENCRYPTED SIGSTORE PRIVATE KEY")
         );
+    }
+
+    #[test]
+    fn open_defers_decryption_and_checks_the_pair() {
+        let tmp = tempfile::tempdir().unwrap();
+        let g = generate(tmp.path(), "lazy", b"pw").unwrap();
+        // A wrong password is only noticed when signing.
+        let key = ImageKey::open(&g.private, b"wrong").unwrap();
+        assert_eq!(key.public_pem().unwrap(), fs::read(&g.public).unwrap());
+        assert!(matches!(key.sign(b"x"), Err(ImageSignError::WrongPassword)));
+        let key = ImageKey::open(&g.private, b"pw").unwrap();
+        let sig = key.sign(b"x").unwrap();
+        assert!(verify(&key.public_key().unwrap(), b"x", &sig));
+        // A public file of another key is refused at signing time.
+        let other = generate(tmp.path(), "other", b"pw").unwrap();
+        fs::copy(&other.public, &g.public).unwrap();
+        let key = ImageKey::open(&g.private, b"pw").unwrap();
+        let err = key.sign(b"x").unwrap_err().to_string();
+        assert!(err.contains("does not match its public key"), "{err}");
     }
 }
