@@ -368,7 +368,10 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
     }
 
     // Execute.
-    let repo = Mutex::new(Repo::open(&settings.repo_dir(), arch)?);
+    let repo = Mutex::new(SharedRepo {
+        repo: Repo::open(&settings.repo_dir(), arch)?,
+        generation: 0,
+    });
     let ctx = ExecCtx {
         settings,
         arch,
@@ -473,12 +476,20 @@ fn check_artifact(
     .map_err(|e| e.to_string())
 }
 
+/// The repository shared by the workers. Each index write lands everything
+/// staged so far and bumps `generation`; a unit that staged its packages
+/// during generation G is done once a write with generation > G happened.
+struct SharedRepo {
+    repo: Repo,
+    generation: u64,
+}
+
 struct ExecCtx<'a> {
     settings: &'a Settings,
     arch: &'a str,
     key: &'a SigningKey,
     trusted: &'a TrustedKeys,
-    repo: &'a Mutex<Repo>,
+    repo: &'a Mutex<SharedRepo>,
     repo_dir: &'a Path,
     write_opts: WriteOptions,
 }
@@ -575,19 +586,34 @@ impl ExecCtx<'_> {
                 .map_err(|e| UnitError::from_err(&e))?;
             written.push(w.path);
         }
+        let mut digests = Vec::with_capacity(written.len());
+        for path in &written {
+            let bytes = fs::read(path).map_err(|e| UnitError::from_err(&e))?;
+            digests.push(hex::encode(Sha256::digest(&bytes)));
+        }
+        // Group commit: stage under the lock, then write the index unless a
+        // later write (by another unit) has already landed what we staged.
         let mut artifacts = Vec::new();
-        {
-            let mut repo = self.repo.lock().unwrap_or_else(|e| e.into_inner());
-            for path in &written {
-                let entry = repo.add(path).map_err(|e| UnitError::from_err(&e))?;
-                let bytes = fs::read(path).map_err(|e| UnitError::from_err(&e))?;
+        let wanted = {
+            let mut shared = self.repo.lock().unwrap_or_else(|e| e.into_inner());
+            for (path, sha256) in written.iter().zip(digests) {
+                let entry = shared.repo.add(path).map_err(|e| UnitError::from_err(&e))?;
                 artifacts.push(ArtifactRecord {
                     file: entry.file_name(),
-                    sha256: hex::encode(Sha256::digest(&bytes)),
+                    sha256,
                 });
             }
-            repo.write_index(self.key, None)
-                .map_err(|e| UnitError::from_err(&e))?;
+            shared.generation + 1
+        };
+        {
+            let mut shared = self.repo.lock().unwrap_or_else(|e| e.into_inner());
+            if shared.generation < wanted {
+                shared
+                    .repo
+                    .write_index(self.key, None)
+                    .map_err(|e| UnitError::from_err(&e))?;
+                shared.generation += 1;
+            }
         }
         let state = UnitState {
             key: unit.inputs.key(),
