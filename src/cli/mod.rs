@@ -83,7 +83,7 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build recipes (default: all) into packages.
+    /// Build recipes (default: forge.toml default-targets, else all) into packages, then images.
     Build(build::Args),
     /// Download and verify the sources of recipes (default: all).
     Fetch(fetch::Args),
@@ -97,7 +97,7 @@ enum Command {
     Keygen(keygen::Args),
     /// Print the dependency graph (build order, or Graphviz with --dot).
     Graph(graph::Args),
-    /// Check every recipe without building.
+    /// Check every recipe and image definition without building.
     Lint(lint::Args),
     /// Scaffold a new recipe.
     New(new::Args),
