@@ -138,6 +138,12 @@ impl Client {
         }
     }
 
+    /// Whether `url` is on this registry (scheme, host and port).
+    pub(super) fn same_origin(&self, url: &str) -> bool {
+        url.strip_prefix(&self.base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
     fn scrub(&self, text: &str) -> String {
         match &self.opts.credentials {
             Some(c) => redact(text, &[c.secret()]),
@@ -284,7 +290,11 @@ impl Client {
         let mut reauth = true;
         loop {
             let mut req = make();
-            if let Some(h) = self.auth_header(scopes)? {
+            // Credentials and tokens go to the registry only, never to
+            // another host an upload Location points at.
+            if self.same_origin(url)
+                && let Some(h) = self.auth_header(scopes)?
+            {
                 req = req.header(AUTHORIZATION, h);
             }
             self.requests.fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,7 @@
 //! Unit tests of the registry client (no real registry needed).
 
 use super::*;
+use reqwest::blocking::Body;
 
 #[test]
 fn locations_and_digest_param() {
@@ -17,6 +18,15 @@ fn locations_and_digest_param() {
         "http://127.0.0.1:9/v2/a/blobs/uploads/u?_state=x"
     );
     assert_eq!(c.location("https://o.example/u"), "https://o.example/u");
+    assert!(c.same_origin("http://127.0.0.1:9/v2/a/blobs/uploads/u"));
+    for other in [
+        "https://o.example/u",
+        "http://127.0.0.1:90/v2/",
+        "https://127.0.0.1:9/v2/",
+        "http://127.0.0.1:9.evil/v2/",
+    ] {
+        assert!(!c.same_origin(other), "{other}");
+    }
     let d = Digest::of(b"");
     assert_eq!(
         with_digest("http://h/u", &d),
@@ -164,33 +174,95 @@ fn connection_errors_are_retried_then_reported() {
     assert_eq!(c.request_count(), 3);
 }
 
-/// A server answering each connection with the next canned response.
-fn scripted_server(responses: Vec<&'static str>) -> String {
-    use std::io::{BufRead, BufReader, Write};
+/// A server answering each connection with the next canned response;
+/// records each request line with its `Authorization` header.
+fn scripted_server(responses: Vec<String>) -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let host = listener.local_addr().unwrap().to_string();
+    let log = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
     std::thread::spawn(move || {
         for (stream, resp) in listener.incoming().zip(responses) {
             let mut stream = stream.unwrap();
             let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap();
+            let (mut auth, mut len) = (String::new(), 0usize);
             loop {
-                let mut l = String::new();
-                if reader.read_line(&mut l).unwrap() == 0 || l.trim().is_empty() {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap() == 0 || h.trim().is_empty() {
                     break;
                 }
+                let lower = h.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("authorization: ") {
+                    auth = v.trim().to_string();
+                }
+                if let Some(v) = lower.strip_prefix("content-length: ") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
             }
+            let mut body = vec![0u8; len];
+            reader.read_exact(&mut body).unwrap();
+            l.lock().unwrap().push(format!("{} | {auth}", first.trim()));
             let _ = write!(stream, "{resp}");
         }
     });
-    host
+    (host, log)
+}
+
+const CLOSE: &str = "Content-Length: 0\r\nConnection: close\r\n\r\n";
+
+#[test]
+fn credentials_never_go_to_another_host() {
+    let (other, other_log) = scripted_server(vec![format!("HTTP/1.1 201 Created\r\n{CLOSE}")]);
+    let (host, log) = scripted_server(vec![
+        format!("HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"r\"\r\n{CLOSE}"),
+        format!("HTTP/1.1 202 Accepted\r\nLocation: http://{other}/upload/1?_state=x\r\n{CLOSE}"),
+    ]);
+    let c = Client::new(
+        &host,
+        ClientOptions {
+            insecure: true,
+            credentials: Some(Credentials::new("u", "p")),
+            attempts: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    c.ping().unwrap();
+    let session = c.start_upload("a", &[]).unwrap();
+    assert!(
+        session.starts_with(&format!("http://{other}/")),
+        "{session}"
+    );
+    c.put_blob(
+        &session,
+        &Digest::of(b"x"),
+        1,
+        &|| Body::from(b"x".to_vec()),
+        &[],
+    )
+    .unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log[1].starts_with("POST /v2/a/blobs/uploads/ HTTP/1.1 | basic "),
+        "{log:?}"
+    );
+    let other_log = other_log.lock().unwrap().clone();
+    assert_eq!(other_log.len(), 1);
+    assert!(
+        other_log[0].ends_with(" | "),
+        "credentials sent to another host: {other_log:?}"
+    );
 }
 
 #[test]
 fn retry_after_and_server_errors_are_retried() {
-    let host = scripted_server(vec![
-        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    let (host, _) = scripted_server(vec![
+        format!("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\n{CLOSE}"),
+        format!("HTTP/1.1 503 Service Unavailable\r\n{CLOSE}"),
+        format!("HTTP/1.1 200 OK\r\n{CLOSE}"),
     ]);
     let c = Client::new(
         &host,
