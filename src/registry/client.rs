@@ -569,4 +569,4 @@ fn strip_query_state(url: &str) -> String {
 
 #[cfg(test)]
 #[path = "client_tests.rs"]
-mod tests;
+pub(crate) mod tests;

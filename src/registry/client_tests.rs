@@ -176,7 +176,9 @@ fn connection_errors_are_retried_then_reported() {
 
 /// A server answering each connection with the next canned response;
 /// records each request line with its `Authorization` header.
-fn scripted_server(responses: Vec<String>) -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
+pub(crate) fn scripted_server(
+    responses: Vec<String>,
+) -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let host = listener.local_addr().unwrap().to_string();
@@ -211,7 +213,7 @@ fn scripted_server(responses: Vec<String>) -> (String, std::sync::Arc<Mutex<Vec<
     (host, log)
 }
 
-const CLOSE: &str = "Content-Length: 0\r\nConnection: close\r\n\r\n";
+pub(crate) const CLOSE: &str = "Content-Length: 0\r\nConnection: close\r\n\r\n";
 
 #[test]
 fn credentials_never_go_to_another_host() {

@@ -270,9 +270,10 @@ fn upload_one(
 ) -> Result<bool, RegistryError> {
     let d = &b.descriptor.digest;
     let size = b.descriptor.size;
-    let mut scopes = push_scopes(repo);
+    let scopes = push_scopes(repo);
+    let mut mount_scopes = scopes.clone();
     if let Some(f) = from {
-        scopes.push(format!("repository:{f}:pull"));
+        mount_scopes.push(format!("repository:{f}:pull"));
     }
     let attempts = client.options().attempts;
     let mut last = None;
@@ -291,9 +292,17 @@ fn upload_one(
         }
         let result = (|| -> Result<bool, RegistryError> {
             let session = match from.filter(|_| attempt == 0) {
-                Some(f) => match client.mount(repo, d, f, &scopes)? {
-                    Mount::Mounted => return Ok(true),
-                    Mount::Session(s) => s,
+                Some(f) => match client.mount(repo, d, f, &mount_scopes) {
+                    Ok(Mount::Mounted) => return Ok(true),
+                    Ok(Mount::Session(s)) => s,
+                    // No pull access to the source (or mounts refused):
+                    // upload it instead, with the push scope only.
+                    Err(RegistryError::Unauthorized { .. })
+                    | Err(RegistryError::Status {
+                        status: 401 | 403 | 404 | 405,
+                        ..
+                    }) => client.start_upload(repo, &scopes)?,
+                    Err(e) => return Err(e),
                 },
                 None => client.start_upload(repo, &scopes)?,
             };
@@ -362,4 +371,49 @@ pub fn blob_set(plan: &Plan) -> BTreeSet<Digest> {
         .iter()
         .map(|b| b.descriptor.digest.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::Descriptor;
+    use crate::registry::client::ClientOptions;
+    use crate::registry::client::tests::{CLOSE, scripted_server};
+
+    #[test]
+    fn a_refused_mount_falls_back_to_an_upload() {
+        let (host, log) = scripted_server(vec![
+            format!("HTTP/1.1 401 Unauthorized\r\n{CLOSE}"),
+            format!("HTTP/1.1 202 Accepted\r\nLocation: /v2/a/blobs/uploads/u1\r\n{CLOSE}"),
+            format!("HTTP/1.1 201 Created\r\n{CLOSE}"),
+        ]);
+        let c = Client::new(
+            &host,
+            ClientOptions {
+                insecure: true,
+                attempts: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let bytes = std::sync::Arc::new(b"blob".to_vec());
+        let b = PlanBlob {
+            descriptor: Descriptor::for_bytes("application/octet-stream", &bytes),
+            source: BlobSource::Bytes(bytes),
+        };
+        assert!(!upload_one(&c, "a", &b, Some("other"), None).unwrap());
+        let log = log.lock().unwrap().clone();
+        assert!(
+            log[0].starts_with("POST /v2/a/blobs/uploads/?mount=sha256:"),
+            "{log:?}"
+        );
+        assert!(log[1].starts_with("POST /v2/a/blobs/uploads/ "), "{log:?}");
+        assert!(
+            log[2].starts_with(&format!(
+                "PUT /v2/a/blobs/uploads/u1?digest={}",
+                b.descriptor.digest
+            )),
+            "{log:?}"
+        );
+    }
 }
