@@ -248,12 +248,11 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
     let log_file = log_path(settings, name);
     let mut log = open_log(&log_file)?;
 
-    let prepared = crate::source::prepare(settings, recipe, &dirs.src).map_err(|source| {
-        BuildError::Source {
+    let prepared = crate::source::prepare(settings, recipe, &dirs.src, req.source_date_epoch)
+        .map_err(|source| BuildError::Source {
             recipe: name.to_string(),
             source: Box::new(source),
-        }
-    })?;
+        })?;
 
     let spinner = settings
         .shell

@@ -129,10 +129,16 @@ pub fn input_digests(recipe: &Recipe) -> Result<Vec<String>, SourceError> {
 
 /// Fetch every source of `recipe` and lay it out in `srcdir` (created if
 /// missing; expected to be empty).
+///
+/// Every mtime under `srcdir` newer than `source_date_epoch` is clamped to
+/// it, so local files, copied downloads and zip entries (placed "now") do not
+/// carry the build's wall-clock time into outputs that embed mtimes (gzip,
+/// tar, .pyc). Upstream archive times are older and stay as they are.
 pub fn prepare(
     settings: &Settings,
     recipe: &Recipe,
     srcdir: &Path,
+    source_date_epoch: i64,
 ) -> Result<Prepared, SourceError> {
     let inputs = fetch(settings, recipe)?;
     std::fs::create_dir_all(srcdir).map_err(SourceError::io("creating", srcdir))?;
@@ -190,7 +196,33 @@ pub fn prepare(
             found,
         });
     }
+    clamp_mtimes(srcdir, source_date_epoch)?;
     Ok(Prepared { builddir, inputs })
+}
+
+/// Set every file and folder time under `root` that is newer than `epoch` to
+/// `epoch` (symlinks keep theirs: nothing reads a link's own time).
+fn clamp_mtimes(root: &Path, epoch: i64) -> Result<(), SourceError> {
+    let limit = std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch.max(0) as u64);
+    for entry in walkdir::WalkDir::new(root).contents_first(true) {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(root).to_path_buf();
+            SourceError::io("reading", &path)(std::io::Error::other(e))
+        })?;
+        if entry.file_type().is_symlink() {
+            continue;
+        }
+        let path = entry.path();
+        let meta = entry
+            .metadata()
+            .map_err(|e| SourceError::io("reading", path)(std::io::Error::other(e)))?;
+        if meta.modified().is_ok_and(|m| m > limit) {
+            std::fs::File::open(path)
+                .and_then(|f| f.set_modified(limit))
+                .map_err(SourceError::io("setting the time of", path))?;
+        }
+    }
+    Ok(())
 }
 
 fn check_single_name(recipe: &Recipe, name: &str) -> Result<(), SourceError> {

@@ -126,15 +126,28 @@ fn prepare_lays_out_every_kind_of_source() {
     ];
     let r = recipe(&rdir, sources);
     // Offline: the git repository has to be fetched, which offline refuses.
-    let err = prepare(&settings, &r, &root.join("src0")).unwrap_err();
+    let err = prepare(&settings, &r, &root.join("src0"), 1_700_000_000).unwrap_err();
     assert!(
         matches!(err, SourceError::CommitMissing { offline: true, .. }),
         "{err}"
     );
     settings.offline = false;
     let srcdir = root.join("work/src");
-    let p = prepare(&settings, &r, &srcdir).unwrap();
+    let p = prepare(&settings, &r, &srcdir, 1_700_000_000).unwrap();
     assert_eq!(p.builddir, PathBuf::from("demo-1.0"));
+    // Nothing placed "now" keeps the wall-clock time: it is clamped to the epoch.
+    let limit = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    for e in walkdir::WalkDir::new(&srcdir) {
+        let e = e.unwrap();
+        if !e.file_type().is_symlink() {
+            let m = e.metadata().unwrap().modified().unwrap();
+            assert!(
+                m <= limit,
+                "{} has a time after the epoch",
+                e.path().display()
+            );
+        }
+    }
     assert_eq!(
         std::fs::read(srcdir.join("demo-1.0/main.c")).unwrap(),
         b"int main(){}\n"
@@ -171,7 +184,7 @@ fn prepare_lays_out_every_kind_of_source() {
     std::fs::remove_dir_all(&mirror).unwrap();
     std::fs::remove_dir_all(&repo).unwrap();
     settings.offline = true;
-    let again = prepare(&settings, &r, &root.join("work2/src")).unwrap();
+    let again = prepare(&settings, &r, &root.join("work2/src"), 1_700_000_000).unwrap();
     assert_eq!(
         again,
         Prepared {
@@ -182,7 +195,7 @@ fn prepare_lays_out_every_kind_of_source() {
     // A recipe builddir must exist.
     let mut r3 = r.clone();
     r3.builddir = Some("demo-2.0".into());
-    let err = prepare(&settings, &r3, &root.join("work4/src"))
+    let err = prepare(&settings, &r3, &root.join("work4/src"), 1_700_000_000)
         .unwrap_err()
         .to_string();
     assert!(
@@ -193,7 +206,7 @@ fn prepare_lays_out_every_kind_of_source() {
     let mut r2 = r.clone();
     r2.builddir = Some("upstream".into());
     assert_eq!(
-        prepare(&settings, &r2, &root.join("work3/src"))
+        prepare(&settings, &r2, &root.join("work3/src"), 1_700_000_000)
             .unwrap()
             .builddir,
         PathBuf::from("upstream")
@@ -317,7 +330,7 @@ fn extract_of_a_non_archive_is_refused() {
             extract: true,
         }],
     );
-    let err = prepare(&settings, &r, &tmp.path().join("src"))
+    let err = prepare(&settings, &r, &tmp.path().join("src"), 1_700_000_000)
         .unwrap_err()
         .to_string();
     assert!(
