@@ -154,16 +154,27 @@ impl OutLock {
 }
 
 /// The identity of the build environment: what, besides the recipe, shapes
-/// the bytes a build produces.
-fn env_identity(settings: &Settings, arch: &str) -> String {
-    let cc = crate::process::Cmd::new("cc")
-        .arg("--version")
-        .run_stdout()
-        .map(|s| s.lines().next().unwrap_or("").to_string())
-        .unwrap_or_else(|_| "no cc".to_string());
+/// the bytes a build produces. Tools are looked up on the sandbox's PATH (the
+/// one builds use), not forge's own: the C compiler, the binutils linker and
+/// the C library, plus the package compressor and the signature scheme.
+fn env_identity(settings: &Settings, arch: &str, opts: &BuildOptions) -> String {
+    let path = std::ffi::OsString::from(crate::build::SYSTEM_PATH);
+    let first_line = |tool: &str, arg: &str| match crate::process::find_in_path(tool, &path) {
+        Some(p) => crate::process::Cmd::new(&p)
+            .arg(arg)
+            .run_stdout()
+            .map(|s| format!("{} {}", p.display(), s.lines().next().unwrap_or("")))
+            .unwrap_or_else(|_| format!("{} (no version)", p.display())),
+        None => format!("no {tool}"),
+    };
     format!(
-        "arch={arch}\nsandbox={:?}\ncc={cc}\nforge-format={}\n",
+        "arch={arch}\nsandbox={:?}\ncc={}\nld={}\nlibc={}\ncompressor={}\nsha1-signature={}\nforge-format={}\n",
         settings.sandbox,
+        first_line("cc", "--version"),
+        first_line("ld", "--version"),
+        first_line("ldd", "--version"),
+        crate::apk::gzip::COMPRESSOR,
+        opts.sha1_signature,
         plan::FORMAT_VERSION
     )
 }
@@ -248,7 +259,7 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
     // Plan. Per-unit facts that need I/O are gathered in parallel (one git
     // walk for all recipes); keys then follow the order, since a unit's key
     // holds its dependencies' keys; artifact checks run in parallel again.
-    let env = env_identity(settings, arch);
+    let env = env_identity(settings, arch, opts);
     let ordered: Vec<&Recipe> = order.iter().map(|n| by_name[n.as_str()]).collect();
     let dirs: Vec<&Path> = ordered.iter().map(|r| r.dir.as_path()).collect();
     let gits = recipe::git_info_many(&dirs)?;

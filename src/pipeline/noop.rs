@@ -150,9 +150,15 @@ pub fn inputs(settings: &Settings, arch: &str, opts: &BuildOptions) -> Option<St
     if let Ok(exe) = std::env::current_exe() {
         stat_line(&mut h, Path::new("forge"), &exe);
     }
-    let cc = crate::process::find_in_path("cc", &std::env::var_os("PATH").unwrap_or_default());
-    if let Some(cc) = cc.and_then(|p| fs::canonicalize(p).ok()) {
-        stat_line(&mut h, Path::new("cc"), &cc);
+    // The toolchain the sandbox uses (see `env_identity`): a package upgrade
+    // replaces these files.
+    let path = std::ffi::OsString::from(crate::build::SYSTEM_PATH);
+    for tool in ["cc", "ld", "ldd"] {
+        if let Some(p) =
+            crate::process::find_in_path(tool, &path).and_then(|p| fs::canonicalize(p).ok())
+        {
+            stat_line(&mut h, Path::new(tool), &p);
+        }
     }
     Some(hex::encode(h.finalize()))
 }

@@ -320,3 +320,24 @@ script = "mkdir -p $pkgdir/usr/share/{name}; echo x > $pkgdir/usr/share/{name}/x
     );
     assert!(!root.join("out/logs/aa.log").exists(), "nothing was built");
 }
+
+/// Choosing the legacy SHA-1 signature changes what a package holds, so it
+/// makes fresh units dirty and says why.
+#[test]
+fn graph_signature_choice_is_an_input() {
+    let dir = generated_project(3);
+    let root = dir.path();
+    run_ok(forge(root).args(["--sandbox", "none", "build"]));
+    let (_, err) = run_ok(forge(root).args([
+        "--sandbox",
+        "none",
+        "build",
+        "--sha1-signature",
+        "--explain",
+        "--dry-run",
+    ]));
+    assert!(
+        err.contains("u0000 1.0-r0: dirty: build environment changed"),
+        "{err}"
+    );
+}
