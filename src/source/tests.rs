@@ -357,6 +357,9 @@ fn real_tarballs_match_gnu_tar() {
     ] {
         let path = mirror.join(file);
         if !path.exists() {
+            if std::env::var_os("FORGE_TEST_REQUIRE_TOOLS").is_some_and(|v| v == "1") {
+                panic!("{} is missing (FORGE_TEST_REQUIRE_TOOLS=1)", path.display());
+            }
             eprintln!("skipping: {} is missing", path.display());
             continue;
         }
@@ -368,6 +371,10 @@ fn real_tarballs_match_gnu_tar() {
         eprintln!("{file}: unpacked in {:?}", start.elapsed());
         assert_eq!(found, Some(PathBuf::from(top)));
         if !have_tar {
+            assert!(
+                std::env::var_os("FORGE_TEST_REQUIRE_TOOLS").is_none_or(|v| v != "1"),
+                "tar is missing (FORGE_TEST_REQUIRE_TOOLS=1)"
+            );
             continue;
         }
         let theirs = tmp.path().join("theirs");
