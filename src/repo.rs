@@ -97,6 +97,7 @@ pub struct Repo {
     /// Entries of the packages in place, by file name.
     entries: BTreeMap<String, IndexEntry>,
     staged: BTreeMap<String, Staged>,
+    sha1_signature: bool,
 }
 
 impl Repo {
@@ -128,7 +129,14 @@ impl Repo {
             arch: arch.to_string(),
             entries,
             staged: BTreeMap::new(),
+            sha1_signature: false,
         })
+    }
+
+    /// Also sign the index with the legacy SHA-1 scheme (`.SIGN.RSA.`), for
+    /// apk clients that predate `.SIGN.RSA256.`.
+    pub fn set_sha1_signature(&mut self, on: bool) {
+        self.sha1_signature = on;
     }
 
     /// The architecture folder.
@@ -269,7 +277,7 @@ impl Repo {
             .map(|e| e.builddate.max(0) as u64)
             .max()
             .unwrap_or(0);
-        let bytes = index::build_signed(entries, description, mtime, key)?;
+        let bytes = index::build_signed(entries, description, mtime, key, self.sha1_signature)?;
         let path = self.index_path();
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)
             .map_err(io_err("creating a temp file in", &self.dir))?;

@@ -306,14 +306,16 @@ pub fn build_unsigned(
 }
 
 /// The signed `APKINDEX.tar.gz` bytes: signature member ++ unsigned index.
+/// `sha1_too` adds the legacy `.SIGN.RSA.` signature for old apk clients.
 pub fn build_signed(
     entries: &[IndexEntry],
     description: Option<&str>,
     mtime: u64,
     key: &SigningKey,
+    sha1_too: bool,
 ) -> Result<Vec<u8>, IndexError> {
     let unsigned = build_unsigned(entries, description, mtime)?;
-    let mut out = super::write::signature_member(key, &unsigned, mtime, false)?;
+    let mut out = super::write::signature_member(key, &unsigned, mtime, sha1_too)?;
     out.extend_from_slice(&unsigned);
     Ok(out)
 }

@@ -413,8 +413,14 @@ fn index_round_trip_and_untrusted_signer() {
     let (_dir, w) = write_fixture();
     let entry = index::IndexEntry::from_package(&w.info, w.identity, w.file_size);
     let (_, key) = test_key();
-    let bytes =
-        index::build_signed(std::slice::from_ref(&entry), Some("forge test"), 7, key).unwrap();
+    let bytes = index::build_signed(
+        std::slice::from_ref(&entry),
+        Some("forge test"),
+        7,
+        key,
+        false,
+    )
+    .unwrap();
     let idx = index::Index::from_bytes(&bytes, &test_trust()).unwrap();
     assert_eq!(idx.entries, vec![entry.clone()]);
     assert_eq!(idx.description.as_deref(), Some("forge test"));
@@ -431,7 +437,7 @@ fn index_round_trip_and_untrusted_signer() {
     let other_dir = tempfile::tempdir().unwrap();
     let g = sign::generate(other_dir.path(), "other", 2048).unwrap();
     let other = SigningKey::load(&g.private).unwrap();
-    let foreign = index::build_signed(&[entry], None, 7, &other).unwrap();
+    let foreign = index::build_signed(&[entry], None, 7, &other, false).unwrap();
     let err = index::Index::from_bytes(&foreign, &test_trust()).unwrap_err();
     assert!(
         err.to_string().contains("signed by untrusted key other-"),

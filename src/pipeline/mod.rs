@@ -379,8 +379,10 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
     }
 
     // Execute.
+    let mut opened = Repo::open(&settings.repo_dir(), arch)?;
+    opened.set_sha1_signature(opts.sha1_signature);
     let repo = Mutex::new(SharedRepo {
-        repo: Repo::open(&settings.repo_dir(), arch)?,
+        repo: opened,
         generation: 0,
     });
     let ctx = ExecCtx {

@@ -340,4 +340,23 @@ fn graph_signature_choice_is_an_input() {
         err.contains("u0000 1.0-r0: dirty: build environment changed"),
         "{err}"
     );
+
+    // Building with it signs packages and the index both ways.
+    run_ok(forge(root).args(["--sandbox", "none", "build", "--sha1-signature"]));
+    let repo = root.join("out/repo").join(std::env::consts::ARCH);
+    for file in ["u0000-1.0-r0.apk", "APKINDEX.tar.gz"] {
+        let bytes = std::fs::read(repo.join(file)).unwrap();
+        let gz = flate2::read::MultiGzDecoder::new(&bytes[..]);
+        let names: Vec<String> = tar::Archive::new(gz)
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".SIGN."))
+            .collect();
+        assert!(
+            names.iter().any(|n| n.starts_with(".SIGN.RSA256."))
+                && names.iter().any(|n| n.starts_with(".SIGN.RSA.")),
+            "{file}: {names:?}"
+        );
+    }
 }
