@@ -1,4 +1,5 @@
-//! `forge keygen`: create an RSA-4096 signing key pair in `keys/`.
+//! `forge keygen`: create the signing key pairs in `keys/`: RSA-4096 for apk
+//! packages and indexes, and ECDSA P-256 (cosign format) for images.
 
 use std::process::ExitCode;
 
@@ -13,11 +14,14 @@ pub struct Args {
     /// Key name prefix; files are `keys/NAME-<hex time>.rsa` and `.rsa.pub`.
     #[arg(default_value = sign::DEFAULT_KEY_NAME)]
     name: String,
-    /// Make an ECDSA P-256 image signing key instead (cosign format:
+    /// Only the ECDSA P-256 image signing key (cosign format:
     /// `keys/NAME-<hex>.cosign.key`, encrypted with `COSIGN_PASSWORD`, and
     /// `keys/NAME-<hex>.cosign.pub`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "apk")]
     image: bool,
+    /// Only the RSA key for apk packages and indexes.
+    #[arg(long)]
+    apk: bool,
 }
 
 /// Run `forge keygen`.
@@ -25,6 +29,9 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     let dir = settings.keys_dir();
     if args.image {
         return image_key(settings, &args.name);
+    }
+    if !args.apk {
+        image_key(settings, &args.name)?;
     }
     let key = sign::generate(&dir, &args.name, sign::KEY_BITS)
         .with_context(|| format!("generating a key in {}", dir.display()))?;
