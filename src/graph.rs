@@ -197,10 +197,10 @@ impl UnitGraph {
             todo.push(t.clone());
         }
         while let Some(n) = todo.pop() {
-            if seen.insert(n.clone()) {
-                if let Some(rs) = rdeps.get(n.as_str()) {
-                    todo.extend(rs.iter().map(|s| s.to_string()));
-                }
+            if seen.insert(n.clone())
+                && let Some(rs) = rdeps.get(n.as_str())
+            {
+                todo.extend(rs.iter().map(|s| s.to_string()));
             }
         }
         Ok(seen)

@@ -49,10 +49,10 @@ pub fn image_names(images_dir: &Path) -> Result<Vec<String>, ImagesError> {
     };
     for item in items.flatten() {
         let p = item.path();
-        if p.extension().is_some_and(|e| e == "toml") {
-            if let Some(stem) = p.file_stem() {
-                names.push(stem.to_string_lossy().into_owned());
-            }
+        if p.extension().is_some_and(|e| e == "toml")
+            && let Some(stem) = p.file_stem()
+        {
+            names.push(stem.to_string_lossy().into_owned());
         }
     }
     names.sort();
@@ -137,12 +137,12 @@ pub fn build_changed(settings: &Settings, explain: bool) -> Result<Report, Image
             Ok(_) => {
                 // image::build reports the digest and folder itself.
 
-                if let Some(k) = key {
-                    if let Err(e) = write_atomic(&state, k.as_bytes(), None) {
-                        settings
-                            .shell
-                            .warn(format!("could not record the state of image {name}: {e}"));
-                    }
+                if let Some(k) = key
+                    && let Err(e) = write_atomic(&state, k.as_bytes(), None)
+                {
+                    settings
+                        .shell
+                        .warn(format!("could not record the state of image {name}: {e}"));
                 }
                 Verdict::Built
             }

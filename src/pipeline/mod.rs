@@ -67,9 +67,9 @@ pub struct BuildOptions {
 /// [`Report`]).
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// Recipes failed to load.
+    /// Recipes failed to load (boxed: it can carry every problem found).
     #[error(transparent)]
-    Recipe(#[from] recipe::RecipeError),
+    Recipe(Box<recipe::RecipeError>),
     /// The graph is broken.
     #[error(transparent)]
     Graph(#[from] crate::graph::GraphError),
@@ -91,7 +91,7 @@ pub enum PipelineError {
         recipe: String,
         /// The cause.
         #[source]
-        source: crate::source::SourceError,
+        source: Box<crate::source::SourceError>,
     },
     /// A file operation failed.
     #[error("{action} {}", path.display())]
@@ -104,6 +104,12 @@ pub enum PipelineError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<recipe::RecipeError> for PipelineError {
+    fn from(e: recipe::RecipeError) -> Self {
+        PipelineError::Recipe(Box::new(e))
+    }
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError {
@@ -266,7 +272,7 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
     let digests = par_map(&ordered, settings.jobs, |r| {
         crate::source::input_digests(r).map_err(|source| PipelineError::Source {
             recipe: r.name.clone(),
-            source,
+            source: Box::new(source),
         })
     })
     .into_iter()

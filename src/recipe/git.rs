@@ -85,9 +85,15 @@ pub fn git_info_at(dir: &Path) -> Result<GitInfo, RecipeError> {
     Ok(all.pop().expect("one folder in, one answer out"))
 }
 
+/// The newest commit touching a folder, with its committer time.
+type Touch = Option<(Oid, i64)>;
+
+/// A folder's entries by name, and the folder's own tree id.
+type Entries = (Oid, BTreeMap<String, Oid>);
+
 /// [`git_info`] for many folders at once, in the order given.
 pub fn git_info_many(dirs: &[&Path]) -> Result<Vec<GitInfo>, RecipeError> {
-    let mut found: Vec<Option<(Option<(Oid, i64)>, bool)>> = vec![None; dirs.len()];
+    let mut found: Vec<Option<(Touch, bool)>> = vec![None; dirs.len()];
     let mut repos: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
     let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let mut rels: Vec<PathBuf> = Vec::with_capacity(dirs.len());
@@ -180,7 +186,7 @@ fn entries_at(
     repo: &Repository,
     commit: Oid,
     parent: &Path,
-) -> Result<Option<(Oid, BTreeMap<String, Oid>)>, git2::Error> {
+) -> Result<Option<Entries>, git2::Error> {
     let root = repo.find_commit(commit)?.tree()?;
     let Some(tree) = subtree(repo, root, parent) else {
         return Ok(None);
@@ -194,10 +200,7 @@ fn entries_at(
 
 /// For each `rel`: the newest commit (from HEAD) whose entry for `rel`
 /// differs from every parent's (root commits: exists), with its time.
-fn last_touch_many(
-    repo: &Repository,
-    rels: &[&Path],
-) -> Result<Vec<Option<(Oid, i64)>>, git2::Error> {
+fn last_touch_many(repo: &Repository, rels: &[&Path]) -> Result<Vec<Touch>, git2::Error> {
     let mut out = vec![None; rels.len()];
     // Group by parent folder: usually every recipe sits in `recipes/`.
     let mut groups: BTreeMap<PathBuf, Vec<(usize, String)>> = BTreeMap::new();

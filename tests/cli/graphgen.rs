@@ -7,7 +7,7 @@ use std::path::Path;
 /// linear congruential sequence (so the graph is the same every time).
 pub fn deps_of(i: usize) -> Vec<usize> {
     // Every 50th unit is a leaf: it needs nothing.
-    if i % 50 == 0 {
+    if i.is_multiple_of(50) {
         return Vec::new();
     }
     let mut x = (i as u64)
@@ -20,7 +20,11 @@ pub fn deps_of(i: usize) -> Vec<usize> {
             .wrapping_add(1442695040888963407);
         let d = (x >> 33) as usize % i;
         // Mostly near neighbours, so the graph is deep as well as wide.
-        let d = if i % 5 == 0 { d } else { i - 1 - d % i.min(20) };
+        let d = if i.is_multiple_of(5) {
+            d
+        } else {
+            i - 1 - d % i.min(20)
+        };
         if !out.contains(&d) {
             out.push(d);
         }

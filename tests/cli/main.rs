@@ -4,14 +4,14 @@
 //! skip when the tool is missing; with `FORGE_TEST_REQUIRE_TOOLS=1` (set by
 //! `.ci/run`) a missing tool fails the test.
 
-mod support;
 mod apk;
-mod crun;
 mod build;
-mod image;
-mod source;
-mod recipe;
-mod graphgen;
-mod graph;
-mod registry;
+mod crun;
 mod examples;
+mod graph;
+mod graphgen;
+mod image;
+mod recipe;
+mod registry;
+mod source;
+mod support;
