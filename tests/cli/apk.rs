@@ -227,12 +227,16 @@ fn apk_index_creates_a_key_when_none_exists() {
 }
 
 /// The real apk-tools accept forge's packages and index.
+///
+/// apk-tools is not packaged in Debian and may not be vendored, so CI cannot
+/// run this: it is ignored there (and says so) rather than passing silently.
+/// Run it with a locally built apk: `FORGE_TEST_APK_TOOLS=/path/to/apk cargo
+/// test --test cli apk_real -- --ignored`.
 #[test]
+#[ignore = "needs apk-tools (not in Debian): set FORGE_TEST_APK_TOOLS and run with --ignored"]
 fn apk_real_apk_tools_accept_forge_output() {
-    let Some(apk_bin) = std::env::var_os("FORGE_TEST_APK_TOOLS") else {
-        eprintln!("skipping: FORGE_TEST_APK_TOOLS is not set");
-        return;
-    };
+    let apk_bin = std::env::var_os("FORGE_TEST_APK_TOOLS")
+        .expect("FORGE_TEST_APK_TOOLS must name an apk-tools binary");
     let (dir, key, pkg_path) = repo_project();
     let keys = dir.path().join("keys");
     // What hello needs: `busybox` (a meta package) and `pc:zlib` (provided
