@@ -97,6 +97,8 @@ pub struct Repo {
     /// Entries of the packages in place, by file name.
     entries: BTreeMap<String, IndexEntry>,
     staged: BTreeMap<String, Staged>,
+    /// Files to drop with the next index write.
+    removed: Vec<String>,
     sha1_signature: bool,
 }
 
@@ -129,6 +131,7 @@ impl Repo {
             arch: arch.to_string(),
             entries,
             staged: BTreeMap::new(),
+            removed: Vec::new(),
             sha1_signature: false,
         })
     }
@@ -137,6 +140,16 @@ impl Repo {
     /// apk clients that predate `.SIGN.RSA256.`.
     pub fn set_sha1_signature(&mut self, on: bool) {
         self.sha1_signature = on;
+    }
+
+    /// Drop the package `file_name` (e.g. `foo-1.0-r0.apk`): the next
+    /// [`Repo::write_index`] leaves it out, and only then deletes the file, so
+    /// the index never names a missing file. A file staged again before that
+    /// write stays.
+    pub fn remove(&mut self, file_name: &str) {
+        if self.entries.remove(file_name).is_some() {
+            self.removed.push(file_name.to_string());
+        }
     }
 
     /// The architecture folder.
@@ -263,6 +276,17 @@ impl Repo {
         let _ = fs::remove_dir(self.dir.join(STAGING));
         let all: Vec<IndexEntry> = self.entries.values().cloned().collect();
         self.write_index_file(&all, key, description)?;
+        // The index no longer names them: now the files can go.
+        for name in std::mem::take(&mut self.removed) {
+            if !self.entries.contains_key(&name) {
+                let path = self.dir.join(&name);
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("removing", &path)(e)),
+                }
+            }
+        }
         Ok(self.index_path())
     }
 

@@ -612,6 +612,11 @@ impl ExecCtx<'_> {
         }
         // Group commit: stage under the lock, then write the index unless a
         // later write (by another unit) has already landed what we staged.
+        // What the unit's previous build left that this one no longer makes
+        // (an older version, a dropped subpackage) leaves the repository with
+        // the same index write.
+        let state_path = plan::state_path(&s.out, self.arch, &r.name);
+        let previous = plan::read_state(&state_path);
         let mut artifacts = Vec::new();
         let wanted = {
             let mut shared = self.repo.lock().unwrap_or_else(|e| e.into_inner());
@@ -621,6 +626,13 @@ impl ExecCtx<'_> {
                     file: entry.file_name(),
                     sha256,
                 });
+            }
+            for old in previous.iter().flat_map(|p| &p.artifacts) {
+                if !artifacts.iter().any(|a| a.file == old.file) {
+                    s.shell
+                        .verbose(format!("{}: dropping {}", r.name, old.file));
+                    shared.repo.remove(&old.file);
+                }
             }
             shared.generation + 1
         };
@@ -639,8 +651,7 @@ impl ExecCtx<'_> {
             inputs: unit.inputs.clone(),
             artifacts,
         };
-        write_state(&plan::state_path(&s.out, self.arch, &r.name), &state)
-            .map_err(|e| UnitError::from_err(&e))?;
+        write_state(&state_path, &state).map_err(|e| UnitError::from_err(&e))?;
         let _ = fs::remove_dir_all(&apk_dir);
         Ok(())
     }

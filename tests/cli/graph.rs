@@ -360,3 +360,57 @@ fn graph_signature_choice_is_an_input() {
         );
     }
 }
+
+/// A rebuilt unit's superseded packages (an older version, a dropped
+/// subpackage) leave the repository and its index.
+#[test]
+fn graph_rebuild_drops_superseded_packages() {
+    let dir = support::project();
+    let root = dir.path();
+    let recipe = |version: &str, extra: bool| {
+        let sub = if extra {
+            "\n[[subpackage]]\nname = \"pr-extra\"\npaths = [\"usr/share/pr/extra\"]\n"
+        } else {
+            ""
+        };
+        format!(
+            r#"schema = 1
+[package]
+name = "pr"
+version = "{version}"
+release = 0
+description = "prune test"
+license = "MIT"
+arch = ["noarch"]
+
+[build]
+script = "mkdir -p $pkgdir/usr/share/pr; echo a > $pkgdir/usr/share/pr/main; echo b > $pkgdir/usr/share/pr/extra"
+{sub}"#
+        )
+    };
+    support::write(root, "recipes/pr/recipe.toml", &recipe("1.0", true));
+    support::install_test_key(root);
+    run_ok(forge(root).args(["--sandbox", "none", "build"]));
+    let repo = root.join("out/repo").join(std::env::consts::ARCH);
+    assert!(repo.join("pr-1.0-r0.apk").is_file() && repo.join("pr-extra-1.0-r0.apk").is_file());
+
+    support::write(root, "recipes/pr/recipe.toml", &recipe("1.1", false));
+    run_ok(forge(root).args(["--sandbox", "none", "build"]));
+    let mut apks: Vec<String> = std::fs::read_dir(&repo)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".apk"))
+        .collect();
+    apks.sort();
+    assert_eq!(apks, ["pr-1.1-r0.apk"]);
+    let (_, err) = run_ok(forge(root).arg("verify").arg(repo.join("APKINDEX.tar.gz")));
+    assert!(!err.contains("pr-extra"), "{err}");
+    let trusted = forge::sign::TrustedKeys::load_dir(&root.join("keys")).unwrap();
+    let index = forge::apk::index::Index::read(&repo.join("APKINDEX.tar.gz"), &trusted).unwrap();
+    let names: Vec<String> = index
+        .entries
+        .iter()
+        .map(|e| format!("{}-{}", e.name, e.version))
+        .collect();
+    assert_eq!(names, ["pr-1.1-r0"]);
+}
