@@ -27,7 +27,7 @@ use crate::recipe::Recipe;
 
 /// Bump when anything that changes output bytes changes (tar, gzip, .PKGINFO,
 /// index layout, build environment set-up).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The named inputs of one unit.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

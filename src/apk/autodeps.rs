@@ -129,6 +129,39 @@ pub fn dep_name(dep: &str) -> &str {
     &dep[..end]
 }
 
+/// `cmd:` provides, as abuild writes them: every executable file or symlink
+/// directly in `bin`, `sbin`, `usr/bin` or `usr/sbin` of the staged tree
+/// becomes `cmd:NAME=VERSION`, so `apk add cmd:NAME` and `cmd:` dependencies
+/// resolve to the package that ships the command.
+pub fn command_provides(root: &Path, version: &str) -> Result<Vec<String>, ScanError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut out = Vec::new();
+    for dir in ["bin", "sbin", "usr/bin", "usr/sbin"] {
+        let path = root.join(dir);
+        let Ok(items) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for item in items {
+            let item = item.map_err(|source| ScanError {
+                path: path.clone(),
+                source,
+            })?;
+            let meta = std::fs::symlink_metadata(item.path()).map_err(|source| ScanError {
+                path: item.path(),
+                source,
+            })?;
+            let executable = meta.is_file() && meta.permissions().mode() & 0o111 != 0;
+            if executable || meta.file_type().is_symlink() {
+                let name = item.file_name().to_string_lossy().into_owned();
+                out.push(format!("cmd:{name}={version}"));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// Merge explicit and automatic lists: provides are the union; depends are the
 /// union minus anything the package itself is (`name`) or provides. Both are
 /// deduplicated and sorted.

@@ -133,7 +133,10 @@ pub fn write_package(
     let cap = spec.builddate.max(0) as u64;
     let (items, installed) = collect(&spec.root, cap)?;
     let auto = if opts.auto_deps {
-        autodeps::scan_auto_deps(&spec.root)?
+        let mut auto = autodeps::scan_auto_deps(&spec.root)?;
+        auto.provides
+            .extend(autodeps::command_provides(&spec.root, &spec.version)?);
+        auto
     } else {
         AutoDeps::default()
     };
