@@ -99,6 +99,8 @@ pub struct Repo {
     staged: BTreeMap<String, Staged>,
     /// Files to drop with the next index write.
     removed: Vec<String>,
+    /// `.apk` files found but not readable, with why.
+    unreadable: Vec<(PathBuf, String)>,
     sha1_signature: bool,
 }
 
@@ -109,16 +111,23 @@ impl Repo {
         let dir = repo_root.join(arch);
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         let mut entries = BTreeMap::new();
+        let mut unreadable = Vec::new();
         for item in fs::read_dir(&dir).map_err(io_err("reading", &dir))? {
             let path = item.map_err(io_err("reading", &dir))?.path();
             let is_apk = path.extension().is_some_and(|e| e == "apk") && path.is_file();
             if !is_apk {
                 continue;
             }
-            let pkg = apk::Package::open_control(&path).map_err(|source| RepoError::Package {
-                path: path.clone(),
-                source,
-            })?;
+            // A package that cannot be read is left out of the index (and
+            // reported by `unreadable`) rather than blocking every write: the
+            // unit that made it fails its artifact check and rebuilds it.
+            let pkg = match apk::Package::open_control(&path) {
+                Ok(p) => p,
+                Err(e) => {
+                    unreadable.push((path.clone(), crate::util::error_chain(&e)));
+                    continue;
+                }
+            };
             let entry = IndexEntry::from_package(&pkg.info, pkg.identity, pkg.file_size);
             let name = path
                 .file_name()
@@ -132,6 +141,7 @@ impl Repo {
             entries,
             staged: BTreeMap::new(),
             removed: Vec::new(),
+            unreadable,
             sha1_signature: false,
         })
     }
@@ -140,6 +150,12 @@ impl Repo {
     /// apk clients that predate `.SIGN.RSA256.`.
     pub fn set_sha1_signature(&mut self, on: bool) {
         self.sha1_signature = on;
+    }
+
+    /// `.apk` files in the folder that could not be read when it was opened
+    /// (left out of the index), with the reason.
+    pub fn unreadable(&self) -> &[(PathBuf, String)] {
+        &self.unreadable
     }
 
     /// Drop the package `file_name` (e.g. `foo-1.0-r0.apk`): the next
@@ -371,6 +387,12 @@ pub fn reindex(
     let mut written = Vec::new();
     for arch in arches {
         let mut repo = Repo::open(&root, &arch)?;
+        for (path, why) in repo.unreadable() {
+            settings.shell.warn(format!(
+                "{} is unreadable and left out of the index: {why}",
+                path.display()
+            ));
+        }
         let path = repo.write_index(key, description)?;
         settings.shell.status(
             "Indexed",

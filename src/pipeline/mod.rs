@@ -387,6 +387,12 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
     // Execute.
     let mut opened = Repo::open(&settings.repo_dir(), arch)?;
     opened.set_sha1_signature(opts.sha1_signature);
+    for (path, why) in opened.unreadable() {
+        shell.warn(format!(
+            "{} is unreadable and left out of the index: {why}",
+            path.display()
+        ));
+    }
     let repo = Mutex::new(SharedRepo {
         repo: opened,
         generation: 0,

@@ -414,3 +414,30 @@ script = "mkdir -p $pkgdir/usr/share/pr; echo a > $pkgdir/usr/share/pr/main; ech
         .collect();
     assert_eq!(names, ["pr-1.1-r0"]);
 }
+
+/// A corrupt package in the repository does not wedge the build: it is left
+/// out of the index with a warning, and the unit that made it rebuilds it.
+#[test]
+fn graph_corrupt_package_is_rebuilt() {
+    let dir = generated_project(2);
+    let root = dir.path();
+    run_ok(forge(root).args(["--sandbox", "none", "build"]));
+    let apk = root
+        .join("out/repo")
+        .join(std::env::consts::ARCH)
+        .join("u0001-1.0-r0.apk");
+    let good = std::fs::read(&apk).unwrap();
+    std::fs::write(&apk, &good[..good.len() / 2]).unwrap();
+    let (out, err) = run_ok(forge(root).args(["--sandbox", "none", "--json", "build"]));
+    assert!(
+        err.contains("is unreadable and left out of the index"),
+        "{err}"
+    );
+    assert_eq!(built_units(&out), BTreeSet::from(["u0001".to_string()]));
+    assert_eq!(std::fs::read(&apk).unwrap(), good, "rebuilt byte for byte");
+    run_ok(
+        forge(root)
+            .arg("verify")
+            .arg(apk.parent().unwrap().join("APKINDEX.tar.gz")),
+    );
+}
