@@ -50,6 +50,9 @@ fn readme_first_command_builds_examples_offline_then_nothing() {
         readme.contains("cargo run --release -- build"),
         "the README's first command is `forge build`"
     );
+    // `cargo run` must know which binary that is (benchmarks are binaries too).
+    let manifest = std::fs::read_to_string(support::repo_root().join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("default-run = \"forge\""), "Cargo.toml needs default-run");
     if !support::require_bwrap() {
         return;
     }
