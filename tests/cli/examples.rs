@@ -52,7 +52,10 @@ fn readme_first_command_builds_examples_offline_then_nothing() {
     );
     // `cargo run` must know which binary that is (benchmarks are binaries too).
     let manifest = std::fs::read_to_string(support::repo_root().join("Cargo.toml")).unwrap();
-    assert!(manifest.contains("default-run = \"forge\""), "Cargo.toml needs default-run");
+    assert!(
+        manifest.contains("default-run = \"forge\""),
+        "Cargo.toml needs default-run"
+    );
     if !support::require_bwrap() {
         return;
     }
