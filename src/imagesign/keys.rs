@@ -13,8 +13,6 @@
 //! git) and `keys/NAME-<hex>.cosign.pub`.
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -428,26 +426,10 @@ pub fn find_key(keys_dir: &Path) -> Result<ImageKey, ImageSignError> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ImageSignError> {
-    let err = |source| ImageSignError::Write {
+    crate::util::write_atomic(path, bytes, Some(mode)).map_err(|source| ImageSignError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("key")
-    ));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(err)?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(err)?;
-    fs::rename(&tmp, path).map_err(err)
+    })
 }
 
 #[cfg(test)]
