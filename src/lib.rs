@@ -48,3 +48,7 @@ pub mod sign;
 pub mod source;
 pub mod util;
 pub mod version;
+
+#[cfg(test)]
+#[path = "../tests/support/tools.rs"]
+pub(crate) mod test_tools;

@@ -11,11 +11,7 @@ use crate::version::Version;
 const EPOCH: i64 = 1_700_000_000;
 
 fn have_bwrap() -> bool {
-    std::process::Command::new("bwrap")
-        .args(["--unshare-all", "--ro-bind", "/", "/", "true"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+    crate::test_tools::require_bwrap()
 }
 
 /// A recipe `name` in `root/recipes/name` with the given files as local sources.

@@ -14,44 +14,9 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Whether CI demands every outside tool.
-pub fn tools_required() -> bool {
-    std::env::var_os("FORGE_TEST_REQUIRE_TOOLS").is_some_and(|v| v == "1")
-}
-
-/// True when `tool` is on PATH. When it is missing: panic under
-/// `FORGE_TEST_REQUIRE_TOOLS=1`, otherwise print a skip note and return false.
-pub fn require_tool(tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    if !found {
-        if tools_required() {
-            panic!("required tool `{tool}` is missing (FORGE_TEST_REQUIRE_TOOLS=1)");
-        }
-        eprintln!("skipping: `{tool}` not found");
-    }
-    found
-}
-
-/// True when bubblewrap can actually create a sandbox here.
-pub fn require_bwrap() -> bool {
-    if !require_tool("bwrap") {
-        return false;
-    }
-    let ok = Command::new("bwrap")
-        .args(["--unshare-all", "--ro-bind", "/", "/", "true"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        if tools_required() {
-            panic!("bwrap cannot create a sandbox on this host (FORGE_TEST_REQUIRE_TOOLS=1)");
-        }
-        eprintln!("skipping: bwrap cannot create a sandbox here");
-    }
-    ok
-}
+#[path = "../support/tools.rs"]
+mod tools;
+pub use tools::*;
 
 /// A `forge` command run in `dir`, with a private cache under `dir`.
 pub fn forge(dir: &Path) -> Command {
