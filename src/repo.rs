@@ -21,9 +21,11 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use crate::apk::index::{self, IndexEntry, IndexError};
-use crate::apk::{self, PackageSpec, ReadError, WriteError, WriteOptions};
+use crate::apk::{self, PackageSpec, ReadError, VerifyError, WriteError, WriteOptions};
 use crate::settings::Settings;
-use crate::sign::SigningKey;
+use crate::sign::{SigningKey, TrustedKeys};
+
+mod admit;
 
 /// The index file name.
 pub const INDEX_FILE: &str = "APKINDEX.tar.gz";
@@ -63,6 +65,15 @@ pub enum RepoError {
         /// The repository's arch.
         arch: String,
     },
+    /// A package added is not signed by a trusted key.
+    #[error("{} cannot be indexed", path.display())]
+    Untrusted {
+        /// The package file.
+        path: PathBuf,
+        /// Why its signature does not verify.
+        #[source]
+        source: VerifyError,
+    },
     /// Writing a package failed.
     #[error(transparent)]
     Write(#[from] WriteError),
@@ -71,7 +82,7 @@ pub enum RepoError {
     Index(#[from] IndexError),
 }
 
-fn io_err<'a>(
+pub(crate) fn io_err<'a>(
     action: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> RepoError + 'a {
@@ -99,49 +110,32 @@ pub struct Repo {
     staged: BTreeMap<String, Staged>,
     /// Files to drop with the next index write.
     removed: Vec<String>,
-    /// `.apk` files found but not readable, with why.
-    unreadable: Vec<(PathBuf, String)>,
+    /// The keys a package added to the index must be signed with.
+    trusted: TrustedKeys,
+    /// `.apk` files found but not admitted to the index, with why.
+    left_out: Vec<(PathBuf, String)>,
     sha1_signature: bool,
 }
 
 impl Repo {
     /// Open (creating) `repo_root/arch`, reading the control part of every
-    /// `.apk` already there.
-    pub fn open(repo_root: &Path, arch: &str) -> Result<Repo, RepoError> {
+    /// `.apk` already there and admitting only those that may be indexed:
+    /// well-formed, named `<pkgname>-<pkgver>.apk`, of this arch, and vouched
+    /// for by the current signed index or their own signature against
+    /// `trusted` (see [`admit`]). The rest are left out; see
+    /// [`Repo::left_out`].
+    pub fn open(repo_root: &Path, arch: &str, trusted: &TrustedKeys) -> Result<Repo, RepoError> {
         let dir = repo_root.join(arch);
         fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-        let mut entries = BTreeMap::new();
-        let mut unreadable = Vec::new();
-        for item in fs::read_dir(&dir).map_err(io_err("reading", &dir))? {
-            let path = item.map_err(io_err("reading", &dir))?.path();
-            let is_apk = path.extension().is_some_and(|e| e == "apk") && path.is_file();
-            if !is_apk {
-                continue;
-            }
-            // A package that cannot be read is left out of the index (and
-            // reported by `unreadable`) rather than blocking every write: the
-            // unit that made it fails its artifact check and rebuilds it.
-            let pkg = match apk::Package::open_control(&path) {
-                Ok(p) => p,
-                Err(e) => {
-                    unreadable.push((path.clone(), crate::util::error_chain(&e)));
-                    continue;
-                }
-            };
-            let entry = IndexEntry::from_package(&pkg.info, pkg.identity, pkg.file_size);
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            entries.insert(name, entry);
-        }
+        let scan = admit::scan(&dir, arch, trusted)?;
         Ok(Repo {
             dir,
             arch: arch.to_string(),
-            entries,
+            trusted: trusted.clone(),
+            entries: scan.entries,
             staged: BTreeMap::new(),
             removed: Vec::new(),
-            unreadable,
+            left_out: scan.left_out,
             sha1_signature: false,
         })
     }
@@ -152,10 +146,11 @@ impl Repo {
         self.sha1_signature = on;
     }
 
-    /// `.apk` files in the folder that could not be read when it was opened
-    /// (left out of the index), with the reason.
-    pub fn unreadable(&self) -> &[(PathBuf, String)] {
-        &self.unreadable
+    /// `.apk` files in the folder that were not admitted when it was opened
+    /// (unreadable, misnamed, another arch, or not signed by a trusted key),
+    /// with the reason. They stay out of every index this value writes.
+    pub fn left_out(&self) -> &[(PathBuf, String)] {
+        &self.left_out
     }
 
     /// Drop the package `file_name` (e.g. `foo-1.0-r0.apk`): the next
@@ -209,8 +204,9 @@ impl Repo {
         Ok(entry)
     }
 
-    /// Add an existing package file: it is copied into staging (unless it is
-    /// already in place under its canonical name) and lands with the next
+    /// Add an existing package file: its signature must verify against the
+    /// trusted keys; it is copied into staging (unless it is already in place
+    /// under its canonical name) and lands with the next
     /// [`Repo::write_index`].
     pub fn add(&mut self, package_file: &Path) -> Result<IndexEntry, RepoError> {
         let pkg =
@@ -219,6 +215,12 @@ impl Repo {
                 source,
             })?;
         self.check_arch(package_file, &pkg.info.arch)?;
+        apk::verify_control_signature(&pkg, &self.trusted).map_err(|source| {
+            RepoError::Untrusted {
+                path: package_file.to_path_buf(),
+                source,
+            }
+        })?;
         let entry = IndexEntry::from_package(&pkg.info, pkg.identity, pkg.file_size);
         let name = entry.file_name();
         let in_place = self.dir.join(&name);
@@ -361,11 +363,23 @@ fn sync_dir(dir: &Path) -> Result<(), RepoError> {
         .map_err(io_err("syncing", dir))
 }
 
+/// Warn about every package [`Repo::open`] left out, naming the file.
+pub fn warn_left_out(settings: &Settings, repo: &Repo) {
+    for (path, why) in repo.left_out() {
+        settings.shell.warn(format!(
+            "{} is left out of the index: {why}",
+            path.display()
+        ));
+    }
+}
+
 /// Rebuild the index of every architecture folder under `out/repo/`
-/// (`forge index`). Returns the index paths written.
+/// (`forge index`), admitting only packages signed by a key in `keys/` (see
+/// [`Repo::open`]). Returns the index paths written.
 pub fn reindex(
     settings: &Settings,
     key: &SigningKey,
+    trusted: &TrustedKeys,
     description: Option<&str>,
 ) -> Result<Vec<PathBuf>, RepoError> {
     let root = settings.repo_dir();
@@ -386,13 +400,8 @@ pub fn reindex(
     arches.sort();
     let mut written = Vec::new();
     for arch in arches {
-        let mut repo = Repo::open(&root, &arch)?;
-        for (path, why) in repo.unreadable() {
-            settings.shell.warn(format!(
-                "{} is unreadable and left out of the index: {why}",
-                path.display()
-            ));
-        }
+        let mut repo = Repo::open(&root, &arch, trusted)?;
+        warn_left_out(settings, &repo);
         let path = repo.write_index(key, description)?;
         settings.shell.status(
             "Indexed",
@@ -427,7 +436,7 @@ mod tests {
         let root = dir.path().join("root");
         fixture_tree(&root);
         let (_, key) = test_key();
-        let mut repo = Repo::open(&dir.path().join("repo"), "x86_64").unwrap();
+        let mut repo = Repo::open(&dir.path().join("repo"), "x86_64", &test_trust()).unwrap();
         repo.write_package(&spec(&root), key, &WriteOptions::default())
             .unwrap();
         let mut doc = spec(&root);
@@ -446,7 +455,7 @@ mod tests {
         let first = fs::read(&path).unwrap();
 
         // Reopening reads the packages back; the same index comes out.
-        let mut again = Repo::open(&dir.path().join("repo"), "x86_64").unwrap();
+        let mut again = Repo::open(&dir.path().join("repo"), "x86_64", &test_trust()).unwrap();
         assert_eq!(again.entries().len(), 2);
         again.write_index(key, Some("test repo")).unwrap();
         assert_eq!(fs::read(&path).unwrap(), first);
@@ -475,7 +484,7 @@ mod tests {
             &dir.path().join("built"),
         )
         .unwrap();
-        let mut repo = Repo::open(&dir.path().join("repo"), "x86_64").unwrap();
+        let mut repo = Repo::open(&dir.path().join("repo"), "x86_64", &test_trust()).unwrap();
         repo.add(&built.path).unwrap();
         repo.write_index(key, None).unwrap();
         assert_eq!(
@@ -484,11 +493,100 @@ mod tests {
         );
         let idx = check_consistent(&repo);
         assert_eq!(idx.description, None);
-        let mut arm = Repo::open(&dir.path().join("repo"), "aarch64").unwrap();
+        let mut arm = Repo::open(&dir.path().join("repo"), "aarch64", &test_trust()).unwrap();
         let err = arm.add(&built.path).unwrap_err();
         assert!(
             err.to_string().ends_with("is for x86_64, not aarch64"),
             "{err}"
         );
+    }
+
+    /// A second key pair, trusted by nobody.
+    fn foreign_key() -> &'static (tempfile::TempDir, SigningKey) {
+        static KEY: std::sync::OnceLock<(tempfile::TempDir, SigningKey)> =
+            std::sync::OnceLock::new();
+        KEY.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let g = crate::sign::generate(dir.path(), "stranger", 2048).unwrap();
+            let key = SigningKey::load(&g.private).unwrap();
+            (dir, key)
+        })
+    }
+
+    fn built(dir: &Path, name: &str, key: &SigningKey) -> PathBuf {
+        let root = dir.join(format!("root-{name}"));
+        fixture_tree(&root);
+        let mut s = spec(&root);
+        s.name = name.into();
+        let out = dir.join(format!("built-{name}"));
+        apk::write_package(&s, key, &WriteOptions::default(), &out)
+            .unwrap()
+            .path
+    }
+
+    #[test]
+    fn foreign_signed_and_misnamed_packages_are_never_indexed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, key) = test_key();
+        let (_, stranger) = foreign_key();
+        let arch_dir = dir.path().join("repo/x86_64");
+        fs::create_dir_all(&arch_dir).unwrap();
+        let ours = built(dir.path(), "ours", key);
+        let theirs = built(dir.path(), "theirs", stranger);
+        fs::copy(&ours, arch_dir.join("ours-2.12-r0.apk")).unwrap();
+        fs::copy(&theirs, arch_dir.join("theirs-2.12-r0.apk")).unwrap();
+        // Signed by us, but under a name its pkgname/pkgver do not give.
+        fs::copy(&ours, arch_dir.join("other-1.0-r0.apk")).unwrap();
+
+        let mut repo = Repo::open(&dir.path().join("repo"), "x86_64", &test_trust()).unwrap();
+        let mut left: Vec<(String, String)> = repo
+            .left_out()
+            .iter()
+            .map(|(p, why)| (p.file_name().unwrap().to_string_lossy().into(), why.clone()))
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert_eq!(left[0].0, "other-1.0-r0.apk");
+        assert!(left[0].1.contains("must be `ours-2.12-r0.apk`"), "{left:?}");
+        assert_eq!(left[1].0, "theirs-2.12-r0.apk");
+        assert!(left[1].1.contains("untrusted key stranger"), "{left:?}");
+        repo.write_index(key, None).unwrap();
+        let idx = check_consistent(&repo);
+        let names: Vec<&str> = idx.entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, vec!["ours"]);
+
+        // Adding a foreign package is refused outright.
+        let err = repo.add(&theirs).unwrap_err();
+        assert!(matches!(err, RepoError::Untrusted { .. }), "{err}");
+        assert!(
+            crate::util::error_chain(&err).contains("untrusted key stranger"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn packages_the_signed_index_vouches_for_need_no_own_signature_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, key) = test_key();
+        let (_, stranger) = foreign_key();
+        let both = {
+            let mut t = test_trust();
+            t.insert(stranger.name(), stranger.public_key().unwrap());
+            t
+        };
+        let theirs = built(dir.path(), "theirs", stranger);
+        let mut repo = Repo::open(&dir.path().join("repo"), "x86_64", &both).unwrap();
+        repo.add(&theirs).unwrap();
+        repo.write_index(key, None).unwrap();
+        // The stranger's key is no longer trusted, but our signed index still
+        // names the package with its identity: it stays, without an RSA check.
+        let again = Repo::open(&dir.path().join("repo"), "x86_64", &test_trust()).unwrap();
+        assert!(again.left_out().is_empty(), "{:?}", again.left_out());
+        assert_eq!(again.entries().len(), 1);
+        // An index signed by an untrusted key vouches for nothing.
+        let untrusted =
+            Repo::open(&dir.path().join("repo"), "x86_64", &TrustedKeys::new()).unwrap();
+        assert_eq!(untrusted.entries().len(), 0);
+        assert_eq!(untrusted.left_out().len(), 1);
     }
 }

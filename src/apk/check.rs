@@ -37,6 +37,16 @@ pub enum QuickCheckError {
     Identity,
 }
 
+/// Check the package's own signature over its control member against
+/// `trusted` (what an index vouches for: the control member carries
+/// `datahash`). Returns the signing key's name.
+pub fn verify_control_signature(
+    pkg: &Package,
+    trusted: &TrustedKeys,
+) -> Result<String, VerifyError> {
+    check_signatures(&pkg.signatures, &pkg.control, trusted)
+}
+
 /// Check the package's own signature against `trusted` and its data member
 /// against `datahash`. `bytes` are the whole file at `path`. Returns the
 /// signing key's name.

@@ -241,8 +241,14 @@ pub fn parse(text: &str) -> Result<Vec<IndexEntry>, IndexError> {
                     .try_into()
                     .map_err(|_| syntax("checksum is not 20 bytes"))?;
             }
-            "P" => e.name = value.to_string(),
-            "V" => e.version = value.to_string(),
+            "P" => {
+                super::name::check_pkgname(value).map_err(|r| syntax(&r))?;
+                e.name = value.to_string();
+            }
+            "V" => {
+                super::name::check_pkgver(value).map_err(|r| syntax(&r))?;
+                e.version = value.to_string();
+            }
             "A" => e.arch = value.to_string(),
             "S" => e.size = num(value)?,
             "I" => e.installed_size = num(value)?,

@@ -28,6 +28,7 @@
 //! | `write` | the package writer |
 //! | `read` | splitting members, verification |
 //! | [`index`] | APKINDEX records, ordering, the signed index file |
+//! | [`name`] | the package name and version grammar |
 
 use std::path::PathBuf;
 
@@ -35,13 +36,14 @@ pub mod autodeps;
 mod check;
 pub mod gzip;
 pub mod index;
+pub mod name;
 pub mod pkginfo;
 mod read;
 pub mod tar;
 mod write;
 
 pub use autodeps::{AutoDeps, scan_auto_deps};
-pub use check::{QuickCheckError, verify_indexed, verify_signed_parts};
+pub use check::{QuickCheckError, verify_control_signature, verify_indexed, verify_signed_parts};
 pub use pkginfo::PkgInfo;
 pub use read::{FileEntry, Package, Part, ReadError, Signature, VerifyError};
 pub use write::{WriteError, WriteOptions, WrittenPackage, write_package};

@@ -71,6 +71,15 @@ pub enum PkgInfoError {
     /// The text is not UTF-8.
     #[error("not UTF-8")]
     Utf8,
+    /// `pkgname` or `pkgver` breaks apk's grammar (it would make an unsafe
+    /// file name).
+    #[error("`{key}`: {reason}")]
+    Invalid {
+        /// The field.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl PkgInfo {
@@ -170,6 +179,9 @@ impl PkgInfo {
         if !seen_ver {
             return Err(PkgInfoError::Missing("pkgver"));
         }
+        let invalid = |key| move |reason| PkgInfoError::Invalid { key, reason };
+        super::name::check_pkgname(&p.name).map_err(invalid("pkgname"))?;
+        super::name::check_pkgver(&p.version).map_err(invalid("pkgver"))?;
         Ok(p)
     }
 }
@@ -223,7 +235,7 @@ mod tests {
 
     #[test]
     fn parse_errors() {
-        let cases: [(&str, PkgInfoError); 4] = [
+        let cases: [(&str, PkgInfoError); 6] = [
             ("pkgname=x\n", PkgInfoError::Syntax { line: 1 }),
             (
                 "pkgname = x\npkgver = 1-r0\nsize = big\n",
@@ -234,6 +246,20 @@ mod tests {
             ),
             ("pkgver = 1-r0\n", PkgInfoError::Missing("pkgname")),
             ("pkgname = x\n", PkgInfoError::Missing("pkgver")),
+            (
+                "pkgname = ../x\npkgver = 1-r0\n",
+                PkgInfoError::Invalid {
+                    key: "pkgname",
+                    reason: "package name `../x` must start with a letter or digit".into(),
+                },
+            ),
+            (
+                "pkgname = x\npkgver = 1/../../y\n",
+                PkgInfoError::Invalid {
+                    key: "pkgver",
+                    reason: crate::apk::name::check_pkgver("1/../../y").unwrap_err(),
+                },
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(PkgInfo::parse(text.as_bytes()).unwrap_err(), want, "{text}");

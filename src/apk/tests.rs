@@ -495,3 +495,19 @@ fn index_order_is_case_insensitive_then_bytewise() {
     let names: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("P:")).collect();
     assert_eq!(names, vec!["a", "Abc", "abc", "ABD", "zlib"]);
 }
+
+#[test]
+fn index_refuses_names_and_versions_that_make_unsafe_paths() {
+    let cases = [
+        ("P:../../etc/x\nV:1.0-r0\n", 1),
+        ("P:x\nV:1.0/../../y\n", 2),
+        ("P:x\nV:\n", 2),
+        ("P:a b\nV:1.0-r0\n", 1),
+    ];
+    for (text, line) in cases {
+        match index::parse(text) {
+            Err(index::IndexError::Syntax { line: l, .. }) => assert_eq!(l, line, "{text:?}"),
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+}

@@ -20,7 +20,7 @@ use forge::apk::{PackageSpec, WriteOptions};
 use forge::image::{BuildOptions, build};
 use forge::repo::Repo;
 use forge::settings::Settings;
-use forge::sign::{SigningKey, generate};
+use forge::sign::{SigningKey, TrustedKeys, generate};
 
 /// Package sizes in MiB (sum 300).
 const SIZES_MIB: [u64; 12] = [80, 50, 40, 30, 25, 20, 15, 12, 10, 8, 6, 4];
@@ -112,7 +112,9 @@ fn generate_repo(work: &Path) -> SigningKey {
     std::fs::create_dir_all(&keys).expect("creating keys/");
     let g = generate(&keys, "bench", 2048).expect("generating a key");
     let key = SigningKey::load(&g.private).expect("loading the key");
-    let mut repo = Repo::open(&work.join("out/repo"), "x86_64").expect("opening the repo");
+    let trusted = TrustedKeys::load_dir(&keys).expect("loading keys/");
+    let mut repo =
+        Repo::open(&work.join("out/repo"), "x86_64", &trusted).expect("opening the repo");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut real = real_files();
     for (i, mib) in SIZES_MIB.iter().enumerate() {

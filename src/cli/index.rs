@@ -1,5 +1,7 @@
 //! `forge index`: rebuild and sign `out/repo/<arch>/APKINDEX.tar.gz` from the
-//! packages in each architecture folder.
+//! packages in each architecture folder. Only packages signed by a key in
+//! `keys/` (or already in the signed index) are indexed; any other `.apk` is
+//! left out with a warning naming it.
 
 use std::process::ExitCode;
 
@@ -19,7 +21,8 @@ pub struct Args {
 /// Run `forge index`.
 pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     let key = sign::ensure_default_key(settings).context("loading the signing key")?;
-    let written = repo::reindex(settings, &key, args.description.as_deref())
+    let trusted = sign::TrustedKeys::load_dir(&settings.keys_dir()).context("loading keys/")?;
+    let written = repo::reindex(settings, &key, &trusted, args.description.as_deref())
         .with_context(|| format!("indexing {}", settings.repo_dir().display()))?;
     if written.is_empty() {
         settings.shell.warn(format!(

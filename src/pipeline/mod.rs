@@ -385,14 +385,9 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
     }
 
     // Execute.
-    let mut opened = Repo::open(&settings.repo_dir(), arch)?;
+    let mut opened = Repo::open(&settings.repo_dir(), arch, &trusted)?;
     opened.set_sha1_signature(opts.sha1_signature);
-    for (path, why) in opened.unreadable() {
-        shell.warn(format!(
-            "{} is unreadable and left out of the index: {why}",
-            path.display()
-        ));
-    }
+    repo::warn_left_out(settings, &opened);
     let repo = Mutex::new(SharedRepo {
         repo: opened,
         generation: 0,

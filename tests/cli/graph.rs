@@ -429,10 +429,7 @@ fn graph_corrupt_package_is_rebuilt() {
     let good = std::fs::read(&apk).unwrap();
     std::fs::write(&apk, &good[..good.len() / 2]).unwrap();
     let (out, err) = run_ok(forge(root).args(["--sandbox", "none", "--json", "build"]));
-    assert!(
-        err.contains("is unreadable and left out of the index"),
-        "{err}"
-    );
+    assert!(err.contains("is left out of the index"), "{err}");
     assert_eq!(built_units(&out), BTreeSet::from(["u0001".to_string()]));
     assert_eq!(std::fs::read(&apk).unwrap(), good, "rebuilt byte for byte");
     run_ok(

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use forge::apk::{PackageSpec, WriteOptions};
 use forge::repo::Repo;
-use forge::sign::{SigningKey, find_signing_key, generate};
+use forge::sign::{SigningKey, TrustedKeys, find_signing_key, generate};
 use serde_json::Value;
 
 use crate::support::{self, forge, require_tool, run, run_ok, write};
@@ -43,7 +43,8 @@ fn publish(project: &Path, pkgs: &[Pkg<'_>]) {
 /// Write `pkgs` into `project/out/repo/<arch>` and re-sign its index.
 fn publish_arch(project: &Path, arch: &str, pkgs: &[Pkg<'_>]) {
     let key = key(project);
-    let mut repo = Repo::open(&project.join("out/repo"), arch).unwrap();
+    let trusted = TrustedKeys::load_dir(&project.join("keys")).unwrap();
+    let mut repo = Repo::open(&project.join("out/repo"), arch, &trusted).unwrap();
     for p in pkgs {
         let stage = tempfile::tempdir().unwrap();
         for (rel, data, mode) in &p.files {
