@@ -52,3 +52,7 @@ pub mod version;
 #[cfg(test)]
 #[path = "../tests/support/tools.rs"]
 pub(crate) mod test_tools;
+
+#[cfg(test)]
+#[path = "../tests/support/project.rs"]
+pub(crate) mod test_project;

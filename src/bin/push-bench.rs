@@ -14,7 +14,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use forge::oci::layout::Layout;
@@ -27,67 +27,15 @@ use forge::registry::{Client, ClientOptions};
 const LAYERS: usize = 8;
 const LAYER_MIB: usize = 32;
 
-struct Registry {
-    dir: PathBuf,
-    port: u16,
-    child: Child,
-}
+#[path = "../../tests/support/registry.rs"]
+mod registry;
+#[path = "../../tests/support/rng.rs"]
+mod rng;
+#[path = "../../tests/support/tools.rs"]
+mod tools;
 
-impl Registry {
-    fn start(dir: &Path) -> Registry {
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::create_dir_all(dir).expect("registry folder");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let cfg = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.join("data").display()
-        );
-        std::fs::write(dir.join("config.yml"), cfg).expect("registry config");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry (apt install docker-registry)");
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Registry {
-            dir: dir.to_path_buf(),
-            port,
-            child,
-        }
-    }
-
-    fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+use registry::Registry;
+use rng::noise;
 
 /// The layout (reused when present).
 fn layout(dir: &Path) -> PathBuf {
@@ -203,11 +151,14 @@ fn main() {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("forge-push-bench"));
+    if !tools::require_tools(&["docker-registry", "skopeo"]) {
+        return;
+    }
     let layout = layout(&work);
     let total = (LAYERS * LAYER_MIB) as f64;
     let mibs = |d: Duration| total / d.as_secs_f64();
 
-    let reg = Registry::start(&work.join("reg-forge"));
+    let reg = Registry::start_in(&work);
     let (fresh, bytes) = forge_push(&layout, &reg.host());
     assert!(bytes >= ((LAYERS * LAYER_MIB) << 20) as u64);
     let (noop, nbytes) = forge_push(&layout, &reg.host());
@@ -215,7 +166,7 @@ fn main() {
     let cli_noop = forge_cli(&layout, &reg.host());
     drop(reg);
 
-    let reg = Registry::start(&work.join("reg-skopeo"));
+    let reg = Registry::start_in(&work);
     let s_fresh = skopeo(&layout, &reg.host());
     let s_noop = skopeo(&layout, &reg.host());
     drop(reg);

@@ -84,16 +84,9 @@ fn greet_builds_against_libgreet_from_the_repository() {
     if !support::require_bwrap() {
         return;
     }
-    let dir = support::project();
+    let dir = support::Project::new();
+    dir.copy_recipes(&["libgreet", "greet"]).key().commit();
     let root = dir.path();
-    for name in ["libgreet", "greet"] {
-        support::copy_tree(
-            &support::repo_root().join("recipes").join(name),
-            &root.join("recipes").join(name),
-        );
-    }
-    support::install_test_key(root);
-    support::git_commit_all(root, "@1700000000 +0000");
     assert!(
         !Path::new("/usr/include/greet.h").exists()
             && !Path::new("/usr/lib/libgreet.so.1").exists(),
@@ -139,17 +132,8 @@ fn greet_builds_against_libgreet_from_the_repository() {
     assert!(!out.stdout.is_empty());
 }
 
-/// A small deterministic pseudo-random sequence for kill times.
-fn next(seed: &mut u64) -> u64 {
-    *seed = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    *seed >> 33
-}
-
-fn kill_project() -> tempfile::TempDir {
-    let dir = support::project();
-    let root = dir.path();
+fn kill_project() -> support::Project {
+    let p = support::Project::new();
     // A diamond plus a tail: a <- b, c <- d <- e, and f alone.
     let deps: [(&str, &[&str]); 6] = [
         ("ka", &[]),
@@ -160,64 +144,21 @@ fn kill_project() -> tempfile::TempDir {
         ("kf", &[]),
     ];
     for (name, ds) in deps {
-        let makedeps: Vec<String> = ds.iter().map(|d| format!("\"{d}\"")).collect();
-        support::write(
-            root,
-            &format!("recipes/{name}/data.txt"),
-            &format!("{name}\n"),
-        );
-        support::write(
-            root,
-            &format!("recipes/{name}/recipe.toml"),
-            &format!(
-                r#"schema = 1
-[package]
-name = "{name}"
-version = "1.0"
-release = 0
-description = "kill test unit"
-license = "MIT"
-arch = ["noarch"]
-makedepends = [{}]
-options = ["!check"]
-
-[[source]]
-path = "data.txt"
-
-[build]
-script = '''
-sleep 0.3
+        p.recipe(name)
+            .arch(&["noarch"])
+            .makedepends(ds)
+            .options(&["!check"])
+            .source("data.txt", &format!("{name}\n"))
+            .script(&format!(
+                r#"sleep 0.3
 mkdir -p "$pkgdir/usr/share/{name}"
 head -c 200000 /dev/zero | tr '\0' x > "$pkgdir/usr/share/{name}/blob"
-cp data.txt "$pkgdir/usr/share/{name}/"
-'''
-"#,
-                makedeps.join(", ")
-            ),
-        );
+cp data.txt "$pkgdir/usr/share/{name}/""#
+            ))
+            .write();
     }
-    support::install_test_key(root);
-    support::git_commit_all(root, "@1700000000 +0000");
-    dir
-}
-
-fn verify_repo(root: &Path) {
-    let repo = root.join("out/repo").join(std::env::consts::ARCH);
-    let index = repo.join("APKINDEX.tar.gz");
-    if !index.exists() {
-        return;
-    }
-    // `forge verify` on an index also verifies every package it names.
-    run_ok(forge(root).arg("verify").arg(&index));
-    let mut apks: Vec<_> = std::fs::read_dir(&repo)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "apk"))
-        .collect();
-    apks.sort();
-    if !apks.is_empty() {
-        run_ok(forge(root).arg("verify").args(&apks));
-    }
+    p.key().commit();
+    p
 }
 
 /// kill -9 at pseudo-random points of a multi-package build, 20 times; after
@@ -230,28 +171,15 @@ fn graph_kill_dash_nine_leaves_everything_consistent() {
     }
     let dir = kill_project();
     let root = dir.path();
-    let mut seed = 42u64;
+    let mut rng = support::Rng::from_env("graph kill -9");
     for trial in 0..20 {
         // Start from scratch every few trials so kills land in every phase.
         if trial % 4 == 0 {
             let _ = std::fs::remove_dir_all(root.join("out"));
         }
-        let mut cmd = forge(root);
-        cmd.args(["-j2", "build", "--no-images"]);
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = cmd
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let delay = 50 + next(&mut seed) % 2500;
-        std::thread::sleep(Duration::from_millis(delay));
-        let pgid = child.id();
-        let _ = Command::new("kill")
-            .args(["-9", "--", &format!("-{pgid}")])
-            .status();
-        let _ = child.wait();
-        verify_repo(root);
+        let delay = Duration::from_millis(50 + rng.below(2500));
+        support::crash::run_and_kill(forge(root).args(["-j2", "build", "--no-images"]), delay);
+        support::verify_repo(root);
     }
     // Units whose state file is there count as finished.
     let state = root.join("out/state").join(std::env::consts::ARCH);
@@ -278,7 +206,7 @@ fn graph_kill_dash_nine_leaves_everything_consistent() {
         .map(|(u, _)| u)
         .collect();
     assert_eq!(all.len(), 6);
-    verify_repo(root);
+    support::verify_repo(root);
     let (out, _) = run_ok(forge(root).args(["--json", "build", "--no-images"]));
     assert!(
         built_units(&out).is_empty(),
@@ -289,28 +217,16 @@ fn graph_kill_dash_nine_leaves_everything_consistent() {
 /// Missing host tools are reported for every dirty unit before any builds.
 #[test]
 fn graph_missing_host_tools_are_named_before_anything_builds() {
-    let dir = support::project();
+    let dir = support::Project::new();
     let root = dir.path();
     for (name, tool) in [("aa", "sh"), ("bb", "no-such-tool-forge-test")] {
-        support::write(
-            root,
-            &format!("recipes/{name}/recipe.toml"),
-            &format!(
-                r#"schema = 1
-[package]
-name = "{name}"
-version = "1.0"
-release = 0
-description = "tools test"
-license = "MIT"
-arch = ["noarch"]
-
-[build]
-tools = ["{tool}"]
-script = "mkdir -p $pkgdir/usr/share/{name}; echo x > $pkgdir/usr/share/{name}/x"
-"#
-            ),
-        );
+        dir.recipe(name)
+            .arch(&["noarch"])
+            .tools(&[tool])
+            .script(&format!(
+                "mkdir -p $pkgdir/usr/share/{name}; echo x > $pkgdir/usr/share/{name}/x"
+            ))
+            .write();
     }
     support::install_test_key(root);
     let err = support::run_err(forge(root).args(["--sandbox", "none", "build"]));

@@ -2,10 +2,9 @@
 //! registry: Debian's `docker-registry` (CNCF distribution 2.8), started per
 //! test on a free loopback port with filesystem storage in a tempdir.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -23,93 +22,6 @@ use forge::registry::{Client, ClientOptions};
 use serde_json::Value;
 
 use crate::support::*;
-
-/// A `docker-registry` process with its own storage and port.
-pub struct Registry {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Registry {
-    /// Start a registry; with `auth`, an htpasswd file holds that user.
-    pub fn start(auth: Option<(&str, &str)>) -> Registry {
-        let dir = tempfile::Builder::new()
-            .prefix("forge-registry-")
-            .tempdir()
-            .unwrap();
-        let port = free_port();
-        let mut cfg = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.path().join("data").display()
-        );
-        if let Some((user, pass)) = auth {
-            let hash = bcrypt::hash(pass, 5).unwrap();
-            std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
-            cfg.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: forge-test\n    path: {}\n",
-                dir.path().join("htpasswd").display()
-            ));
-        }
-        std::fs::write(dir.path().join("config.yml"), cfg).unwrap();
-        let mut r = Registry {
-            dir,
-            port,
-            child: None,
-        };
-        r.spawn();
-        r
-    }
-
-    /// (Re)start the process on the same port and storage.
-    pub fn spawn(&mut self) {
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(self.dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.path().join("log")).unwrap())
-            .spawn()
-            .expect("starting docker-registry");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL the process.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// `127.0.0.1:PORT`.
-    pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// The storage root.
-    pub fn storage(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn fixture(name: &str) -> PathBuf {
     repo_root().join("tests/fixtures/cosign").join(name)
@@ -178,41 +90,12 @@ fn layout_blobs(layout: &Path) -> Vec<String> {
     out
 }
 
-/// Files under the registry's blob store with their modification times.
-fn stored_blobs(storage: &Path) -> BTreeMap<PathBuf, std::time::SystemTime> {
-    walkdir::WalkDir::new(storage.join("docker/registry/v2/blobs"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            (
-                e.path().to_path_buf(),
-                e.metadata().unwrap().modified().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// Copy the repository's example project (recipes, images, forge.toml) and
-/// build it.
-fn example_project() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("forge-publish-")
-        .tempdir()
-        .unwrap();
-    for sub in ["recipes", "images"] {
-        copy_tree(&repo_root().join(sub), &dir.path().join(sub));
-    }
-    std::fs::copy(
-        repo_root().join("forge.toml"),
-        dir.path().join("forge.toml"),
-    )
-    .unwrap();
-    install_test_key(dir.path());
-    git_commit_all(dir.path(), "2024-01-01T00:00:00Z");
-    run_ok(forge(dir.path()).arg("build"));
-    assert!(dir.path().join("out/images/hello/index.json").is_file());
-    dir
+/// The repository's example project, built.
+fn example_project() -> Project {
+    let p = Project::examples();
+    run_ok(forge(p.path()).arg("build"));
+    assert!(p.path().join("out/images/hello/index.json").is_file());
+    p
 }
 
 #[test]
@@ -225,7 +108,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
         return;
     }
     let p = example_project();
-    let reg = Registry::start(None);
+    let reg = Registry::start();
     let host = reg.host();
     let target = format!("{host}/forge");
     let layout = p.path().join("out/images/hello");
@@ -248,10 +131,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
         ev["blobs_pushed"].as_u64().unwrap() as usize,
         ev["missing"].as_array().unwrap().len()
     );
-    assert!(
-        stored_blobs(&reg.storage()).is_empty(),
-        "dry run stored blobs"
-    );
+    assert!(reg.stored_blobs().is_empty(), "dry run stored blobs");
 
     let (out, _) = run_ok(forge_signing(p.path()).args([
         "--json",
@@ -335,7 +215,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     }
 
     // Publishing again sends no blob, no manifest, moves no tag.
-    let before = stored_blobs(&reg.storage());
+    let before = reg.stored_blobs();
     let t = Instant::now();
     let (out, _) = run_ok(forge_signing(p.path()).args([
         "--json",
@@ -360,7 +240,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     }
     assert_eq!(events(&out, "publish")[0]["signed"], false);
     assert_eq!(
-        stored_blobs(&reg.storage()),
+        reg.stored_blobs(),
         before,
         "the registry's blob store changed on a no-op publish"
     );
@@ -657,19 +537,6 @@ fn put_signature(c: &Client, repo: &str, digest: &Digest, layers: Vec<Layer>) {
 }
 
 /// Incompressible bytes from a xorshift generator.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// A single-platform image of random layers at `out/images/NAME`.
 pub fn synthetic_image(root: &Path, name: &str, layers: &[usize], seed: u64) -> Digest {
     let layout = Layout::create(&root.join("out/images").join(name)).unwrap();
@@ -708,7 +575,8 @@ fn registry_auth_basic_credentials_and_redaction() {
         return;
     }
     let password = "Pa55-w0rd-xyzzy";
-    let reg = Registry::start(Some(("alice", password)));
+    let hash = bcrypt::hash(password, 5).unwrap();
+    let reg = Registry::start_with_htpasswd(&format!("alice:{hash}\n"));
     let p = project();
     synthetic_image(p.path(), "tiny", &[4096, 8192], 7);
     let target = format!("{}/forge", reg.host());
@@ -797,7 +665,7 @@ fn registry_survives_a_restart_mid_push_and_never_tags_early() {
     if !require_tool("docker-registry") {
         return;
     }
-    let mut reg = Registry::start(None);
+    let mut reg = Registry::start();
     let p = project();
     let sizes = [24 << 20, 24 << 20, 16 << 20, 16 << 20, 32 << 20];
     let digest = synthetic_image(p.path(), "big", &sizes, 11);
@@ -879,7 +747,7 @@ fn registry_survives_a_restart_mid_push_and_never_tags_early() {
     }
     reg.kill();
     std::thread::sleep(Duration::from_millis(700));
-    reg.spawn();
+    reg.restart();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -925,7 +793,7 @@ fn registry_large_blobs_stream_from_the_file() {
     if !require_tool("docker-registry") {
         return;
     }
-    let reg = Registry::start(None);
+    let reg = Registry::start();
     let p = project();
     // Above the in-memory limit (64 MiB): sent as a streamed body.
     let digest = synthetic_image(p.path(), "large", &[(64 << 20) + 4097], 5);
@@ -959,7 +827,7 @@ fn registry_chunked_upload_round_trips() {
     if !require_tool("docker-registry") {
         return;
     }
-    let reg = Registry::start(None);
+    let reg = Registry::start();
     let p = project();
     let digest = synthetic_image(p.path(), "chunky", &[3 << 20, 100_000], 3);
     run_ok(forge(p.path()).args([
@@ -1053,7 +921,7 @@ fn registry_interrupted_publish_resumes_with_what_is_missing() {
     if !require_tool("docker-registry") {
         return;
     }
-    let reg = Registry::start(None);
+    let reg = Registry::start();
     let p = project();
     let sizes = [16 << 20; 6];
     let digest = synthetic_image(p.path(), "resume", &sizes, 21);
@@ -1075,7 +943,7 @@ fn registry_interrupted_publish_resumes_with_what_is_missing() {
         .unwrap();
     // Stop forge (SIGKILL) once two layers are stored.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while stored_blobs(&reg.storage()).len() < 2 {
+    while reg.stored_blobs().len() < 2 {
         assert!(Instant::now() < deadline, "no blob stored");
         std::thread::sleep(Duration::from_millis(2));
     }

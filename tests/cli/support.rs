@@ -9,14 +9,24 @@ pub fn forge_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_forge"))
 }
 
-/// The repository root (holds `recipes/`).
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 #[path = "../support/tools.rs"]
 mod tools;
 pub use tools::*;
+
+#[path = "../support/project.rs"]
+mod project;
+pub use project::*;
+
+#[path = "../support/registry.rs"]
+mod registry;
+pub use registry::Registry;
+
+#[path = "../support/rng.rs"]
+mod rng;
+pub use rng::{Rng, noise};
+
+#[path = "../support/crash.rs"]
+pub mod crash;
 
 /// A `forge` command run in `dir`, with a private cache under `dir`.
 pub fn forge(dir: &Path) -> Command {
@@ -65,83 +75,6 @@ pub fn run_err(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A fresh project folder with an empty `recipes/`.
-pub fn project() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("forge-test-")
-        .tempdir()
-        .unwrap();
-    std::fs::create_dir_all(dir.path().join("recipes")).unwrap();
-    dir
-}
-
-/// Write `text` to `root/rel`, creating folders.
-pub fn write(root: &Path, rel: &str, text: &str) {
-    let p = root.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
-}
-
-/// Copy a folder tree (files, folders, symlinks).
-pub fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from) {
-        let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(from).unwrap();
-        let dest = to.join(rel);
-        let ft = entry.file_type();
-        if ft.is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(entry.path()).unwrap();
-            std::os::unix::fs::symlink(target, &dest).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
-/// `git init` + commit everything in `dir` with a fixed author date.
-pub fn git_commit_all(dir: &Path, date: &str) {
-    let git = |args: &[&str]| {
-        let st = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_AUTHOR_DATE", date)
-            .env("GIT_COMMITTER_DATE", date)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t")
-            .status()
-            .unwrap();
-        assert!(st.success(), "git {:?}", args);
-    };
-    if !dir.join(".git").exists() {
-        git(&["init", "-q", "-b", "main"]);
-    }
-    git(&["add", "-A"]);
-    git(&["commit", "-q", "-m", "test", "--allow-empty"]);
-}
-
-/// Copy the test suite's fixed signing key into `root/keys/` (mode 0600), so
-/// a test pays no key generation and two projects sign identically.
-pub fn install_test_key(root: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let keys = root.join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    for entry in std::fs::read_dir(repo_root().join("tests/fixtures/keys")).unwrap() {
-        let entry = entry.unwrap();
-        let dest = keys.join(entry.file_name());
-        std::fs::copy(entry.path(), &dest).unwrap();
-        let mode = if dest.extension().is_some_and(|e| e == "pub") {
-            0o644
-        } else {
-            0o600
-        };
-        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-}
-
 /// `--json` events of a forge run: every `{"event":"unit",...}` line as
 /// (unit, status).
 pub fn unit_events(stdout: &str) -> Vec<(String, String)> {
@@ -167,4 +100,32 @@ pub fn golden(name: &str, actual: &str) {
     }
     let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert_eq!(actual, want, "golden {name} differs");
+}
+
+/// A fresh project folder with an empty `recipes/` (see [`Project`] for the
+/// fluent form).
+pub fn project() -> tempfile::TempDir {
+    Project::new().into_temp_dir()
+}
+
+/// `forge verify` the repository's index (which verifies every package it
+/// names) and every `.apk` beside it. A repository with no index yet (a run
+/// killed before its first index) passes.
+pub fn verify_repo(root: &Path) {
+    let repo = root.join("out/repo").join(std::env::consts::ARCH);
+    let index = repo.join("APKINDEX.tar.gz");
+    if !index.exists() {
+        return;
+    }
+    // `forge verify` on an index also verifies every package it names.
+    run_ok(forge(root).arg("verify").arg(&index));
+    let mut apks: Vec<_> = std::fs::read_dir(&repo)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "apk"))
+        .collect();
+    apks.sort();
+    if !apks.is_empty() {
+        run_ok(forge(root).arg("verify").args(&apks));
+    }
 }
