@@ -22,24 +22,27 @@
 //! The result, [`Staged`], is the whole interface to the packaging stage: the
 //! staged trees plus the names, descriptions and dependencies to record.
 
+mod bwrap;
 mod normalize;
 mod sandbox;
 mod split;
 mod stage;
+mod steps;
 mod strip;
 #[cfg(test)]
 mod tests;
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::process::{self, Cmd, ProcessError};
+use crate::process::{self, ProcessError};
 use crate::recipe::Recipe;
 use crate::settings::{SandboxMode, Settings};
-use sandbox::{BwrapSpec, HostLayout, ScriptPaths, StepInfo, WorkDirs};
+use sandbox::{StepInfo, WorkDirs};
+use steps::Steps;
 
+pub use bwrap::{BUILD_GID, BUILD_UID};
 pub use normalize::NormalizeError;
 pub use sandbox::SYSTEM_PATH;
 pub use split::SplitError;
@@ -295,12 +298,7 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
     result?;
 
     if !recipe.options.no_strip {
-        let tool = process::find_in_path("strip", OsStr::new(sandbox::SYSTEM_PATH));
-        let n =
-            strip::strip_tree(tool.as_deref(), &dirs.pkg).map_err(|source| BuildError::Strip {
-                recipe: name.to_string(),
-                source,
-            })?;
+        let n = steps.strip(&host_path)?;
         settings
             .shell
             .verbose(format!("stripped {n} files of {name}"));
@@ -320,9 +318,7 @@ fn fresh_work_dirs(work: &Path) -> Result<WorkDirs, BuildError> {
     for d in [&dirs.src, &dirs.pkg, &dirs.home, &dirs.tmp, &dirs.etc] {
         std::fs::create_dir_all(d).map_err(io_err("creating", d))?;
     }
-    use std::os::unix::fs::MetadataExt as _;
-    let me = std::fs::metadata(&dirs.work).map_err(io_err("reading", &dirs.work))?;
-    let (passwd, group) = sandbox::passwd_group(me.uid(), me.gid());
+    let (passwd, group) = bwrap::passwd_group();
     for (file, text) in [("passwd", passwd), ("group", group)] {
         let p = dirs.etc.join(file);
         std::fs::write(&p, text).map_err(io_err("writing", &p))?;
@@ -362,81 +358,4 @@ fn open_log(path: &Path) -> Result<File, BuildError> {
         std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
     }
     File::create(path).map_err(io_err("creating", path))
-}
-
-/// Everything needed to run one step.
-struct Steps<'a> {
-    recipe: &'a str,
-    bwrap: Option<&'a Path>,
-    dirs: &'a WorkDirs,
-    builddir: &'a Path,
-    deps_root: Option<&'a Path>,
-    net: bool,
-    info: &'a StepInfo<'a>,
-    log_path: &'a Path,
-}
-
-impl Steps<'_> {
-    fn run(&self, step: &'static str, script: &str, log: &mut File) -> Result<(), BuildError> {
-        let text = sandbox::wrapper_script(script);
-        let mut cmd = match self.bwrap {
-            Some(bwrap) => {
-                let paths = ScriptPaths::sandboxed(self.builddir, self.deps_root.is_some());
-                let env = sandbox::environment(self.info, &paths);
-                let host = HostLayout::read();
-                let spec = BwrapSpec {
-                    dirs: self.dirs,
-                    deps_root: self.deps_root,
-                    net: self.net,
-                    host: &host,
-                    env: &env,
-                };
-                let mut cmd = Cmd::new(bwrap);
-                cmd.args(sandbox::bwrap_args(&spec));
-                cmd.args(["--", "/bin/sh", "-c", &text]);
-                cmd
-            }
-            None => {
-                let paths = ScriptPaths::direct(self.dirs, self.builddir, self.deps_root);
-                let env = sandbox::environment(self.info, &paths);
-                let mut cmd = Cmd::new("/bin/sh");
-                cmd.env_clear()
-                    .current_dir(&self.dirs.src)
-                    .args(["-c", &text]);
-                for (k, v) in &env {
-                    cmd.env(k, v);
-                }
-                cmd
-            }
-        };
-        let _ = writeln!(log, "==> forge: {step} step of {}", self.recipe);
-        let result = cmd.run_logged(log);
-        let _ = log.flush();
-        match result {
-            Ok(()) => Ok(()),
-            Err(ProcessError::Failed { status, .. }) => Err(BuildError::Step {
-                recipe: self.recipe.to_string(),
-                step,
-                status: status.to_string(),
-                log: self.log_path.to_path_buf(),
-                tail: read_tail(self.log_path, LOG_TAIL_LINES),
-            }),
-            Err(source) => Err(BuildError::Spawn {
-                recipe: self.recipe.to_string(),
-                step,
-                source,
-            }),
-        }
-    }
-}
-
-/// The last `n` lines of a text file (empty when it cannot be read).
-fn read_tail(path: &Path, n: usize) -> Vec<String> {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| l.to_string())
-        .collect()
 }

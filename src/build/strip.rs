@@ -11,8 +11,12 @@
 //!
 //! Every call passes `-D` (deterministic archives: zero uid, gid and
 //! timestamps) and the files in sorted order, so stripping is reproducible.
-//! The host's `strip` runs outside the sandbox, on files the build produced.
+//! The files are found here, on the host, by reading only their first bytes;
+//! `strip` itself runs through a [`Runner`], which under bubblewrap starts it
+//! inside the sandbox (`build/steps.rs`), since the files were made by the
+//! build and may be crafted to exploit binutils.
 
+use std::ffi::OsString;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
@@ -96,12 +100,24 @@ pub(crate) fn flags(kind: Kind) -> &'static [&'static str] {
     }
 }
 
-/// Strip everything strippable under `root` with the `strip` program given;
-/// returns how many files were stripped. Without a `strip` program, a tree
-/// with nothing to strip is fine and any other is an error.
-pub(crate) fn strip_tree(strip: Option<&Path>, root: &Path) -> Result<usize, StripError> {
+/// How `strip` is started: `program` with `args` before strip's own flags,
+/// seeing the staged tree at `root_seen` (`/forge/pkg` in the sandbox).
+#[derive(Debug, Clone)]
+pub(crate) struct Runner {
+    /// The program to run: `strip` itself, or bwrap.
+    pub program: PathBuf,
+    /// The words before strip's flags (bwrap's, ending in `-- strip`).
+    pub args: Vec<OsString>,
+    /// Where the tree being stripped appears to `strip`.
+    pub root_seen: PathBuf,
+}
+
+/// Strip everything strippable under `root` through `runner`; returns how
+/// many files were stripped. Without a `strip` program, a tree with nothing
+/// to strip is fine and any other is an error.
+pub(crate) fn strip_tree(runner: Option<&Runner>, root: &Path) -> Result<usize, StripError> {
     let groups = find(root).map_err(StripError::Scan)?;
-    let Some(strip) = strip else {
+    let Some(runner) = runner else {
         return match groups.first() {
             Some((_, files)) => Err(StripError::NoStrip(files[0].clone())),
             None => Ok(0),
@@ -111,10 +127,15 @@ pub(crate) fn strip_tree(strip: Option<&Path>, root: &Path) -> Result<usize, Str
     for (kind, files) in groups {
         // Keep command lines well under the argument-size limit.
         for chunk in files.chunks(200) {
-            Cmd::new(strip)
+            let seen = chunk.iter().map(|f| match f.strip_prefix(root) {
+                Ok(rel) => runner.root_seen.join(rel),
+                Err(_) => f.clone(),
+            });
+            Cmd::new(&runner.program)
+                .args(&runner.args)
                 .args(flags(kind))
                 .arg("--")
-                .args(chunk)
+                .args(seen)
                 .run()
                 .map_err(StripError::Run)?;
             count += chunk.len();
@@ -204,8 +225,13 @@ mod tests {
             strip_tree(None, &dir.path().join("root")),
             Err(StripError::NoStrip(_))
         ));
+        let runner = Runner {
+            program: strip,
+            args: Vec::new(),
+            root_seen: dir.path().join("root"),
+        };
         assert_eq!(
-            strip_tree(Some(&strip), &dir.path().join("root")).unwrap(),
+            strip_tree(Some(&runner), &dir.path().join("root")).unwrap(),
             1
         );
         let after = std::fs::metadata(&bin).unwrap().len();

@@ -351,3 +351,59 @@ fn work_dir_with_read_only_folders_is_recreated() {
     // A missing tree is fine.
     remove_tree(&dir.path().join("out/work/ro")).unwrap();
 }
+
+/// `strip` runs inside the sandbox: a `strip` first on the build's PATH
+/// (from the build dependencies) records what it sees, then hands over to
+/// the real one. It has no capabilities, runs as the build user in a user
+/// namespace of its own, and the binary still ends up stripped.
+#[test]
+fn strip_runs_inside_the_sandbox() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if !have_bwrap() || !crate::test_tools::require_tools(&["cc", "strip"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let deps = dir.path().join("deps");
+    let fake = deps.join("usr/bin/strip");
+    std::fs::create_dir_all(fake.parent().unwrap()).unwrap();
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n\
+         { grep -E '^Cap(Prm|Eff|Bnd):' /proc/self/status; id -u; readlink /proc/self/ns/user; } > /forge/pkg/strip-probe\n\
+         exec /usr/bin/strip \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let build = "mkdir -p \"$pkgdir/usr/bin\"\n\
+                 printf 'int helper(void){return 1;}\\nint main(void){return helper()-1;}\\n' > m.c\n\
+                 cc -g -o \"$pkgdir/usr/bin/m\" m.c\n";
+    let r = recipe(dir.path(), "stripped", &[("a", "")], build);
+    let s = settings(dir.path(), SandboxMode::Bwrap);
+    let req = BuildRequest {
+        deps_root: Some(deps.clone()),
+        ..request(&s, &r)
+    };
+    let staged = run(&req).unwrap();
+    let root = &staged.packages[0].root;
+    let probe =
+        std::fs::read_to_string(root.join("strip-probe")).expect("strip ran the PATH's strip");
+    let host_ns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let lines: Vec<&str> = probe.lines().collect();
+    assert_eq!(
+        &lines[..4],
+        [
+            "CapPrm:\t0000000000000000",
+            "CapEff:\t0000000000000000",
+            "CapBnd:\t0000000000000000",
+            "1000",
+        ],
+        "{probe}"
+    );
+    assert_ne!(
+        Path::new(lines[4]),
+        host_ns,
+        "strip ran in the host's user namespace"
+    );
+    let data = std::fs::read(root.join("usr/bin/m")).unwrap();
+    assert!(!data.windows(8).any(|w| w == b".symtab\0"), "not stripped");
+}

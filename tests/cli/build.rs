@@ -394,3 +394,97 @@ fn build_cli_failure_shows_the_log_tail() {
     assert_eq!(log, "==> forge: build step of hello\nabout to fail\n");
     assert!(!project.path().join("out/stage/hello").exists());
 }
+
+/// The README's attack: a build that remounts `/usr` read-write to plant a
+/// file on the host. The mount is refused, the build fails saying so, and
+/// the host is untouched.
+#[test]
+fn build_sandbox_refuses_a_remount_of_usr() {
+    if !support::require_bwrap() {
+        return;
+    }
+    let project = support::project();
+    let probe = PathBuf::from("/usr/forge-probe");
+    let _ = std::fs::remove_file(&probe);
+    // The issue's script, as is: the `&&` list is the last command, so its
+    // status is the step's.
+    let script = "mount -o remount,bind,rw /usr && touch /usr/forge-probe";
+    let r = recipe(project.path(), "remount", &[("a", "")], script);
+    let err = build(project.path(), &r).unwrap_err();
+    let (_, tail) = err.log_tail().expect("the build step fails");
+    assert!(
+        tail.iter()
+            .any(|l| l.starts_with("mount:") && l.contains("/usr")),
+        "the log says the mount was refused: {tail:?}"
+    );
+    assert!(
+        !probe.exists(),
+        "{} was planted on the host",
+        probe.display()
+    );
+}
+
+/// What a hostile build tries besides the remount, each attempt recorded in
+/// `$pkgdir` so the test reads the outcome: capabilities, identity, a nested
+/// user namespace, a tmpfs mount, a write through a read-only bind, reading
+/// `/root` and the project's keys.
+#[test]
+fn build_sandbox_contains_root() {
+    if !support::require_bwrap() {
+        return;
+    }
+    let project = support::project();
+    support::install_test_key(project.path());
+    let keys = project.path().join("keys");
+    let deps = tempfile::tempdir().unwrap();
+    support::write(deps.path(), "usr/share/dep", "dep\n");
+    let attempts = [
+        ("unshare", "unshare -r true".to_string()),
+        ("tmpfs", "mount -t tmpfs none \"$HOME\"".to_string()),
+        ("deps", "echo x > /forge/deps/usr/share/dep".to_string()),
+        ("usr", "touch /usr/forge-ro-probe".to_string()),
+        ("root", "ls /root".to_string()),
+        ("keys", format!("cat '{}'/*.rsa", keys.display())),
+        ("chown", "chown 0:0 \"$pkgdir/bin\"".to_string()),
+    ];
+    let mut script = String::from(
+        "o=\"$pkgdir/probe\"\nmkdir -p \"$o\"\n\
+         grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Uid|Gid):' /proc/self/status > \"$o/status\"\n\
+         id -u > \"$o/uid\"; id -g >> \"$o/uid\"\n\
+         printf '#!/bin/sh\\n' > \"$pkgdir/bin\"; chmod 4755 \"$pkgdir/bin\"\n",
+    );
+    for (name, cmd) in &attempts {
+        script.push_str(&format!(
+            "if ({cmd}) >/dev/null 2>&1; then echo allowed; else echo refused; fi > \"$o/{name}\"\n"
+        ));
+    }
+    let r = recipe(project.path(), "contain", &[("a", "")], &script);
+    let settings = Settings::for_root(project.path());
+    let staged = build::run(&BuildRequest {
+        settings: &settings,
+        recipe: &r,
+        source_date_epoch: EPOCH,
+        arch: "x86_64".into(),
+        deps_root: Some(deps.path().to_path_buf()),
+    })
+    .unwrap();
+    let root = &staged.packages[0].root;
+    let read = |rel: &str| std::fs::read_to_string(root.join("probe").join(rel)).unwrap();
+    let status = read("status");
+    for cap in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert!(
+            status.contains(&format!("{cap}:\t0000000000000000\n")),
+            "{cap} is not empty:\n{status}"
+        );
+    }
+    assert!(status.contains("NoNewPrivs:\t1\n"), "{status}");
+    assert_eq!(read("uid"), "1000\n1000\n", "the fixed build uid/gid");
+    for (name, _) in &attempts {
+        assert_eq!(read(name), "refused\n", "{name} was allowed");
+    }
+    assert_eq!(
+        std::fs::read_to_string(deps.path().join("usr/share/dep")).unwrap(),
+        "dep\n"
+    );
+    assert!(!Path::new("/usr/forge-ro-probe").exists());
+}
