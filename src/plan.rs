@@ -112,7 +112,10 @@ pub fn normalized_recipe(recipe: &Recipe, source_date_epoch: i64, commit: Option
     let o = recipe.options;
     line(
         "options",
-        &format!("check={} strip={} net={}", !o.no_check, !o.no_strip, o.net),
+        &format!(
+            "check={} strip={} net={} suid={}",
+            !o.no_check, !o.no_strip, o.net, o.suid
+        ),
     );
     for sp in &recipe.subpackages {
         line(

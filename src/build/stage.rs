@@ -42,12 +42,18 @@ pub(super) fn stage(req: &BuildRequest<'_>, dirs: &WorkDirs) -> Result<Staged, B
     for tree in &trees {
         std::fs::set_permissions(tree, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .map_err(io_err("setting the mode of", tree))?;
-        normalize::normalize_tree(tree, req.source_date_epoch).map_err(|source| {
-            BuildError::Normalize {
-                recipe: name.to_string(),
-                source,
-            }
+        let cleared = normalize::normalize_tree(tree, req.source_date_epoch, recipe.options.suid)
+            .map_err(|source| BuildError::Normalize {
+            recipe: name.to_string(),
+            source,
         })?;
+        for path in cleared {
+            let rel = path.strip_prefix(tree).unwrap_or(&path);
+            req.settings.shell.warn(format!(
+                "`{name}`: cleared the setuid/setgid bits of {} (add the `suid` option to keep them)",
+                rel.display()
+            ));
+        }
     }
 
     // Swap the finished folder into place: old aside, new in, old removed.

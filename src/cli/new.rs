@@ -64,7 +64,7 @@ license = "MIT"                 # SPDX expression, e.g. "GPL-2.0-or-later OR MIT
 # depends = []                  # runtime dependencies: "foo", "foo>=1.2", "so:libz.so.1"
 # makedepends = []              # forge packages needed to build
 # provides = []
-# options = []                  # "!check", "!strip", "net"
+# options = []                  # "!check", "!strip", "net", "suid"
 # builddir = "@NAME@-0.1.0"     # relative to $srcdir
 # subpackages = ["doc", "dev"]  # built-in splits
 

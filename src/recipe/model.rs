@@ -140,7 +140,7 @@ pub struct Subpackage {
     pub provides: Vec<String>,
 }
 
-/// Recipe options (`options = ["!check", "!strip", "net"]`).
+/// Recipe options (`options = ["!check", "!strip", "net", "suid"]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Options {
     /// `!check`: skip the check step.
@@ -149,4 +149,7 @@ pub struct Options {
     pub no_strip: bool,
     /// `net`: the build may use the network.
     pub net: bool,
+    /// `suid`: the packages keep the setuid/setgid bits the build set;
+    /// without it they are cleared (with a warning naming the files).
+    pub suid: bool,
 }

@@ -38,7 +38,7 @@ const PACKAGE_KEYS: &[&str] = &[
 ];
 const BUILD_KEYS: &[&str] = &["tools", "script", "check"];
 const SUBPACKAGE_KEYS: &[&str] = &["name", "description", "paths", "depends", "provides"];
-const OPTIONS: &[&str] = &["!check", "!strip", "net"];
+const OPTIONS: &[&str] = &["!check", "!strip", "net", "suid"];
 /// The architectures a recipe builds for when it does not say.
 pub const DEFAULT_ARCH: &[&str] = &["x86_64", "aarch64"];
 
@@ -301,6 +301,7 @@ fn read_options(p: &mut Problems<'_>, pkg: &Section<'_, '_>) -> Option<Options> 
             "!check" => o.no_check = true,
             "!strip" => o.no_strip = true,
             "net" => o.net = true,
+            "suid" => o.suid = true,
             other => {
                 let hint = did_you_mean(other, OPTIONS)
                     .map(|h| format!(", did you mean `{h}`?"))

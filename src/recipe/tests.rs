@@ -89,7 +89,8 @@ fn documented_example_loads() {
         Options {
             no_check: false,
             no_strip: true,
-            net: false
+            net: false,
+            suid: false
         }
     );
     assert_eq!(r.sources.len(), 4);

@@ -427,7 +427,7 @@ fn build_sandbox_refuses_a_remount_of_usr() {
 /// What a hostile build tries besides the remount, each attempt recorded in
 /// `$pkgdir` so the test reads the outcome: capabilities, identity, a nested
 /// user namespace, a tmpfs mount, a write through a read-only bind, reading
-/// `/root` and the project's keys.
+/// `/root` and the project's keys, and a setuid output file.
 #[test]
 fn build_sandbox_contains_root() {
     if !support::require_bwrap() {
@@ -487,4 +487,7 @@ fn build_sandbox_contains_root() {
         "dep\n"
     );
     assert!(!Path::new("/usr/forge-ro-probe").exists());
+    // The setuid bit the build set is not packaged (the recipe lacks `suid`).
+    let mode = std::fs::metadata(root.join("bin")).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o755, "{mode:o}");
 }
