@@ -176,3 +176,79 @@ fn hello_example_pkginfo_and_index_match_golden() {
     entry.render_into(&mut record);
     support::golden("hello.APKINDEX", &mask(&record));
 }
+
+/// The user every file of `root` is handed to, and the build runs as, in
+/// [`root_and_unprivileged_builds_are_identical`]: `nobody`.
+const UNPRIVILEGED: u32 = 65534;
+
+/// `forge` in `dir` run as [`UNPRIVILEGED`] through `setpriv`, with the
+/// environment `support::forge` gives, using the binary copy `bin`.
+fn forge_unprivileged(dir: &Path, bin: &Path) -> std::process::Command {
+    let template = forge(dir);
+    let id = UNPRIVILEGED.to_string();
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.arg(format!("--reuid={id}"))
+        .arg(format!("--regid={id}"))
+        .arg("--clear-groups")
+        .arg(bin)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env_remove("XDG_CACHE_HOME");
+    for (k, v) in template.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd
+}
+
+/// Hand every entry under (and including) `root` to [`UNPRIVILEGED`].
+fn chown_tree(root: &Path) {
+    for e in walkdir::WalkDir::new(root) {
+        let e = e.unwrap();
+        std::os::unix::fs::lchown(e.path(), Some(UNPRIVILEGED), Some(UNPRIVILEGED)).unwrap();
+    }
+}
+
+/// Packaging records ownership itself (root, fakeroot-style), and the sandbox
+/// runs every build as the same build user: so a build run by root and one
+/// run by an ordinary user give the same bytes.
+#[test]
+fn root_and_unprivileged_builds_are_identical() {
+    use std::os::unix::fs::MetadataExt as _;
+    let root_user = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if !root_user {
+        support::missing("building as another user needs root (CI runs the suite as root)");
+        return;
+    }
+    if !support::require_bwrap() || !support::require_tool("setpriv") {
+        return;
+    }
+    let a = clone_of_repo();
+    run_ok(forge(a.path()).args(["--offline", "build"]));
+
+    let b = clone_of_repo();
+    let bin = b.path().join(".forge-bin");
+    std::fs::copy(support::forge_bin(), &bin).unwrap();
+    chown_tree(b.path());
+    let (_, err) = run_ok(forge_unprivileged(b.path(), &bin).args(["--offline", "build"]));
+    assert!(err.contains("3 built"), "{err}");
+    // It really ran as that user: its outputs belong to it.
+    let out_owner = std::fs::metadata(b.path().join("out/repo")).unwrap().uid();
+    assert_eq!(out_owner, UNPRIVILEGED);
+
+    let repo_a = files_under(&a.path().join("out/repo"));
+    let repo_b = files_under(&b.path().join("out/repo"));
+    assert!(repo_a.keys().filter(|k| k.ends_with(".apk")).count() >= 5);
+    assert_eq!(
+        repo_a.keys().collect::<Vec<_>>(),
+        repo_b.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &repo_a {
+        assert!(bytes == &repo_b[name], "{name} differs between root and {UNPRIVILEGED}");
+    }
+    let img_a = files_under(&a.path().join("out/images"));
+    let img_b = files_under(&b.path().join("out/images"));
+    assert_eq!(img_a, img_b, "image layouts and SBOMs are byte-identical");
+}
