@@ -246,7 +246,10 @@ fn root_and_unprivileged_builds_are_identical() {
         repo_b.keys().collect::<Vec<_>>()
     );
     for (name, bytes) in &repo_a {
-        assert!(bytes == &repo_b[name], "{name} differs between root and {UNPRIVILEGED}");
+        assert!(
+            bytes == &repo_b[name],
+            "{name} differs between root and {UNPRIVILEGED}"
+        );
     }
     let img_a = files_under(&a.path().join("out/images"));
     let img_b = files_under(&b.path().join("out/images"));
