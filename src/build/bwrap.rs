@@ -40,6 +40,20 @@ pub const BUILD_UID: u32 = 1000;
 /// The group id every sandboxed process runs as.
 pub const BUILD_GID: u32 = 1000;
 
+/// The oldest bubblewrap that has every flag used here (`--disable-userns`
+/// came in 0.8.0).
+pub const MIN_BWRAP: (u32, u32) = (0, 8);
+
+/// The `(major, minor)` version in `bwrap --version` output
+/// (`bubblewrap 0.8.0`).
+pub(crate) fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let v = text.trim().strip_prefix("bubblewrap ")?;
+    let mut parts = v.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 /// One top-level entry of the host root that holds the toolchain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TopEntry {

@@ -100,6 +100,14 @@ pub enum BuildError {
     /// bubblewrap is missing under `--sandbox bwrap`.
     #[error("bubblewrap (`bwrap`) is not installed; install it or build with `--sandbox none`")]
     NoBwrap,
+    /// bubblewrap is older than the sandbox needs (or does not say its version).
+    #[error(
+        "bubblewrap 0.8 or later is needed for the build sandbox (`--disable-userns`); `bwrap --version` says `{found}`"
+    )]
+    OldBwrap {
+        /// What `bwrap --version` printed.
+        found: String,
+    },
     /// A tool the recipe lists in `host_tools` is missing.
     #[error("recipe `{recipe}` needs host tool `{tool}`, which is not on the build PATH ({path})")]
     MissingTool {
@@ -306,9 +314,20 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
     stage::stage(req, &dirs)
 }
 
+/// bwrap on forge's PATH, at least [`bwrap::MIN_BWRAP`].
 fn find_bwrap() -> Result<PathBuf, BuildError> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| sandbox::SYSTEM_PATH.into());
-    process::find_in_path("bwrap", &path).ok_or(BuildError::NoBwrap)
+    let bwrap = process::find_in_path("bwrap", &path).ok_or(BuildError::NoBwrap)?;
+    let text = process::Cmd::new(&bwrap)
+        .arg("--version")
+        .run_stdout()
+        .unwrap_or_default();
+    match bwrap::parse_version(&text) {
+        Some(v) if v >= bwrap::MIN_BWRAP => Ok(bwrap),
+        _ => Err(BuildError::OldBwrap {
+            found: text.trim().to_string(),
+        }),
+    }
 }
 
 /// Remove and recreate the work folders, and write the sandbox's `/etc` files.

@@ -407,3 +407,23 @@ fn strip_runs_inside_the_sandbox() {
     let data = std::fs::read(root.join("usr/bin/m")).unwrap();
     assert!(!data.windows(8).any(|w| w == b".symtab\0"), "not stripped");
 }
+
+/// A build can set setuid/setgid bits on its files (they are not honoured in
+/// the sandbox); the package keeps them only when the recipe says `suid`.
+#[test]
+fn setuid_bits_are_kept_only_with_the_suid_option() {
+    if !have_bwrap() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = "mkdir -p \"$pkgdir/usr/bin\"\nprintf x > \"$pkgdir/usr/bin/su\"\nchmod 6755 \"$pkgdir/usr/bin/su\"\n";
+    let mut r = recipe(dir.path(), "su", &[("a", "")], script);
+    let s = settings(dir.path(), SandboxMode::Bwrap);
+    let mode = |staged: Staged| {
+        let bin = staged.packages[0].root.join("usr/bin/su");
+        std::fs::metadata(bin).unwrap().mode() & 0o7777
+    };
+    assert_eq!(mode(run(&request(&s, &r)).unwrap()), 0o755);
+    r.options.suid = true;
+    assert_eq!(mode(run(&request(&s, &r)).unwrap()), 0o6755);
+}

@@ -121,6 +121,23 @@ fn strip_command_line() {
 }
 
 #[test]
+fn bwrap_versions() {
+    let cases = [
+        ("bubblewrap 0.8.0\n", Some((0, 8))),
+        ("bubblewrap 0.11.1", Some((0, 11))),
+        ("bubblewrap 0.6.1\n", Some((0, 6))),
+        ("bubblewrap 1.0", Some((1, 0))),
+        ("bwrap 0.8.0", None),
+        ("bubblewrap x.y", None),
+        ("", None),
+    ];
+    for (text, want) in cases {
+        assert_eq!(parse_version(text), want, "{text:?}");
+    }
+    assert!(Some((0, 6)) < Some(MIN_BWRAP) && Some((0, 11)) >= Some(MIN_BWRAP));
+}
+
+#[test]
 fn passwd_has_the_fixed_build_user() {
     let (p, g) = passwd_group();
     assert_eq!(
