@@ -69,23 +69,25 @@ impl Client {
         self.location_of(&resp, &url)
     }
 
-    /// Finish `session` with the whole blob in one `PUT`.
+    /// Finish `session` with the whole blob in one `PUT`; `body` makes the
+    /// body for each attempt (a file that cannot be opened is an error).
     pub fn put_blob(
         &self,
         session: &str,
         digest: &Digest,
         size: u64,
-        body: &dyn Fn() -> Body,
+        body: &dyn Fn() -> Result<Body, RegistryError>,
         scopes: &[String],
     ) -> Result<(), RegistryError> {
         let url = with_digest(session, digest);
-        let resp = self.send("PUT", &url, scopes, false, &|| {
-            let b = body();
-            self.http
+        let resp = self.send_with("PUT", &url, scopes, false, &|| {
+            let b = body()?;
+            Ok(self
+                .http
                 .put(&url)
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header(CONTENT_LENGTH, size)
-                .body(b)
+                .body(b))
         })?;
         if resp.status() != StatusCode::CREATED {
             return Err(status_error("PUT", &url, resp));

@@ -286,10 +286,23 @@ impl Client {
         retry: bool,
         make: &dyn Fn() -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
+        self.send_with(method, url, scopes, retry, &|| Ok(make()))
+    }
+
+    /// [`Client::send`] for a request whose making can fail (a body read
+    /// from a file): that failure ends the operation as it is.
+    pub fn send_with(
+        &self,
+        method: &str,
+        url: &str,
+        scopes: &[String],
+        retry: bool,
+        make: &dyn Fn() -> Result<RequestBuilder, RegistryError>,
+    ) -> Result<Response, RegistryError> {
         let mut attempt = 0;
         let mut reauth = true;
         loop {
-            let mut req = make();
+            let mut req = make()?;
             // Credentials and tokens go to the registry only, never to
             // another host an upload Location points at.
             if self.same_origin(url)

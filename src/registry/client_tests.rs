@@ -242,7 +242,7 @@ fn credentials_never_go_to_another_host() {
         &session,
         &Digest::of(b"x"),
         1,
-        &|| Body::from(b"x".to_vec()),
+        &|| Ok(Body::from(b"x".to_vec())),
         &[],
     )
     .unwrap();

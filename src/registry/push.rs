@@ -319,12 +319,15 @@ fn upload_one(
             }
             let data = whole(&b.source, size)?;
             let body = || match (&data, &b.source) {
-                (Some(v), _) => Body::from(v.clone()),
-                (None, BlobSource::File(p)) => match std::fs::File::open(p) {
-                    Ok(f) => Body::sized(f, size),
-                    Err(_) => Body::from(Vec::new()),
-                },
-                (None, BlobSource::Bytes(v)) => Body::from(v.as_ref().clone()),
+                (Some(v), _) => Ok(Body::from(v.clone())),
+                (None, BlobSource::File(p)) => std::fs::File::open(p)
+                    .map(|f| Body::sized(f, size))
+                    .map_err(|source| RegistryError::Io {
+                        what: "opening",
+                        path: p.clone(),
+                        source,
+                    }),
+                (None, BlobSource::Bytes(v)) => Ok(Body::from(v.as_ref().clone())),
             };
             match client.put_blob(&session, d, size, &body, &scopes) {
                 Ok(()) => Ok(false),
@@ -376,7 +379,7 @@ pub fn blob_set(plan: &Plan) -> BTreeSet<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::Descriptor;
+    use crate::oci::{Descriptor, Digest};
     use crate::registry::client::ClientOptions;
     use crate::registry::client::tests::{CLOSE, scripted_server};
 
@@ -414,6 +417,46 @@ mod tests {
                 b.descriptor.digest
             )),
             "{log:?}"
+        );
+    }
+
+    /// A blob too large to hold in memory whose file cannot be opened is an
+    /// error naming the file, never an empty body.
+    #[test]
+    fn an_unreadable_blob_is_an_error_not_an_empty_body() {
+        let (host, log) = scripted_server(vec![
+            format!("HTTP/1.1 202 Accepted\r\nLocation: /v2/a/blobs/uploads/u1\r\n{CLOSE}"),
+            format!("HTTP/1.1 201 Created\r\n{CLOSE}"),
+        ]);
+        let c = Client::new(
+            &host,
+            ClientOptions {
+                insecure: true,
+                attempts: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let gone = std::path::PathBuf::from("/nonexistent/forge-test/layer.tar.gz");
+        let b = PlanBlob {
+            descriptor: Descriptor {
+                media_type: "application/octet-stream".into(),
+                digest: Digest::of(b"whatever"),
+                size: IN_MEMORY_MAX + 1,
+                platform: None,
+                annotations: Default::default(),
+            },
+            source: BlobSource::File(gone.clone()),
+        };
+        let err = upload_one(&c, "a", &b, None, None).unwrap_err();
+        assert!(
+            matches!(&err, RegistryError::Io { path, .. } if *path == gone),
+            "{err}"
+        );
+        let log = log.lock().unwrap().clone();
+        assert!(
+            !log.iter().any(|l| l.starts_with("PUT")),
+            "a body was sent: {log:?}"
         );
     }
 }
