@@ -10,6 +10,14 @@
 //! - a failed run becomes a [`ProcessError`] holding the exit status and the
 //!   last [`STDERR_TAIL`] bytes of stderr, never a bare "exit status 1".
 //!
+//! - secrets stay home: the child starts without any variable of forge's
+//!   environment whose name, upper-cased, contains `PASSWORD`, `PASSWD`,
+//!   `PASSPHRASE`, `TOKEN`, `SECRET` or `CREDENTIAL` (so
+//!   `FORGE_REGISTRY_PASSWORD`, `COSIGN_PASSWORD`, `GITHUB_TOKEN`,
+//!   `AWS_SECRET_ACCESS_KEY` never reach bwrap, strip, cc or a build
+//!   script). A caller that means to hand one over sets it explicitly with
+//!   [`Cmd::env`] ([`is_secret_name`]).
+//!
 //! Each running method documents which streams it captures and which it
 //! inherits or redirects.
 
@@ -75,6 +83,22 @@ fn render_tail(stderr: &str) -> String {
     }
 }
 
+/// Whether an environment variable named `name` holds a secret that outside
+/// commands must not inherit (see the module docs).
+pub fn is_secret_name(name: &OsStr) -> bool {
+    let n = name.to_string_lossy().to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "PASSWD",
+        "PASSPHRASE",
+        "TOKEN",
+        "SECRET",
+        "CREDENTIAL",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
 /// A command to run; build it like [`std::process::Command`].
 #[derive(Debug)]
 pub struct Cmd {
@@ -87,8 +111,14 @@ pub struct Cmd {
 impl Cmd {
     /// A command running `program` (looked up on `PATH` when it has no `/`).
     pub fn new(program: impl AsRef<OsStr>) -> Cmd {
+        let mut inner = Command::new(program.as_ref());
+        for (k, _) in std::env::vars_os() {
+            if is_secret_name(&k) {
+                inner.env_remove(&k);
+            }
+        }
         Cmd {
-            inner: Command::new(program.as_ref()),
+            inner,
             program: program.as_ref().to_os_string(),
             args: Vec::new(),
             stdin_inherit: false,
@@ -376,5 +406,38 @@ mod tests {
             find_in_path("/bin/sh", path).as_deref(),
             Some(Path::new("/bin/sh"))
         );
+    }
+
+    #[test]
+    fn secrets_are_not_inherited_by_outside_commands() {
+        // The environment is process-wide, so the check runs in a child
+        // test process started with the secrets set.
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "--nocapture"])
+            .arg("process::tests::child_environment_probe")
+            .env("FORGE_REGISTRY_PASSWORD", "reg-pw")
+            .env("COSIGN_PASSWORD", "cosign-pw")
+            .env("MY_API_TOKEN", "tok")
+            .env("FORGE_PROBE_KEEP", "kept")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "{text}");
+        assert!(is_secret_name(OsStr::new("aws_secret_access_key")));
+        assert!(!is_secret_name(OsStr::new("FORGE_REGISTRY_USER")));
+    }
+
+    #[test]
+    #[ignore = "run as a child process by secrets_are_not_inherited_by_outside_commands"]
+    fn child_environment_probe() {
+        let env = Cmd::new("/bin/sh")
+            .args(["-c", "env"])
+            .run_stdout()
+            .unwrap();
+        assert!(env.contains("FORGE_PROBE_KEEP=kept"), "{env}");
+        for secret in ["FORGE_REGISTRY_PASSWORD", "COSIGN_PASSWORD", "MY_API_TOKEN"] {
+            assert!(!env.contains(&format!("{secret}=")), "{secret} inherited");
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 
 use crate::imagesign::keys;
-use crate::registry::auth::Credentials;
+use crate::registry::auth::{self, Credentials};
 use crate::registry::publish::{ImageToPublish, PublishOptions, publish_image};
 use crate::registry::push::{self, PushOptions, PushReport};
 use crate::registry::state::MountState;
@@ -55,9 +55,18 @@ pub struct Args {
     chunk_size: Option<u64>,
 }
 
-/// A registry client for `host` with credentials from the environment.
-pub(super) fn client_for(settings: &Settings, host: &str, insecure: bool) -> Result<Client> {
-    let credentials = Credentials::lookup(host).map(|(c, from)| {
+/// A registry client for `host` with the credentials given for it (see
+/// [`crate::registry::auth`]); `destination`: forge writes to `host` on the
+/// user's behalf (publish, sign-image), so the environment's credentials
+/// default to it.
+pub(super) fn client_for(
+    settings: &Settings,
+    host: &str,
+    insecure: bool,
+    destination: bool,
+) -> Result<Client> {
+    let env_host = auth::env_host(destination.then_some(host));
+    let credentials = Credentials::lookup(host, env_host.as_deref()).map(|(c, from)| {
         settings
             .shell
             .verbose(format!("registry {host}: user `{}` from {from}", c.user));
@@ -68,6 +77,7 @@ pub(super) fn client_for(settings: &Settings, host: &str, insecure: bool) -> Res
         ClientOptions {
             insecure,
             credentials,
+            token_hosts: auth::token_hosts_from_env(),
             ..ClientOptions::default()
         },
     )?;
@@ -142,7 +152,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
             "loading the image signing key (create one with `forge keygen --image`, or pass --no-sign)",
         )?)
     };
-    let client = client_for(settings, &target.registry, args.insecure)?;
+    let client = client_for(settings, &target.registry, args.insecure, true)?;
     let state_dir = settings.out.join("registry");
     let mut state = MountState::load(&state_dir, &target.registry);
     let push_opts = PushOptions {

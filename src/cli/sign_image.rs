@@ -39,7 +39,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         )?,
         None => keys::find_key(&settings.keys_dir())?,
     };
-    let client = super::publish::client_for(settings, &r.registry, args.insecure)?;
+    let client = super::publish::client_for(settings, &r.registry, args.insecure, true)?;
     // Hash what the registry serves rather than trusting its digest header.
     let (_, manifest) = client
         .get_manifest(&r.repository, &r.selector(), &push_scopes(&r.repository))?

@@ -38,7 +38,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     let mut failed = 0;
     for path in &args.paths {
         let result = if is_index(path) {
-            verify_index(path, &trusted)
+            verify_index(path, &trusted).map(|index| index.signer)
         } else {
             verify_package(path, &trusted)
         };
@@ -81,7 +81,9 @@ fn verify_package(path: &Path, trusted: &TrustedKeys) -> Result<String, String> 
     pkg.verify(trusted).map_err(|e| e.to_string())
 }
 
-pub(super) fn verify_index(path: &Path, trusted: &TrustedKeys) -> Result<String, String> {
+/// Verify an index and every package it names (which must sit next to it);
+/// returns the index.
+pub(super) fn verify_index(path: &Path, trusted: &TrustedKeys) -> Result<Index, String> {
     let index = Index::read(path, trusted).map_err(|e| crate::util::error_chain(&e))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     for entry in &index.entries {
@@ -111,5 +113,5 @@ pub(super) fn verify_index(path: &Path, trusted: &TrustedKeys) -> Result<String,
         pkg.verify(trusted)
             .map_err(|e| format!("index names {}: {e}", entry.file_name()))?;
     }
-    Ok(index.signer)
+    Ok(index)
 }

@@ -41,7 +41,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     let shell = &settings.shell;
     let r = Reference::parse(&args.reference)?;
     let key = load_public(&args.key)?;
-    let client = super::publish::client_for(settings, &r.registry, args.insecure)?;
+    let client = super::publish::client_for(settings, &r.registry, args.insecure, false)?;
     let scopes = vec![format!("repository:{}:pull", r.repository)];
     // Hash what the registry serves rather than trusting its digest header.
     let (_, manifest) = client

@@ -5,12 +5,19 @@
 //! and every `<arch>/*.apk` ([`MEDIA_APK`]), each titled with its path
 //! relative to the repository (`org.opencontainers.image.title`). Files are
 //! listed in path order, so the same repository gives the same digest.
-//! Pulling checks every blob's digest, refuses titles that would leave the
-//! output folder, and writes each file atomically.
+//!
+//! Pulling trusts nothing the registry says: before any download every
+//! layer must be titled `<arch>/APKINDEX.tar.gz` or `<arch>/<name>.apk`
+//! with the matching media type ([`repository_files`]), so a layer such as
+//! `keys/evil.rsa.pub` is refused with nothing written; blobs stream into a
+//! staging folder held to their descriptor's size and digest
+//! ([`pull_repository`]); the caller verifies the staged files against its
+//! trusted keys and only then moves them into place, packages first and
+//! indexes last ([`install_staged`]).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -127,23 +134,130 @@ fn file_descriptor(path: &Path, media: &str) -> Result<Descriptor, RegistryError
     })
 }
 
-/// A title that stays inside the output folder (`arch/file`).
-fn safe_title(title: &str) -> Option<PathBuf> {
-    let p = Path::new(title);
-    let ok = !title.is_empty()
-        && p.components().all(|c| matches!(c, Component::Normal(_)))
-        && p.components().count() <= 2;
-    ok.then(|| p.to_path_buf())
+/// One file of a repository artifact, as its layer describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoFile {
+    /// The architecture folder.
+    pub arch: String,
+    /// The file name: `APKINDEX.tar.gz` or `<name>.apk`.
+    pub name: String,
+    /// The blob digest.
+    pub digest: Digest,
+    /// The blob size.
+    pub size: u64,
 }
 
-/// Pull the repository artifact `reference` (tag or digest) of `repository`
-/// into `out`; returns the files written (indexes first).
+impl RepoFile {
+    /// `<arch>/<name>`.
+    pub fn rel(&self) -> PathBuf {
+        Path::new(&self.arch).join(&self.name)
+    }
+
+    /// Whether this is the architecture's index.
+    pub fn is_index(&self) -> bool {
+        self.name == INDEX_NAME
+    }
+}
+
+/// The index file name.
+pub const INDEX_NAME: &str = "APKINDEX.tar.gz";
+/// The most layers a repository artifact may list.
+pub const MAX_FILES: usize = 100_000;
+
+/// An architecture folder name: `[a-z0-9_]`, 1 to 32 characters.
+fn valid_arch(a: &str) -> bool {
+    (1..=32).contains(&a.len())
+        && a.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A package file name: `<name>.apk`, printable, no `/`, not hidden.
+fn valid_apk_name(n: &str) -> bool {
+    n.len() <= 255
+        && n.len() > ".apk".len()
+        && n.ends_with(".apk")
+        && !n.starts_with('.')
+        && n.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'\\')
+}
+
+/// The file a layer title names: only `<arch>/APKINDEX.tar.gz` and
+/// `<arch>/<name>.apk` are accepted, anything else (`keys/…`, hidden
+/// files, deeper paths) is refused; the media type must match.
+fn layer_file(title: &str, media: &str) -> Option<(String, String)> {
+    let (arch, name) = title.split_once('/')?;
+    let want = if name == INDEX_NAME {
+        MEDIA_APK_INDEX
+    } else if valid_apk_name(name) {
+        MEDIA_APK
+    } else {
+        return None;
+    };
+    (valid_arch(arch) && media == want).then(|| (arch.to_string(), name.to_string()))
+}
+
+/// The files a repository artifact manifest lists, each checked before
+/// anything is downloaded: an accepted title, a matching media type, a
+/// valid digest and size, no title twice.
+pub fn repository_files(v: &Value) -> Result<Vec<RepoFile>, RegistryError> {
+    let layers = v
+        .get("layers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| RegistryError::Invalid("artifact manifest without layers".into()))?;
+    if layers.len() > MAX_FILES {
+        return Err(RegistryError::Invalid(format!(
+            "artifact lists {} files, more than the {MAX_FILES} accepted",
+            layers.len()
+        )));
+    }
+    let mut files: Vec<RepoFile> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for l in layers {
+        let title = l
+            .pointer("/annotations/org.opencontainers.image.title")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let media = l.get("mediaType").and_then(Value::as_str).unwrap_or("");
+        let (arch, name) = layer_file(title, media).ok_or_else(|| {
+            RegistryError::Invalid(format!(
+                "refusing layer `{title}` ({media}): only <arch>/APKINDEX.tar.gz and <arch>/<name>.apk are accepted"
+            ))
+        })?;
+        let digest = l
+            .get("digest")
+            .and_then(Value::as_str)
+            .and_then(|d| Digest::parse(d).ok())
+            .ok_or_else(|| RegistryError::Invalid(format!("layer `{title}`: no valid digest")))?;
+        let size = l
+            .get("size")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| RegistryError::Invalid(format!("layer `{title}`: no valid size")))?;
+        if !seen.insert(title.to_string()) {
+            return Err(RegistryError::Invalid(format!(
+                "layer `{title}` listed twice"
+            )));
+        }
+        files.push(RepoFile {
+            arch,
+            name,
+            digest,
+            size,
+        });
+    }
+    Ok(files)
+}
+
+/// Download the repository artifact `reference` (tag or digest) of
+/// `repository` into `staging` (`staging/<arch>/<name>`, each file synced),
+/// holding every blob to its descriptor's size and digest. Nothing is
+/// verified against keys here: the caller does that before moving the
+/// files anywhere they are used.
 pub fn pull_repository(
     client: &Client,
     repository: &str,
     reference: &str,
-    out: &Path,
-) -> Result<Vec<PathBuf>, RegistryError> {
+    staging: &Path,
+) -> Result<Vec<RepoFile>, RegistryError> {
     let scopes = vec![format!("repository:{repository}:pull")];
     let (_, bytes) = client
         .get_manifest(repository, reference, &scopes)?
@@ -157,43 +271,60 @@ pub fn pull_repository(
                 .map_or("missing".to_string(), |t| t.to_string())
         )));
     }
-    let mut written = Vec::new();
-    for l in v
-        .get("layers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let digest = l
-            .get("digest")
-            .and_then(Value::as_str)
-            .and_then(|d| Digest::parse(d).ok())
-            .ok_or_else(|| RegistryError::Invalid("layer without a valid digest".into()))?;
-        let title = l
-            .pointer("/annotations/org.opencontainers.image.title")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let rel = safe_title(title)
-            .ok_or_else(|| RegistryError::Invalid(format!("unsafe layer title `{title}`")))?;
-        let path = out.join(&rel);
-        let dir = path.parent().unwrap_or(out);
+    let files = repository_files(&v)?;
+    for f in &files {
+        let path = staging.join(f.rel());
         let io = |source| RegistryError::Io {
             what: "writing",
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+        std::fs::create_dir_all(staging.join(&f.arch)).map_err(io)?;
+        let mut file = std::fs::File::create_new(&path).map_err(io)?;
         {
-            let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-            client.get_blob_to(repository, &digest, &scopes, &mut w)?;
+            let mut w = std::io::BufWriter::new(&mut file);
+            client.get_blob_to(repository, &f.digest, f.size, &scopes, &mut w)?;
             w.flush().map_err(io)?;
         }
-        tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(&path).map_err(|e| io(e.error))?;
-        written.push(path);
+        file.sync_all().map_err(io)?;
     }
-    written.sort_by_key(|p| !p.ends_with("APKINDEX.tar.gz"));
+    Ok(files)
+}
+
+/// Move verified files from `staging` into `out`: packages first, each
+/// architecture's index last, so `out` never has an index naming a
+/// package not yet in place.
+pub fn install_staged(
+    staging: &Path,
+    files: &[RepoFile],
+    out: &Path,
+) -> Result<Vec<PathBuf>, RegistryError> {
+    let mut order: Vec<&RepoFile> = files.iter().collect();
+    order.sort_by_key(|f| f.is_index());
+    let mut written = Vec::new();
+    for f in order {
+        let dest = out.join(f.rel());
+        let io = |source| RegistryError::Io {
+            what: "moving into place",
+            path: dest.clone(),
+            source,
+        };
+        std::fs::create_dir_all(out.join(&f.arch)).map_err(io)?;
+        std::fs::rename(staging.join(f.rel()), &dest).map_err(io)?;
+        written.push(dest);
+    }
+    let mut arches: Vec<&str> = files.iter().map(|f| f.arch.as_str()).collect();
+    arches.dedup();
+    for a in arches {
+        let dir = out.join(a);
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| RegistryError::Io {
+                what: "syncing",
+                path: dir.clone(),
+                source,
+            })?;
+    }
     Ok(written)
 }
 
@@ -202,13 +333,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn titles_must_stay_inside() {
+    fn only_indexes_and_packages_in_arch_folders_are_accepted() {
         assert_eq!(
-            safe_title("x86_64/APKINDEX.tar.gz"),
-            Some(PathBuf::from("x86_64/APKINDEX.tar.gz"))
+            layer_file("x86_64/APKINDEX.tar.gz", MEDIA_APK_INDEX),
+            Some(("x86_64".into(), INDEX_NAME.into()))
         );
-        for bad in ["", "../x", "/etc/passwd", "a/../../b", "a/b/c"] {
-            assert!(safe_title(bad).is_none(), "{bad}");
+        assert_eq!(
+            layer_file("aarch64/hello-1.0-r0.apk", MEDIA_APK),
+            Some(("aarch64".into(), "hello-1.0-r0.apk".into()))
+        );
+        for (bad, media) in [
+            ("", MEDIA_APK),
+            ("../x.apk", MEDIA_APK),
+            ("/etc/passwd", MEDIA_APK),
+            ("a/../../b.apk", MEDIA_APK),
+            ("a/b/c.apk", MEDIA_APK),
+            ("keys/evil.rsa.pub", MEDIA_APK),
+            ("keys/evil.rsa.pub", MEDIA_APK_INDEX),
+            ("x86_64/.hidden.apk", MEDIA_APK),
+            ("x86_64/notes.txt", MEDIA_APK),
+            ("X86/a.apk", MEDIA_APK),
+            ("x86_64/a.apk", MEDIA_APK_INDEX),
+            ("x86_64/APKINDEX.tar.gz", MEDIA_APK),
+            ("x86_64/a b.apk", MEDIA_APK),
+            (".apk", MEDIA_APK),
+            ("x86_64", MEDIA_APK),
+        ] {
+            assert!(layer_file(bad, media).is_none(), "{bad} {media}");
         }
     }
 

@@ -1,10 +1,24 @@
 //! Registry authentication: `WWW-Authenticate` challenges, where credentials
 //! come from, and the bearer token exchange.
 //!
-//! Credentials, in order: `FORGE_REGISTRY_USER` + `FORGE_REGISTRY_PASSWORD`;
-//! then `auths[HOST].auth` (base64 `user:password`) in
-//! `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`. A credential is
-//! never formatted: [`Credentials`]'s `Debug` prints only the user name.
+//! Credentials belong to one registry host (`host[:port]`), as in docker's
+//! `config.json`; forge never sends them anywhere else:
+//!
+//! - `FORGE_REGISTRY_USER` + `FORGE_REGISTRY_PASSWORD` are for the host in
+//!   `FORGE_REGISTRY_HOST`; without it, for the destination of a push
+//!   (`publish --registry`, `sign-image`), else for the host of
+//!   `FORGE_REGISTRY`. Reading from another registry (`verify-image`,
+//!   `pull-repo` of a third-party reference) sends them nowhere
+//!   ([`env_host`], [`Credentials::lookup`]);
+//! - then `auths[HOST].auth` (base64 `user:password`) in
+//!   `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, keyed by host;
+//! - a Bearer challenge's token `realm` receives them only when it is the
+//!   registry itself, or an `https` endpoint whose host is listed in
+//!   `FORGE_REGISTRY_TOKEN_HOSTS` ([`realm_gets_credentials`]); any other
+//!   realm is asked for an anonymous token.
+//!
+//! A credential is never formatted: [`Credentials`]'s `Debug` prints only
+//! the user name.
 
 use std::path::PathBuf;
 
@@ -15,6 +29,56 @@ use base64::engine::general_purpose::STANDARD as B64;
 pub const USER_ENV: &str = "FORGE_REGISTRY_USER";
 /// The password variable.
 pub const PASSWORD_ENV: &str = "FORGE_REGISTRY_PASSWORD";
+/// The host the user and password variables are for.
+pub const HOST_ENV: &str = "FORGE_REGISTRY_HOST";
+/// Hosts, comma-separated, whose `https` token endpoints may receive the
+/// credentials of a registry that sends its clients there.
+pub const TOKEN_HOSTS_ENV: &str = "FORGE_REGISTRY_TOKEN_HOSTS";
+
+/// The host `FORGE_REGISTRY_USER`/`PASSWORD` are for: `FORGE_REGISTRY_HOST`,
+/// else `destination` (the registry a push writes to), else the host part
+/// of `FORGE_REGISTRY`.
+pub fn env_host(destination: Option<&str>) -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    var(HOST_ENV)
+        .or_else(|| destination.map(str::to_string))
+        .or_else(|| var("FORGE_REGISTRY").map(|r| r.split('/').next().unwrap_or("").to_string()))
+}
+
+/// The hosts listed in `FORGE_REGISTRY_TOKEN_HOSTS`.
+pub fn token_hosts_from_env() -> Vec<String> {
+    std::env::var(TOKEN_HOSTS_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
+/// Whether the token endpoint `realm` may receive the credentials of the
+/// registry at `registry` (`scheme://host[:port]`): it is on the registry's
+/// own host and port (over https, or over the registry's own scheme), or it
+/// is https on a host listed in `token_hosts`.
+pub fn realm_gets_credentials(registry: &str, realm: &str, token_hosts: &[String]) -> bool {
+    let (Ok(reg), Ok(realm)) = (reqwest::Url::parse(registry), reqwest::Url::parse(realm)) else {
+        return false;
+    };
+    let origin = |u: &reqwest::Url| {
+        let host = u.host_str().unwrap_or("").to_ascii_lowercase();
+        match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        }
+    };
+    let https = realm.scheme() == "https";
+    if origin(&realm) == origin(&reg) {
+        return https || realm.scheme() == reg.scheme();
+    }
+    https
+        && token_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&origin(&realm)))
+}
 
 /// A user name and password.
 #[derive(Clone)]
@@ -55,11 +119,15 @@ impl Credentials {
         &self.password
     }
 
-    /// Where these credentials came from, for messages.
-    pub fn lookup(host: &str) -> Option<(Credentials, &'static str)> {
+    /// The credentials for `host` and where they came from (for
+    /// messages): the environment's when `env_host` (see [`env_host`]) is
+    /// `host`, else the docker config's entry for `host`.
+    pub fn lookup(host: &str, env_host: Option<&str>) -> Option<(Credentials, &'static str)> {
         let user = std::env::var(USER_ENV).ok().filter(|u| !u.is_empty());
         let pass = std::env::var(PASSWORD_ENV).ok();
-        if let (Some(u), Some(p)) = (user, pass) {
+        if let (Some(u), Some(p)) = (user, pass)
+            && env_host.is_some_and(|h| h.eq_ignore_ascii_case(host))
+        {
             return Some((Credentials::new(u, p), "FORGE_REGISTRY_USER/PASSWORD"));
         }
         let path = docker_config_path()?;
@@ -199,6 +267,40 @@ mod tests {
         );
         assert_eq!(parse_challenge("Negotiate abc"), None);
         assert_eq!(parse_challenge("Bearer service=x"), None);
+    }
+
+    #[test]
+    fn token_realms_get_credentials_only_at_home_or_when_listed() {
+        let listed = vec!["auth.example:8443".to_string()];
+        for (registry, realm, ok) in [
+            ("http://127.0.0.1:5000", "http://127.0.0.1:5000/token", true),
+            ("https://reg.example", "https://reg.example/token", true),
+            ("https://reg.example", "http://reg.example/token", false),
+            (
+                "http://127.0.0.1:5000",
+                "http://127.0.0.1:5001/token",
+                false,
+            ),
+            ("https://reg.example", "https://evil.example/token", false),
+            (
+                "https://reg.example",
+                "http://auth.example:8443/token",
+                false,
+            ),
+            (
+                "https://reg.example",
+                "https://auth.example:8443/token",
+                true,
+            ),
+            ("https://reg.example", "https://auth.example/token", false),
+            ("https://reg.example", "not a url", false),
+        ] {
+            assert_eq!(
+                realm_gets_credentials(registry, realm, &listed),
+                ok,
+                "{registry} {realm}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use reqwest::blocking::{Body, Response};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 
 use super::RegistryError;
+use super::body::{Expect, MAX_IN_MEMORY_BLOB, copy_checked};
 use super::client::{Client, Mount, status_error, with_digest};
 use crate::oci::Digest;
 
@@ -145,7 +146,8 @@ impl Client {
         });
     }
 
-    /// Fetch a blob into memory, checking its digest.
+    /// Fetch a blob into memory, checking its digest; refused above
+    /// [`MAX_IN_MEMORY_BLOB`] bytes.
     pub fn get_blob(
         &self,
         repo: &str,
@@ -153,21 +155,40 @@ impl Client {
         scopes: &[String],
     ) -> Result<Vec<u8>, RegistryError> {
         let mut out = Vec::new();
-        self.get_blob_to(repo, digest, scopes, &mut out)?;
+        self.fetch_blob(
+            repo,
+            digest,
+            Expect::AtMost(MAX_IN_MEMORY_BLOB),
+            scopes,
+            &mut out,
+        )?;
         Ok(out)
     }
 
-    /// Stream a blob into `w`, checking its digest.
+    /// Stream a blob into `w`, holding it to `size` (its descriptor's) and
+    /// `digest` while it streams; returns the bytes written. On an error
+    /// `w` may hold part of the body: write into a temporary file.
     pub fn get_blob_to(
         &self,
         repo: &str,
         digest: &Digest,
+        size: u64,
         scopes: &[String],
         w: &mut dyn std::io::Write,
     ) -> Result<u64, RegistryError> {
-        use sha2::Digest as _;
+        self.fetch_blob(repo, digest, Expect::Exact(size), scopes, w)
+    }
+
+    fn fetch_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        expect: Expect,
+        scopes: &[String],
+        w: &mut dyn std::io::Write,
+    ) -> Result<u64, RegistryError> {
         let url = self.url(&format!("/v2/{repo}/blobs/{digest}"));
-        let mut resp = self.send("GET", &url, scopes, true, &|| self.http.get(&url))?;
+        let resp = self.send("GET", &url, scopes, true, &|| self.http.get(&url))?;
         match resp.status() {
             StatusCode::OK => {}
             StatusCode::NOT_FOUND => {
@@ -175,35 +196,6 @@ impl Client {
             }
             _ => return Err(status_error("GET", &url, resp)),
         }
-        let mut hasher = sha2::Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut n = 0u64;
-        loop {
-            let k =
-                std::io::Read::read(&mut resp, &mut buf).map_err(|source| RegistryError::Io {
-                    what: "reading blob from",
-                    path: url.clone().into(),
-                    source,
-                })?;
-            if k == 0 {
-                break;
-            }
-            hasher.update(&buf[..k]);
-            w.write_all(&buf[..k]).map_err(|source| RegistryError::Io {
-                what: "writing blob",
-                path: digest.hex().into(),
-                source,
-            })?;
-            n += k as u64;
-        }
-        let got = Digest::from_sha256(hasher.finalize().into());
-        if got != *digest {
-            return Err(RegistryError::DigestMismatch {
-                what: format!("blob {repo}@{digest}"),
-                expected: digest.to_string(),
-                got: got.to_string(),
-            });
-        }
-        Ok(n)
+        copy_checked(resp, digest, expect, &format!("blob {repo}@{digest}"), w)
     }
 }

@@ -18,7 +18,8 @@ use reqwest::blocking::{RequestBuilder, Response};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 
 use super::RegistryError;
-use super::auth::{Challenge, Credentials, parse_challenge, redact};
+use super::auth::{Challenge, Credentials, parse_challenge, realm_gets_credentials, redact};
+use super::body::{MAX_ERROR_BODY, MAX_MANIFEST, MAX_TOKEN_REPLY, read_capped};
 use crate::oci::Digest;
 
 /// Accept header for manifest requests.
@@ -29,8 +30,11 @@ pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, appl
 pub struct ClientOptions {
     /// Plain HTTP instead of HTTPS.
     pub insecure: bool,
-    /// Credentials (None: anonymous).
+    /// Credentials (None: anonymous), for this registry's host only.
     pub credentials: Option<Credentials>,
+    /// Hosts (`host[:port]`) outside the registry whose https token
+    /// endpoints may receive the credentials.
+    pub token_hosts: Vec<String>,
     /// Attempts per operation (first try included).
     pub attempts: u32,
     /// The first backoff delay; doubled per retry, capped at 4 s.
@@ -42,6 +46,7 @@ impl Default for ClientOptions {
         ClientOptions {
             insecure: false,
             credentials: None,
+            token_hosts: Vec::new(),
             attempts: 8,
             backoff: Duration::from_millis(200),
         }
@@ -205,7 +210,15 @@ impl Client {
         let token_url = format!("{realm}{sep}{}", q.join("&"));
         let mut req = self.http.get(&token_url);
         if let Some(c) = &self.opts.credentials {
-            req = req.header(AUTHORIZATION, c.basic_header());
+            if realm_gets_credentials(&self.base, realm, &self.opts.token_hosts) {
+                req = req.header(AUTHORIZATION, c.basic_header());
+            } else {
+                tracing::warn!(
+                    "token endpoint {realm} is not {} (and not an https host in {}): asking it for an anonymous token",
+                    self.host,
+                    super::auth::TOKEN_HOSTS_ENV
+                );
+            }
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
         let err = |reason: String| RegistryError::Token {
@@ -224,7 +237,7 @@ impl Client {
         if !status.is_success() {
             return Err(err(format!("status {}", status.as_u16())));
         }
-        let body = resp.bytes().map_err(|e| err(e.to_string()))?;
+        let body = read_capped(resp, MAX_TOKEN_REPLY, "the token reply")?;
         let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| err(e.to_string()))?;
         let token = v
             .get("token")
@@ -409,11 +422,7 @@ impl Client {
             StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => return Ok(None),
             _ => return Err(status_error("GET", &url, resp)),
         }
-        let body = resp.bytes().map_err(|source| RegistryError::Http {
-            method: "GET".into(),
-            url: url.clone(),
-            source,
-        })?;
+        let body = read_capped(resp, MAX_MANIFEST, &format!("the referrers of {subject}"))?;
         serde_json::from_slice(&body)
             .map(Some)
             .map_err(|e| RegistryError::Invalid(format!("referrers of {subject}: {e}")))
@@ -464,11 +473,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let bytes = resp.bytes().map_err(|source| RegistryError::Http {
-            method: "GET".into(),
-            url: url.clone(),
-            source,
-        })?;
+        let bytes = read_capped(resp, MAX_MANIFEST, &format!("manifest {repo}:{reference}"))?;
         if let Ok(d) = Digest::parse(reference)
             && Digest::of(&bytes) != d
         {
@@ -478,7 +483,7 @@ impl Client {
                 got: Digest::of(&bytes).to_string(),
             });
         }
-        Ok(Some((mt, bytes.to_vec())))
+        Ok(Some((mt, bytes)))
     }
 
     /// Store a manifest under `reference` (digest or tag); checks the digest
@@ -552,7 +557,9 @@ pub(super) fn with_digest(session: &str, digest: &Digest) -> String {
 /// Turn an unexpected reply into an error with the registry's error code.
 pub fn status_error(method: &str, url: &str, resp: Response) -> RegistryError {
     let status = resp.status().as_u16();
-    let body = resp.text().unwrap_or_default();
+    let body = read_capped(resp, MAX_ERROR_BODY, "an error reply")
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
     let detail = serde_json::from_str::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| {

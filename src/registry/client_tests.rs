@@ -286,3 +286,40 @@ fn retry_after_and_server_errors_are_retried() {
     assert!(waited < Duration::from_secs(5), "{waited:?}");
     assert_eq!(c.request_count(), 3);
 }
+
+#[test]
+fn credentials_never_go_to_a_token_realm_on_another_host_over_http() {
+    let token = r#"{"token":"t1","expires_in":300}"#;
+    let (realm, realm_log) = scripted_server(vec![format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{token}",
+        token.len()
+    )]);
+    let (host, log) = scripted_server(vec![
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{realm}/token\",service=\"s\"\r\n{CLOSE}"
+        ),
+        format!("HTTP/1.1 200 OK\r\n{CLOSE}"),
+    ]);
+    let c = Client::new(
+        &host,
+        ClientOptions {
+            insecure: true,
+            credentials: Some(Credentials::new("u", "p")),
+            // Listing the realm's host does not allow plain http.
+            token_hosts: vec![realm.clone()],
+            attempts: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    c.ping().unwrap();
+    assert!(c.blob_exists("a", &Digest::of(b""), &[]).unwrap());
+    let realm_log = realm_log.lock().unwrap().clone();
+    assert_eq!(realm_log.len(), 1, "{realm_log:?}");
+    assert!(
+        realm_log[0].starts_with("GET /token?") && realm_log[0].ends_with(" | "),
+        "credentials sent to the realm: {realm_log:?}"
+    );
+    let log = log.lock().unwrap().clone();
+    assert!(log[1].ends_with("| bearer t1"), "{log:?}");
+}

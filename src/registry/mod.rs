@@ -21,6 +21,7 @@
 pub mod artifact;
 pub mod auth;
 mod blobs;
+pub mod body;
 pub mod client;
 pub mod plan;
 pub mod publish;
@@ -110,6 +111,24 @@ pub enum RegistryError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// A reply was larger than forge accepts for what it holds.
+    #[error("{what} is larger than the {limit} bytes forge accepts")]
+    TooLarge {
+        /// The document and where it came from.
+        what: String,
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// A blob's length differs from its descriptor.
+    #[error("{what}: expected {expected}, got {got}")]
+    SizeMismatch {
+        /// The blob.
+        what: String,
+        /// What the descriptor says.
+        expected: String,
+        /// What arrived.
+        got: String,
     },
     /// A document is not what it should be.
     #[error("{0}")]

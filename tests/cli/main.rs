@@ -13,5 +13,6 @@ mod graphgen;
 mod image;
 mod recipe;
 mod registry;
+mod registry_faults;
 mod source;
 mod support;

@@ -1,0 +1,696 @@
+//! Faults and attacks at the registry boundary: `forge pull-repo` against
+//! hostile artifacts (pushed to a real `docker-registry`), registries that
+//! fail, throttle or cut replies short (a loopback stand-in, [`Stub`]), a
+//! registry dying mid-push, and credentials that must stay with their host.
+//!
+//! Every failing pull must leave `--out` exactly as it was: each test
+//! pre-populates it with a good repository and compares it afterwards.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use forge::apk::{self, PackageSpec, WriteOptions};
+use forge::oci::{Descriptor, Digest};
+use forge::registry::artifact::{ARTIFACT_TYPE, MEDIA_APK, MEDIA_APK_INDEX, MEDIA_EMPTY};
+use forge::registry::{Client, ClientOptions};
+use forge::sign::SigningKey;
+use serde_json::{Value, json};
+
+use crate::registry::Registry;
+use crate::support::*;
+
+const ARCH: &str = "x86_64";
+
+/// A small signed package `name-1.0-r0` written into `dest`.
+fn package(project: &Path, name: &str, dest: &Path) -> PathBuf {
+    let root = project.join("stage").join(name);
+    std::fs::create_dir_all(root.join("usr/share")).unwrap();
+    std::fs::write(root.join("usr/share").join(name), format!("{name}\n")).unwrap();
+    let spec = PackageSpec {
+        name: name.into(),
+        version: "1.0-r0".into(),
+        description: format!("{name} test package"),
+        url: "https://example.org/forge-test".into(),
+        license: "MIT".into(),
+        arch: ARCH.into(),
+        origin: name.into(),
+        commit: None,
+        builddate: 1_700_000_000,
+        packager: "forge".into(),
+        depends: Vec::new(),
+        provides: Vec::new(),
+        root,
+    };
+    let key = SigningKey::load(&project.join("keys/forge-test-6b013985.rsa")).unwrap();
+    let opts = WriteOptions {
+        auto_deps: false,
+        sha1_signature: false,
+    };
+    apk::write_package(&spec, &key, &opts, dest).unwrap().path
+}
+
+/// A project with the test key, `out/repo/x86_64/{a,b}-1.0-r0.apk` and
+/// their signed index, and a signed package `c` that no index names (in
+/// `stray/`).
+fn repo_project() -> tempfile::TempDir {
+    let p = project();
+    install_test_key(p.path());
+    let arch_dir = p.path().join("out/repo").join(ARCH);
+    package(p.path(), "a", &arch_dir);
+    package(p.path(), "b", &arch_dir);
+    package(p.path(), "c", &p.path().join("stray"));
+    run_ok(forge(p.path()).arg("index"));
+    p
+}
+
+fn repo_file(p: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(p.join("out/repo").join(ARCH).join(name)).unwrap()
+}
+
+/// Every file and folder under `dir` with its bytes (folders: empty).
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(Result::unwrap)
+        .map(|e| {
+            let bytes = e
+                .file_type()
+                .is_file()
+                .then(|| std::fs::read(e.path()).unwrap());
+            (e.path().strip_prefix(dir).unwrap().to_path_buf(), bytes)
+        })
+        .collect()
+}
+
+fn client(host: &str) -> Client {
+    let c = Client::new(
+        host,
+        ClientOptions {
+            insecure: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    c.ping().unwrap();
+    c
+}
+
+/// One layer of a hand-made artifact; `size` overrides the descriptor's.
+struct Layer {
+    title: String,
+    media: &'static str,
+    bytes: Vec<u8>,
+    size: Option<u64>,
+}
+
+fn layer(title: &str, media: &'static str, bytes: Vec<u8>) -> Layer {
+    Layer {
+        title: title.to_string(),
+        media,
+        bytes,
+        size: None,
+    }
+}
+
+/// Push `layers` as a repository artifact `repo:tag`, exactly as given.
+fn put_artifact(host: &str, repo: &str, tag: &str, layers: &[Layer]) {
+    let c = client(host);
+    let scopes = vec![format!("repository:{repo}:pull,push")];
+    let upload = |bytes: &[u8]| {
+        let d = Digest::of(bytes);
+        if !c.blob_exists(repo, &d, &scopes).unwrap() {
+            let s = c.start_upload(repo, &scopes).unwrap();
+            let b = bytes.to_vec();
+            c.put_blob(&s, &d, b.len() as u64, &|| Ok(b.clone().into()), &scopes)
+                .unwrap();
+        }
+        d
+    };
+    let config = Descriptor::for_bytes(MEDIA_EMPTY, b"{}");
+    upload(b"{}");
+    let layers: Vec<Value> = layers
+        .iter()
+        .map(|l| {
+            let d = upload(&l.bytes);
+            json!({
+                "mediaType": l.media,
+                "digest": d.as_str(),
+                "size": l.size.unwrap_or(l.bytes.len() as u64),
+                "annotations": {"org.opencontainers.image.title": l.title},
+            })
+        })
+        .collect();
+    let m = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": ARTIFACT_TYPE,
+        "config": {"mediaType": config.media_type, "digest": config.digest.as_str(), "size": 2},
+        "layers": layers,
+    });
+    c.put_manifest(
+        repo,
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&m).unwrap(),
+        &scopes,
+    )
+    .unwrap();
+}
+
+fn pull(p: &Path, reference: &str, out: &Path) -> std::process::Output {
+    run(forge(p)
+        .args(["pull-repo", "--insecure", reference, "--out"])
+        .arg(out)
+        .env_remove("FORGE_REGISTRY_USER")
+        .env_remove("FORGE_REGISTRY_PASSWORD"))
+}
+
+/// The good artifact pushed with `forge publish --repo-only`, pulled once
+/// into `p/pulled`; returns the registry.
+fn published(p: &Path) -> Registry {
+    let reg = Registry::start(None);
+    run_ok(forge(p).args([
+        "publish",
+        "--insecure",
+        "--no-sign",
+        "--repo-only",
+        "--registry",
+        &format!("{}/forge", reg.host()),
+    ]));
+    let o = pull(
+        p,
+        &format!("{}/forge/packages:latest", reg.host()),
+        &p.join("pulled"),
+    );
+    assert!(o.status.success());
+    for name in ["APKINDEX.tar.gz", "a-1.0-r0.apk", "b-1.0-r0.apk"] {
+        assert_eq!(
+            std::fs::read(p.join("pulled").join(ARCH).join(name)).unwrap(),
+            repo_file(p, name),
+            "{name}"
+        );
+    }
+    reg
+}
+
+#[test]
+fn registry_pull_repo_refuses_hostile_artifacts_and_leaves_out_unchanged() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let p = repo_project();
+    let reg = published(p.path());
+    let host = reg.host();
+    let index = repo_file(p.path(), "APKINDEX.tar.gz");
+    let (a, b) = (
+        repo_file(p.path(), "a-1.0-r0.apk"),
+        repo_file(p.path(), "b-1.0-r0.apk"),
+    );
+    let c = std::fs::read(p.path().join("stray/c-1.0-r0.apk")).unwrap();
+    let x = |n: &str| format!("{ARCH}/{n}");
+    let good = || {
+        vec![
+            layer(&x("APKINDEX.tar.gz"), MEDIA_APK_INDEX, index.clone()),
+            layer(&x("a-1.0-r0.apk"), MEDIA_APK, a.clone()),
+            layer(&x("b-1.0-r0.apk"), MEDIA_APK, b.clone()),
+        ]
+    };
+    let mut tampered = a.clone();
+    let mid = tampered.len() / 2;
+    tampered[mid] ^= 0x40;
+    let key_pem = std::fs::read(p.path().join("keys/forge-test-6b013985.rsa.pub")).unwrap();
+    let cases: Vec<(&str, Vec<Layer>, &str)> = vec![
+        (
+            "no-index",
+            vec![layer(&x("a-1.0-r0.apk"), MEDIA_APK, a.clone())],
+            "no APKINDEX.tar.gz",
+        ),
+        ("empty", vec![], "no files"),
+        (
+            "unindexed",
+            {
+                let mut l = good();
+                l.push(layer(&x("c-1.0-r0.apk"), MEDIA_APK, c.clone()));
+                l
+            },
+            "c-1.0-r0.apk is not named by",
+        ),
+        (
+            "missing-entry",
+            good()
+                .into_iter()
+                .filter(|l| !l.title.contains("b-1.0"))
+                .collect(),
+            "b-1.0-r0.apk",
+        ),
+        (
+            "planted-key",
+            {
+                let mut l = good();
+                l.push(layer("keys/evil.rsa.pub", MEDIA_APK, key_pem.clone()));
+                l
+            },
+            "refusing layer `keys/evil.rsa.pub`",
+        ),
+        (
+            "longer-than-descriptor",
+            {
+                let mut l = good();
+                l[1].size = Some(a.len() as u64 - 1);
+                l
+            },
+            "expected",
+        ),
+        (
+            "shorter-than-descriptor",
+            {
+                let mut l = good();
+                l[1].size = Some(a.len() as u64 + 1);
+                l
+            },
+            "expected",
+        ),
+        (
+            "tampered",
+            {
+                let mut l = good();
+                l[1].bytes = tampered.clone();
+                l
+            },
+            "a-1.0-r0.apk",
+        ),
+    ];
+    let out = p.path().join("pulled");
+    let keys = p.path().join("keys");
+    let (before, keys_before) = (snapshot(&out), snapshot(&keys));
+    for (tag, layers, want) in cases {
+        put_artifact(&host, "forge/packages", tag, &layers);
+        let reference = format!("{host}/forge/packages:{tag}");
+        for dest in [out.clone(), p.path().to_path_buf()] {
+            let o = pull(p.path(), &reference, &dest);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{tag}: pull into {dest:?} succeeded");
+            assert!(err.contains(want), "{tag}: {err}");
+            assert_eq!(snapshot(&out), before, "{tag}: --out changed");
+            assert_eq!(snapshot(&keys), keys_before, "{tag}: keys/ changed");
+            assert!(
+                !p.path().join(ARCH).exists(),
+                "{tag}: files written into the project"
+            );
+        }
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(p.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".forge-pull-"))
+        .collect();
+    assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
+}
+
+/// One request as the stand-in saw it.
+struct Request {
+    method: String,
+    path: String,
+}
+
+/// What the stand-in answers.
+enum Reply {
+    /// Status, extra headers, body.
+    Full(u16, String, Vec<u8>),
+    /// Announce the whole body, send only its first `n` bytes, close.
+    Truncated(Vec<u8>, usize),
+    /// The body in chunked encoding (no `Content-Length`).
+    Chunked(Vec<u8>),
+    /// Read `n` bytes of the request body, then close without a reply.
+    Hangup(usize),
+}
+
+fn ok(body: &[u8]) -> Reply {
+    Reply::Full(200, String::new(), body.to_vec())
+}
+
+type Handler = dyn Fn(&Request, usize) -> Reply + Send + Sync;
+
+/// A loopback stand-in registry for faults a real one does not make: each
+/// request goes to the handler with how many times the same method and path
+/// came before; every request line is logged with its `Authorization`.
+struct Stub {
+    host: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Stub {
+    fn start(handler: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static) -> Stub {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let (h, l) = (handler.clone(), l.clone());
+                std::thread::spawn(move || serve_one(stream.unwrap(), &*h, &l));
+            }
+        });
+        Stub { host, log }
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+fn serve_one(mut stream: std::net::TcpStream, handler: &Handler, log: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut first = String::new();
+    if reader.read_line(&mut first).unwrap_or(0) == 0 {
+        return;
+    }
+    let (mut auth, mut len) = (String::new(), 0usize);
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        let lower = h.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("authorization: ") {
+            auth = v.trim().to_string();
+        }
+        if let Some(v) = lower.strip_prefix("content-length: ") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut parts = first.split_whitespace();
+    let req = Request {
+        method: parts.next().unwrap_or("").to_string(),
+        path: parts.next().unwrap_or("").to_string(),
+    };
+    let nth = {
+        let mut log = log.lock().unwrap();
+        let key = format!("{} {} ", req.method, req.path);
+        let n = log.iter().filter(|l| l.starts_with(&key)).count();
+        log.push(format!("{} {} | {auth}", req.method, req.path));
+        n
+    };
+    let reply = handler(&req, nth);
+    let mut body = vec![0u8; len];
+    if let Reply::Hangup(n) = reply {
+        let _ = reader.read_exact(&mut body[..n.min(len)]);
+        return;
+    }
+    let _ = reader.read_exact(&mut body);
+    let _ = match reply {
+        Reply::Full(status, extra, body) => {
+            let head = format!(
+                "HTTP/1.1 {status} X\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream
+                .write_all(head.as_bytes())
+                .and_then(|_| stream.write_all(&body))
+        }
+        Reply::Truncated(body, n) => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            stream
+                .write_all(head.as_bytes())
+                .and_then(|_| stream.write_all(&body[..n]))
+        }
+        Reply::Chunked(body) => {
+            let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+            let mut out = head.as_bytes().to_vec();
+            for c in body.chunks(1000) {
+                out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                out.extend_from_slice(c);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            stream.write_all(&out)
+        }
+        Reply::Hangup(_) => unreachable!(),
+    };
+}
+
+/// The artifact `forge/packages:latest` of `reg`: manifest bytes and blobs.
+fn mirror(reg: &Registry) -> (Vec<u8>, BTreeMap<String, Vec<u8>>) {
+    let c = client(&reg.host());
+    let scopes = vec!["repository:forge/packages:pull".to_string()];
+    let (_, m) = c
+        .get_manifest("forge/packages", "latest", &scopes)
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&m).unwrap();
+    let mut blobs = BTreeMap::new();
+    for l in v["layers"].as_array().unwrap() {
+        let d = Digest::parse(l["digest"].as_str().unwrap()).unwrap();
+        blobs.insert(
+            d.to_string(),
+            c.get_blob("forge/packages", &d, &scopes).unwrap(),
+        );
+    }
+    (m, blobs)
+}
+
+/// A stand-in serving the mirrored artifact, with `fault` deciding first.
+fn serving(
+    manifest: Vec<u8>,
+    blobs: BTreeMap<String, Vec<u8>>,
+    fault: impl Fn(&Request, usize, &[u8]) -> Option<Reply> + Send + Sync + 'static,
+) -> Stub {
+    Stub::start(move |req, nth| {
+        let body = if req.path == "/v2/" {
+            b"{}".to_vec()
+        } else if req.path.ends_with("/manifests/latest") {
+            manifest.clone()
+        } else if let Some(b) = req
+            .path
+            .rsplit_once("/blobs/")
+            .and_then(|(_, d)| blobs.get(d))
+        {
+            b.clone()
+        } else {
+            return Reply::Full(404, String::new(), Vec::new());
+        };
+        if let Some(r) = fault(req, nth, &body) {
+            return r;
+        }
+        if req.path.contains("/manifests/") {
+            let ct = "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n";
+            return Reply::Full(200, ct.into(), body);
+        }
+        ok(&body)
+    })
+}
+
+fn is_blob(req: &Request) -> bool {
+    req.method == "GET" && req.path.contains("/blobs/sha256:")
+}
+
+#[test]
+fn registry_pull_retries_throttling_and_server_errors() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let p = repo_project();
+    let reg = published(p.path());
+    let (m, blobs) = mirror(&reg);
+    let stub = serving(m, blobs, |req, nth, _| {
+        if req.path.ends_with("/manifests/latest") && nth == 0 {
+            return Some(Reply::Full(429, "Retry-After: 1\r\n".into(), Vec::new()));
+        }
+        (is_blob(req) && nth < 2).then(|| Reply::Full(503, String::new(), Vec::new()))
+    });
+    let out = p.path().join("again");
+    let o = pull(
+        p.path(),
+        &format!("{}/forge/packages:latest", stub.host),
+        &out,
+    );
+    assert!(o.status.success());
+    assert_eq!(snapshot(&out), snapshot(&p.path().join("pulled")));
+    let log = stub.log();
+    let blob_gets = log
+        .iter()
+        .filter(|l| l.starts_with("GET /v2/forge/packages/blobs/"))
+        .count();
+    assert_eq!(blob_gets, 3 * 3, "{log:#?}");
+}
+
+#[test]
+fn registry_pull_fails_cleanly_on_bad_replies() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let p = repo_project();
+    let reg = published(p.path());
+    let (m, blobs) = mirror(&reg);
+    type Fault = Box<dyn Fn(&Request, usize, &[u8]) -> Option<Reply> + Send + Sync>;
+    let cases: Vec<(&str, Fault, &str)> = vec![
+        (
+            "truncated blob",
+            Box::new(|r, _, b| is_blob(r).then(|| Reply::Truncated(b.to_vec(), b.len() / 2))),
+            "reading the reply",
+        ),
+        (
+            "truncated manifest",
+            Box::new(|r, _, b| {
+                r.path
+                    .contains("/manifests/")
+                    .then(|| Reply::Truncated(b.to_vec(), b.len() / 2))
+            }),
+            "reading the reply",
+        ),
+        (
+            "blob longer than its descriptor",
+            Box::new(|r, _, b| {
+                is_blob(r).then(|| Reply::Chunked([b, b"trailing".as_slice()].concat()))
+            }),
+            "more than",
+        ),
+        (
+            "huge manifest",
+            Box::new(|r, _, _| {
+                r.path
+                    .contains("/manifests/")
+                    .then(|| Reply::Chunked(vec![b' '; (4 << 20) + 10]))
+            }),
+            "larger than the 4194304 bytes",
+        ),
+        (
+            "server error",
+            Box::new(|r, _, _| is_blob(r).then(|| Reply::Full(500, String::new(), Vec::new()))),
+            "gave up after 8 attempts",
+        ),
+    ];
+    let out = p.path().join("pulled");
+    let before = snapshot(&out);
+    for (name, fault, want) in cases {
+        let stub = serving(m.clone(), blobs.clone(), fault);
+        let o = pull(
+            p.path(),
+            &format!("{}/forge/packages:latest", stub.host),
+            &out,
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{name}: pull succeeded");
+        assert!(err.contains(want), "{name}: {err}");
+        assert_eq!(snapshot(&out), before, "{name}: --out changed");
+    }
+}
+
+#[test]
+fn registry_publish_hung_up_mid_upload_tags_nothing_and_a_rerun_completes() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let p = repo_project();
+    let stub = Stub::start(|req, _| match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/v2/") => ok(b"{}"),
+        ("POST", _) => Reply::Full(
+            202,
+            "Location: /v2/forge/packages/blobs/uploads/u1\r\n".into(),
+            Vec::new(),
+        ),
+        ("PUT", path) if path.contains("/blobs/uploads/") => Reply::Hangup(100),
+        _ => Reply::Full(404, String::new(), Vec::new()),
+    });
+    let publish = |host: &str| {
+        run(forge(p.path()).args([
+            "publish",
+            "--insecure",
+            "--no-sign",
+            "--repo-only",
+            "--registry",
+            &format!("{host}/forge"),
+        ]))
+    };
+    let o = publish(&stub.host);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("gave up after"), "{err}");
+    let log = stub.log();
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("PUT /v2/forge/packages/blobs/uploads/"))
+    );
+    assert!(
+        !log.iter()
+            .any(|l| l.starts_with("PUT /v2/forge/packages/manifests/")),
+        "a manifest or tag was written after a failed upload: {log:#?}"
+    );
+    let reg = Registry::start(None);
+    assert!(publish(&reg.host()).status.success());
+    let o = pull(
+        p.path(),
+        &format!("{}/forge/packages:latest", reg.host()),
+        &p.path().join("pulled"),
+    );
+    assert!(o.status.success());
+}
+
+#[test]
+fn registry_credentials_stay_with_their_host() {
+    let stub = Stub::start(|_, _| {
+        Reply::Full(
+            401,
+            "WWW-Authenticate: Basic realm=\"b\"\r\n".into(),
+            Vec::new(),
+        )
+    });
+    let p = repo_project();
+    let key = repo_root().join("tests/fixtures/cosign/kat.pub");
+    let attempt = |args: &[&str], scope: (&str, &str)| {
+        let o = run(forge(p.path())
+            .args(args)
+            .env("FORGE_REGISTRY_USER", "alice")
+            .env("FORGE_REGISTRY_PASSWORD", "Pa55-for-registry-a")
+            .env_remove("FORGE_REGISTRY")
+            .env_remove("FORGE_REGISTRY_HOST")
+            .env(scope.0, scope.1)
+            .env("DOCKER_CONFIG", p.path().join(".no-docker-config")));
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let verify = |target: &str, scope| {
+        let image = format!("{target}/forge/hello:latest");
+        let args = [
+            "verify-image",
+            "--insecure",
+            &image,
+            "--key",
+            key.to_str().unwrap(),
+        ];
+        attempt(&args, scope)
+    };
+    let pull = |target: &str, scope| {
+        let r = format!("{target}/forge/packages:latest");
+        attempt(&["pull-repo", "--insecure", &r, "--out", "x"], scope)
+    };
+    // Given for registry A: B never sees them.
+    for scope in [
+        ("FORGE_REGISTRY", "127.0.0.1:1/forge"),
+        ("FORGE_REGISTRY_HOST", "127.0.0.1:1"),
+    ] {
+        let err = verify(&stub.host, scope);
+        assert!(err.contains("no credentials"), "{err}");
+        pull(&stub.host, scope);
+    }
+    let log = stub.log();
+    assert!(log.len() >= 4, "{log:#?}");
+    assert!(
+        log.iter().all(|l| l.ends_with(" | ")),
+        "credentials for another registry were sent: {log:#?}"
+    );
+    // Given for B: sent to B.
+    let err = verify(&stub.host, ("FORGE_REGISTRY_HOST", stub.host.as_str()));
+    assert!(
+        err.contains("credentials of user `alice` were rejected"),
+        "{err}"
+    );
+    let log = stub.log();
+    assert!(log.iter().any(|l| l.contains("| basic ")), "{log:#?}");
+}
