@@ -18,7 +18,6 @@ use forge::registry::{Client, ClientOptions};
 use forge::sign::SigningKey;
 use serde_json::{Value, json};
 
-use crate::registry::Registry;
 use crate::support::*;
 
 const ARCH: &str = "x86_64";
@@ -170,7 +169,7 @@ fn pull(p: &Path, reference: &str, out: &Path) -> std::process::Output {
 /// The good artifact pushed with `forge publish --repo-only`, pulled once
 /// into `p/pulled`; returns the registry.
 fn published(p: &Path) -> Registry {
-    let reg = Registry::start(None);
+    let reg = Registry::start();
     run_ok(forge(p).args([
         "publish",
         "--insecure",
@@ -622,7 +621,7 @@ fn registry_publish_hung_up_mid_upload_tags_nothing_and_a_rerun_completes() {
             .any(|l| l.starts_with("PUT /v2/forge/packages/manifests/")),
         "a manifest or tag was written after a failed upload: {log:#?}"
     );
-    let reg = Registry::start(None);
+    let reg = Registry::start();
     assert!(publish(&reg.host()).status.success());
     let o = pull(
         p.path(),
