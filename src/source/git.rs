@@ -206,6 +206,12 @@ fn fetch(settings: &Settings, repo: &Repository, want: &Want, oid: Oid) -> Resul
     Ok(())
 }
 
+/// How many folders deep a checked-out tree may go. Deeper nesting (which a
+/// hostile repository can make cheaply, one tiny tree object per level) is
+/// refused with an error rather than walked without end; real trees stay
+/// far below it.
+pub(crate) const MAX_TREE_DEPTH: usize = 128;
+
 /// Write the tree of `commit` from the bare repository `repo_path` into `dest`.
 pub(crate) fn checkout(
     settings: &Settings,
@@ -223,31 +229,70 @@ pub(crate) fn checkout(
     let mtime = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs));
     let tree = commit.tree().map_err(git_err("reading the tree of", url))?;
     let mut w = TreeWriter::new(dest, Path::new(url))?;
-    write_tree(settings, &repo, &tree, Path::new(""), mtime, url, &mut w)?;
+    let walk = Walk {
+        settings,
+        repo: &repo,
+        mtime,
+        url,
+    };
+    walk.write_tree(&tree, Path::new(""), 0, &mut w)?;
     w.finish()?;
     Ok(())
 }
 
-fn write_tree(
-    settings: &Settings,
-    repo: &Repository,
-    tree: &git2::Tree,
-    prefix: &Path,
+/// What a tree walk carries from level to level.
+struct Walk<'a> {
+    settings: &'a Settings,
+    repo: &'a Repository,
     mtime: Option<SystemTime>,
-    url: &str,
-    w: &mut TreeWriter,
-) -> Result<(), SourceError> {
-    use std::os::unix::ffi::OsStrExt;
-    for entry in tree.iter() {
+    url: &'a str,
+}
+
+impl Walk<'_> {
+    /// Write `tree` at `prefix`, `depth` folders below the top; refuses to go
+    /// deeper than [`MAX_TREE_DEPTH`].
+    fn write_tree(
+        &self,
+        tree: &git2::Tree,
+        prefix: &Path,
+        depth: usize,
+        w: &mut TreeWriter,
+    ) -> Result<(), SourceError> {
+        for entry in tree.iter() {
+            self.write_entry(&entry, prefix, depth, w)?;
+        }
+        Ok(())
+    }
+
+    fn write_entry(
+        &self,
+        entry: &git2::TreeEntry,
+        prefix: &Path,
+        depth: usize,
+        w: &mut TreeWriter,
+    ) -> Result<(), SourceError> {
+        use std::os::unix::ffi::OsStrExt;
+        let Walk {
+            settings,
+            repo,
+            mtime,
+            url,
+        } = *self;
         let path = prefix.join(std::ffi::OsStr::from_bytes(entry.name_bytes()));
         let mode = entry.filemode() as u32;
         match mode {
             0o040000 => {
+                if depth >= MAX_TREE_DEPTH {
+                    return Err(w.refuse(
+                        &path,
+                        format!("the tree is more than {MAX_TREE_DEPTH} folders deep"),
+                    ));
+                }
                 w.dir(&path, 0o755, mtime)?;
                 let sub = repo
                     .find_tree(entry.id())
                     .map_err(git_err("reading a tree of", url))?;
-                write_tree(settings, repo, &sub, &path, mtime, url, w)?;
+                self.write_tree(&sub, &path, depth + 1, w)?;
             }
             0o100644 | 0o100664 | 0o100755 | 0o120000 => {
                 let blob = repo
@@ -270,8 +315,8 @@ fn write_tree(
             }
             other => return Err(w.refuse_kind(&path, &format!("git mode {other:o}"))),
         }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -322,5 +367,46 @@ mod tests {
         let odd = repo_path(c, "/srv/../..");
         assert!(odd.parent().unwrap().ends_with("git"), "{}", odd.display());
         assert!(!odd.file_name().unwrap().to_str().unwrap().starts_with('.'));
+    }
+
+    /// A bare repository whose commit holds `levels` nested folders
+    /// (`d/d/d/…/f`), each a tiny tree object.
+    fn nested_repo(dir: &Path, levels: usize) -> (PathBuf, String) {
+        let path = dir.join(format!("nested-{levels}.git"));
+        let repo = Repository::init_bare(&path).unwrap();
+        let blob = repo.blob(b"x\n").unwrap();
+        let mut b = repo.treebuilder(None).unwrap();
+        b.insert("f", blob, 0o100644).unwrap();
+        let mut tree = b.write().unwrap();
+        for _ in 0..levels {
+            let mut b = repo.treebuilder(None).unwrap();
+            b.insert("d", tree, 0o040000).unwrap();
+            tree = b.write().unwrap();
+        }
+        let tree = repo.find_tree(tree).unwrap();
+        let sig = git2::Signature::new("t", "t@t", &git2::Time::new(1_600_000_000, 0)).unwrap();
+        let commit = repo.commit(None, &sig, &sig, "deep", &tree, &[]).unwrap();
+        (path, commit.to_string())
+    }
+
+    #[test]
+    fn tree_depth_is_capped_with_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let settings = Settings::for_root(tmp.path());
+        let (ok, commit) = nested_repo(tmp.path(), MAX_TREE_DEPTH);
+        let dest = tmp.path().join("ok");
+        checkout(&settings, &ok, "ok", &commit, &dest).unwrap();
+        let deepest: PathBuf = std::iter::repeat_n("d", MAX_TREE_DEPTH).collect();
+        assert!(dest.join(deepest).join("f").is_file());
+
+        let (deep, commit) = nested_repo(tmp.path(), MAX_TREE_DEPTH + 1);
+        let err =
+            checkout(&settings, &deep, "deep", &commit, &tmp.path().join("deep")).unwrap_err();
+        let text = crate::util::error_chain(&err);
+        assert!(matches!(err, SourceError::UnsafeEntry { .. }), "{text}");
+        assert!(
+            text.contains(&format!("more than {MAX_TREE_DEPTH} folders deep")),
+            "{text}"
+        );
     }
 }

@@ -50,7 +50,7 @@ impl TreeWriter {
         })
     }
 
-    fn refuse(&self, entry: &Path, reason: impl Into<String>) -> SourceError {
+    pub(crate) fn refuse(&self, entry: &Path, reason: impl Into<String>) -> SourceError {
         SourceError::UnsafeEntry {
             archive: self.origin.clone(),
             entry: entry.display().to_string(),
