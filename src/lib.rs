@@ -9,6 +9,7 @@
 //! | [`output`] | the one output channel (status lines, progress, `--json`) |
 //! | [`settings`] | run-wide settings: root, out, cache, mirrors, jobs |
 //! | [`version`] | apk version grammar and ordering (pure) |
+//! | [`epoch`] | the one `SOURCE_DATE_EPOCH` rule for packages and images (pure) |
 //! | [`recipe`] | recipe TOML → validated [`recipe::Recipe`] |
 //! | [`graph`] | recipes → [`graph::UnitGraph`]: build order, cycles, closures |
 //! | [`plan`] | unit keys, fresh/dirty verdicts and why |
@@ -31,6 +32,7 @@
 pub mod apk;
 pub mod build;
 pub mod cli;
+pub mod epoch;
 pub mod graph;
 pub mod image;
 pub mod imagesign;

@@ -8,9 +8,10 @@
 //! [`super::assemble`] writes the layers into a staging layout that replaces
 //! `out/images/NAME` only when complete.
 //!
-//! The epoch (SOURCE_DATE_EPOCH) is, in order: the `SOURCE_DATE_EPOCH`
-//! environment variable; otherwise the latest of the packages' `builddate`s
-//! and the commit time of the last git commit touching `images/NAME.toml`.
+//! The epoch (SOURCE_DATE_EPOCH) follows the one rule of [`crate::epoch`]:
+//! the latest of the packages' `builddate`s and the commit time of the last
+//! git commit touching `images/NAME.toml`; only without any of those, the
+//! `SOURCE_DATE_EPOCH` environment variable; else 1980-01-01.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,12 +84,12 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<BuiltImage, Ima
     }
     let git = GitInfo::for_file(&def.file);
     let epoch = source_date_epoch(
-        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+        std::env::var(crate::epoch::ENV).ok().as_deref(),
         inputs
             .iter()
             .flat_map(|i| i.packages.iter().map(|p| p.meta.builddate)),
         git.as_ref().and_then(|g| g.file_time),
-    );
+    )?;
     let annotations = annotations(&def, git.as_ref(), epoch);
 
     let images_dir = settings.out.join("images");
@@ -217,17 +218,18 @@ fn layout_index(index: &Descriptor, arches: &[ArchImage]) -> OciIndex {
     }
 }
 
-/// Pick the epoch: an explicit `SOURCE_DATE_EPOCH`, else the latest of the
-/// package build dates and the image file's commit time (0 if none).
+/// The image's epoch by the one rule ([`crate::epoch`]): its inputs' newest
+/// time (the packages' build dates and the image file's last commit), else
+/// `SOURCE_DATE_EPOCH` from the environment, else 1980-01-01.
 pub fn source_date_epoch(
     env: Option<&str>,
     builddates: impl Iterator<Item = u64>,
     file_time: Option<u64>,
-) -> u64 {
-    if let Some(v) = env.and_then(|s| s.trim().parse::<u64>().ok()) {
-        return v;
-    }
-    builddates.chain(file_time).max().unwrap_or(0)
+) -> Result<u64, ImageError> {
+    let newest = builddates.chain(file_time).max();
+    let newest = newest.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+    let (epoch, _) = crate::epoch::source_date_epoch(newest, env)?;
+    Ok(epoch.max(0) as u64)
 }
 
 fn annotations(def: &ImageDef, git: Option<&GitInfo>, epoch: u64) -> BTreeMap<String, String> {
@@ -241,11 +243,9 @@ fn annotations(def: &ImageDef, git: Option<&GitInfo>, epoch: u64) -> BTreeMap<St
     if let Some(v) = &def.version {
         a.insert(key("version"), v.clone());
     }
-    if let Some(s) = def
-        .source
-        .clone()
-        .or_else(|| git.and_then(|g| g.remote.clone()))
-    {
+    // Only from the definition: the local remote URL differs between an ssh
+    // and an https clone of the same commit, and is not an input.
+    if let Some(s) = def.source.clone() {
         a.insert(key("source"), s);
     }
     if let Some(r) = git.and_then(|g| g.head.clone()) {
@@ -261,7 +261,6 @@ fn annotations(def: &ImageDef, git: Option<&GitInfo>, epoch: u64) -> BTreeMap<St
 #[derive(Debug, Clone, Default)]
 struct GitInfo {
     head: Option<String>,
-    remote: Option<String>,
     file_time: Option<u64>,
 }
 
@@ -276,31 +275,11 @@ impl GitInfo {
             .ok()?
             .to_path_buf();
         let head = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let remote = repo
-            .find_remote("origin")
-            .ok()
-            .and_then(|r| r.url().ok().map(strip_userinfo));
         let file_time = head.as_ref().and_then(|c| last_change(c.clone(), &rel));
         Some(GitInfo {
             head: head.map(|c| c.id().to_string()),
-            remote,
             file_time,
         })
-    }
-}
-
-/// Drop `user:password@` from a URL: remotes may carry tokens, and the
-/// source annotation is published with the image.
-fn strip_userinfo(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let end = rest.find('/').unwrap_or(rest.len());
-            match rest[..end].rfind('@') {
-                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-                None => url.to_string(),
-            }
-        }
-        None => url.to_string(),
     }
 }
 
@@ -363,31 +342,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn userinfo_is_stripped() {
-        for (url, want) in [
-            (
-                "https://user:tok@example.org/a/b.git",
-                "https://example.org/a/b.git",
-            ),
-            ("https://example.org/a@b", "https://example.org/a@b"),
-            ("ssh://git@example.org/x", "ssh://example.org/x"),
-            ("git@example.org:x/y.git", "git@example.org:x/y.git"),
-        ] {
-            assert_eq!(strip_userinfo(url), want);
-        }
-    }
-
-    #[test]
-    fn epoch_precedence() {
-        assert_eq!(
-            source_date_epoch(Some("42"), [7, 9].into_iter(), Some(100)),
-            42
-        );
-        assert_eq!(source_date_epoch(None, [7, 9].into_iter(), Some(8)), 9);
-        assert_eq!(
-            source_date_epoch(Some("junk"), [7].into_iter(), Some(100)),
-            100
-        );
-        assert_eq!(source_date_epoch(None, std::iter::empty(), None), 0);
+    fn epoch_follows_the_one_rule() {
+        // Inputs win over the environment, as for packages.
+        let epoch = |env, dates: &[u64], file| source_date_epoch(env, dates.iter().copied(), file);
+        assert_eq!(epoch(Some("42"), &[7, 9], Some(100)).unwrap(), 100);
+        assert_eq!(epoch(Some("42"), &[7, 9], Some(8)).unwrap(), 9);
+        assert_eq!(epoch(Some("junk"), &[7], None).unwrap(), 7);
+        assert_eq!(epoch(Some("42"), &[], None).unwrap(), 42);
+        assert_eq!(epoch(None, &[], None).unwrap(), 315_532_800);
+        assert!(epoch(Some("junk"), &[], None).is_err());
     }
 }

@@ -39,6 +39,9 @@ use std::path::PathBuf;
 /// Why an image could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// `SOURCE_DATE_EPOCH` is needed and unusable.
+    #[error(transparent)]
+    Epoch(#[from] crate::epoch::InvalidEpoch),
     /// The definition is invalid.
     #[error(transparent)]
     Def(#[from] def::DefError),

@@ -20,7 +20,8 @@
 //! one tree comparison per commit. One status scan covers every folder.
 //! 4. fallback (no repository, or the folder was never committed): the
 //!    `SOURCE_DATE_EPOCH` environment variable, else 315532800
-//!    (1980-01-01T00:00:00Z, the earliest time zip can store).
+//!    (1980-01-01T00:00:00Z, the earliest time zip can store). This is the
+//!    one rule of [`crate::epoch`], which images follow too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -29,9 +30,9 @@ use git2::{ObjectType, Oid, Repository, Sort, StatusOptions, Tree};
 
 use super::error::RecipeError;
 use super::model::Recipe;
+use crate::epoch::EpochSource;
 
-/// The fallback epoch: 1980-01-01T00:00:00Z.
-pub const DEFAULT_EPOCH: i64 = 315_532_800;
+pub use crate::epoch::DEFAULT_EPOCH;
 
 /// Where [`GitInfo::source_date_epoch`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,37 +136,24 @@ pub fn git_info_many(dirs: &[&Path]) -> Result<Vec<GitInfo>, RecipeError> {
     }
     let mut out = Vec::with_capacity(dirs.len());
     for f in found {
-        out.push(match f {
-            Some((Some((id, time)), dirty)) => GitInfo {
-                source_date_epoch: time,
-                commit: Some(id.to_string()),
-                origin: if dirty {
-                    SdeOrigin::LastCommitDirty
-                } else {
-                    SdeOrigin::LastCommit
-                },
-            },
-            _ => {
-                let (source_date_epoch, origin) = fallback_epoch()?;
-                GitInfo {
-                    source_date_epoch,
-                    commit: None,
-                    origin,
-                }
-            }
+        let (touch, dirty) = f.unwrap_or((None, false));
+        // The one rule (crate::epoch): the last commit's time, else the
+        // environment, else the default.
+        let (source_date_epoch, source) = crate::epoch::from_env(touch.map(|(_, t)| t))
+            .map_err(|e| RecipeError::InvalidEpoch { value: e.value })?;
+        let origin = match source {
+            EpochSource::Inputs if dirty => SdeOrigin::LastCommitDirty,
+            EpochSource::Inputs => SdeOrigin::LastCommit,
+            EpochSource::Environment => SdeOrigin::Environment,
+            EpochSource::Default => SdeOrigin::Default,
+        };
+        out.push(GitInfo {
+            source_date_epoch,
+            commit: touch.map(|(id, _)| id.to_string()),
+            origin,
         });
     }
     Ok(out)
-}
-
-fn fallback_epoch() -> Result<(i64, SdeOrigin), RecipeError> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<i64>() {
-            Ok(n) if n >= 0 => Ok((n, SdeOrigin::Environment)),
-            _ => Err(RecipeError::InvalidEpoch { value: v }),
-        },
-        _ => Ok((DEFAULT_EPOCH, SdeOrigin::Default)),
-    }
 }
 
 /// The tree at `rel` (the root tree for an empty path), if `rel` is a folder.

@@ -449,6 +449,33 @@ fn image_digests_are_reproducible_and_one_origin_changes_one_layer() {
     assert_eq!(la[1], lc[1], "the hello layer is unchanged");
 }
 
+/// Two clones of one project made through two remote URL forms (a path and
+/// a `file://` URL, as an ssh and an https clone differ) give the same image:
+/// the local remote URL is not an input of the image.
+#[test]
+fn image_digest_does_not_depend_on_the_clone_url() {
+    let hello = b"#!/bin/sh\necho hi\n".to_vec();
+    let upstream = hello_project(&hello, "hi");
+    write(upstream.path(), "forge.toml", "");
+    support::git_commit_all(upstream.path(), "2024-01-01T00:00:00Z");
+    let clones = tempfile::tempdir().unwrap();
+    let path_form = upstream.path().display().to_string();
+    let url_form = format!("file://{path_form}");
+    let mut built = Vec::new();
+    for (i, url) in [&path_form, &url_form].into_iter().enumerate() {
+        let dest = clones.path().join(format!("clone{i}"));
+        run_ok(Command::new("git").args(["clone", "-q", url]).arg(&dest));
+        let (out, _) = run_ok(
+            Command::new("git")
+                .args(["remote", "get-url", "origin"])
+                .current_dir(&dest),
+        );
+        assert_eq!(out.trim(), url.as_str());
+        built.push(digests(&build(&dest)));
+    }
+    assert_eq!(built[0], built[1], "the clone URL changed the image");
+}
+
 #[test]
 fn single_layer_and_layer_budget() {
     let hello = b"x".to_vec();
