@@ -245,9 +245,10 @@ impl Client {
             .and_then(|t| t.as_str())
             .map(str::to_string)
             .ok_or_else(|| err("no token in the reply".into()))?;
-        // The token spec's default lifetime is 60 s.
+        // The token spec's default lifetime is 60 s; an untrusted lifetime
+        // is held to 10 s ..= 1 h (a huge one would overflow `Instant`).
         let secs = v.get("expires_in").and_then(|e| e.as_u64()).unwrap_or(60);
-        Ok((token, Duration::from_secs(secs.max(10))))
+        Ok((token, Duration::from_secs(secs.clamp(10, 3600))))
     }
 
     fn auth_hint(&self) -> String {

@@ -323,3 +323,36 @@ fn credentials_never_go_to_a_token_realm_on_another_host_over_http() {
     let log = log.lock().unwrap().clone();
     assert!(log[1].ends_with("| bearer t1"), "{log:?}");
 }
+
+#[test]
+fn a_huge_token_lifetime_is_capped_not_a_panic() {
+    let token = r#"{"token":"t1","expires_in":18446744073709551615}"#;
+    let (host, _) = scripted_server(vec![
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://127.0.0.1:1/token\"\r\n{CLOSE}"
+        ),
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{token}",
+            token.len()
+        ),
+        format!("HTTP/1.1 200 OK\r\n{CLOSE}"),
+    ]);
+    let realm_host = host.clone();
+    let c = Client::new(
+        &host,
+        ClientOptions {
+            insecure: true,
+            attempts: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    c.ping().unwrap();
+    // The realm names the registry itself (the scripted server).
+    *c.auth.lock().unwrap() = AuthState::Bearer {
+        realm: format!("http://{realm_host}/token"),
+        service: None,
+        tokens: HashMap::new(),
+    };
+    assert!(c.blob_exists("a", &Digest::of(b""), &[]).unwrap());
+}
