@@ -20,6 +20,8 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     let opts = BuildOptions {
         name: args.name.clone(),
     };
+    // One writer at a time under out/ (and stale temp files cleaned first).
+    let _lock = crate::pipeline::OutLock::acquire(settings)?;
     let built =
         image::build(settings, &opts).with_context(|| format!("building image `{}`", args.name))?;
     settings.shell.event(&serde_json::json!({

@@ -16,10 +16,13 @@
 //!    then write the unit's state file, last.
 //!
 //! The whole run holds an exclusive lock on `out/.lock`, so two forge
-//! processes on the same output folder take turns.
+//! processes on the same output folder take turns, and whatever temporary
+//! file a killed run left in `out/` is removed when the lock is taken
+//! ([`OutLock`]).
 
 pub mod deps;
 pub mod images;
+mod lock;
 mod noop;
 mod report;
 
@@ -29,7 +32,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use fs2::FileExt as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::apk::{self, PackageSpec, WriteOptions};
@@ -41,6 +43,8 @@ use crate::recipe::{self, Recipe};
 use crate::repo::{self, Repo};
 use crate::settings::Settings;
 use crate::sign::{self, SigningKey, TrustedKeys};
+
+pub use lock::OutLock;
 
 pub use report::{Report, UnitReport, Verdict};
 
@@ -128,34 +132,6 @@ pub fn host_arch() -> &'static str {
         "aarch64" => "aarch64",
         "arm" => "armv7",
         other => other,
-    }
-}
-
-/// Hold `out/.lock` for the life of the value.
-pub struct OutLock(#[allow(dead_code)] fs::File);
-
-impl OutLock {
-    /// Take the exclusive lock, saying so when another process holds it.
-    pub fn acquire(settings: &Settings) -> Result<OutLock, PipelineError> {
-        fs::create_dir_all(&settings.out).map_err(io_err("creating", &settings.out))?;
-        let path = settings.out.join(".lock");
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(io_err("opening", &path))?;
-        if file.try_lock_exclusive().is_err() {
-            settings.shell.status(
-                "Blocking",
-                format!(
-                    "waiting for another forge run on {}",
-                    settings.out.display()
-                ),
-            );
-            file.lock_exclusive().map_err(io_err("locking", &path))?;
-        }
-        Ok(OutLock(file))
     }
 }
 

@@ -8,6 +8,7 @@ mod apk;
 mod build;
 mod crun;
 mod examples;
+mod faults;
 mod graph;
 mod graphgen;
 mod image;

@@ -23,21 +23,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-fn fixture(name: &str) -> PathBuf {
-    repo_root().join("tests/fixtures/cosign").join(name)
-}
-
-/// A forge command signing images with the committed test image key.
-fn forge_signing(dir: &Path) -> Command {
-    let mut c = forge(dir);
-    c.env("FORGE_IMAGE_SIGNING_KEY", fixture("kat.key"))
-        .env("COSIGN_PASSWORD", "forge-kat")
-        .env_remove("FORGE_REGISTRY_USER")
-        .env_remove("FORGE_REGISTRY_PASSWORD")
-        .env("DOCKER_CONFIG", dir.join(".no-docker-config"));
-    c
-}
-
 fn events(stdout: &str, kind: &str) -> Vec<Value> {
     stdout
         .lines()
@@ -271,7 +256,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     let (_, err) = run_ok(
         forge(p.path())
             .args(["verify-image", "--insecure", &reference, "--key"])
-            .arg(fixture("kat.pub")),
+            .arg(cosign_fixture("kat.pub")),
     );
     assert!(
         err.contains("https://spdx.dev/Document") && err.contains("https://slsa.dev/provenance/v1"),
@@ -303,7 +288,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     run_ok(
         forge(nowhere.path())
             .args(["verify-image", "--insecure", &reference, "--key"])
-            .arg(fixture("kat.pub")),
+            .arg(cosign_fixture("kat.pub")),
     );
 
     // Independent check: openssl verifies the stored payload and signature.
@@ -336,7 +321,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     std::fs::write(tmp.path().join("sig"), &sig).unwrap();
     let out = Command::new("openssl")
         .args(["dgst", "-sha256", "-verify"])
-        .arg(fixture("kat.pub"))
+        .arg(cosign_fixture("kat.pub"))
         .arg("-signature")
         .arg(tmp.path().join("sig"))
         .arg(tmp.path().join("payload"))
@@ -354,7 +339,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     );
 
     // Rejections, each with its own reason.
-    let key = ImageKey::load(&fixture("kat.key"), b"forge-kat").unwrap();
+    let key = ImageKey::load(&cosign_fixture("kat.key"), b"forge-kat").unwrap();
     let other = ImageKey::generate().unwrap();
     let good_repo = format!("{host}/forge/hello");
     let sign = |k: &ImageKey, repo: &str, d: &Digest| {
@@ -397,7 +382,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
         let err = run_err(
             forge(p.path())
                 .args(["verify-image", "--insecure", &reference, "--key"])
-                .arg(fixture("kat.pub")),
+                .arg(cosign_fixture("kat.pub")),
         );
         assert!(err.contains(want), "{what}: {err}");
     }
@@ -406,7 +391,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     run_ok(
         forge(p.path())
             .args(["verify-image", "--insecure", &reference, "--key"])
-            .arg(fixture("kat.pub")),
+            .arg(cosign_fixture("kat.pub")),
     );
     // Unsigned image: no signature.
     run_ok(forge_signing(p.path()).args([
@@ -424,7 +409,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
                 &format!("{host}/unsigned/hello:latest"),
                 "--key",
             ])
-            .arg(fixture("kat.pub")),
+            .arg(cosign_fixture("kat.pub")),
     );
     assert!(err.contains("no signature"), "{err}");
 
@@ -444,7 +429,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
                 &at("forge"),
                 "--key",
             ])
-            .arg(fixture("kat.pub")),
+            .arg(cosign_fixture("kat.pub")),
     );
     assert!(err.contains("no signature"), "{err}");
     run_ok(forge_signing(p.path()).args([
@@ -463,7 +448,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
                 &at("rec"),
                 "--key",
             ])
-            .arg(fixture("kat.pub")),
+            .arg(cosign_fixture("kat.pub")),
     );
 
     // The package repository comes back and verifies against keys/.

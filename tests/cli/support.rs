@@ -30,7 +30,21 @@ pub mod crash;
 
 /// A `forge` command run in `dir`, with a private cache under `dir`.
 pub fn forge(dir: &Path) -> Command {
-    let mut cmd = Command::new(forge_bin());
+    forge_under(&[], dir)
+}
+
+/// [`forge`] started through `wrapper` (a program and its first arguments,
+/// which receive the forge binary as their next argument): `unshare`, a
+/// shell script. Empty: forge itself.
+pub fn forge_under(wrapper: &[&str], dir: &Path) -> Command {
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(forge_bin());
+            c
+        }
+        None => Command::new(forge_bin()),
+    };
     cmd.current_dir(dir)
         .env("FORGE_CACHE_DIR", dir.join(".forge-cache"))
         .env_remove("FORGE_OUT")
@@ -39,6 +53,24 @@ pub fn forge(dir: &Path) -> Command {
         .env_remove("FORGE_SIGNING_KEY")
         .env("NO_COLOR", "1");
     cmd
+}
+
+/// A committed cosign test fixture (`tests/fixtures/cosign/NAME`): `kat.key`
+/// (password `forge-kat`), `kat.pub`, known-answer payloads.
+pub fn cosign_fixture(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures/cosign").join(name)
+}
+
+/// A `forge` command that signs images with the committed test image key and
+/// sees no registry credentials from the environment.
+pub fn forge_signing(dir: &Path) -> Command {
+    let mut c = forge(dir);
+    c.env("FORGE_IMAGE_SIGNING_KEY", cosign_fixture("kat.key"))
+        .env("COSIGN_PASSWORD", "forge-kat")
+        .env_remove("FORGE_REGISTRY_USER")
+        .env_remove("FORGE_REGISTRY_PASSWORD")
+        .env("DOCKER_CONFIG", dir.join(".no-docker-config"));
+    c
 }
 
 /// Run and return the output, printing it for the test log.

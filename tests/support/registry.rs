@@ -133,6 +133,18 @@ impl Registry {
         }
     }
 
+    /// Kill the process, empty its storage and start it again on the same
+    /// port: a fresh registry for the next trial of a fault test.
+    pub fn reset(&mut self) {
+        self.kill();
+        match std::fs::remove_dir_all(self.storage()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("{}: {e}", self.storage().display()),
+        }
+        self.restart();
+    }
+
     /// SIGKILL the process and reap it; the storage stays.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

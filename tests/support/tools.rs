@@ -56,3 +56,23 @@ pub fn require_bwrap() -> bool {
         .is_ok_and(|s| s.success());
     ok || missing("bwrap cannot create a sandbox on this host")
 }
+
+/// True when this process may make a private mount namespace and mount a
+/// tmpfs in it (root, with `unshare`): fault tests fill a small tmpfs that
+/// nobody else sees and that vanishes with the namespace.
+pub fn require_private_mounts() -> bool {
+    if !require_tool("unshare") || !require_tool("mount") {
+        return false;
+    }
+    let Ok(dir) = tempfile::tempdir() else {
+        return missing("no temp folder for a mount point");
+    };
+    let ok = Command::new("unshare")
+        .args(["-m", "mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ok || missing("cannot mount a tmpfs in a private mount namespace (needs root)")
+}
