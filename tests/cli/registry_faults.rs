@@ -693,3 +693,65 @@ fn registry_credentials_stay_with_their_host() {
     let log = stub.log();
     assert!(log.iter().any(|l| l.contains("| basic ")), "{log:#?}");
 }
+
+#[test]
+fn registry_killed_mid_publish_fails_cleanly_and_a_rerun_completes() {
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let mut reg = Registry::start();
+    let p = project();
+    let digest = crate::registry::synthetic_image(p.path(), "big", &[24 << 20; 4], 31);
+    let target = format!("{}/forge", reg.host());
+    let publish = || {
+        let mut c = forge(p.path());
+        c.args([
+            "publish",
+            "--insecure",
+            "--no-sign",
+            "--uploads",
+            "1",
+            "big",
+            "--registry",
+            &target,
+        ]);
+        c
+    };
+    let child = publish()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the registry (for good) once the first upload is under way.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !walkdir::WalkDir::new(reg.storage())
+        .into_iter()
+        .filter_map(Result::ok)
+        .any(|e| e.file_type().is_file() && e.path().to_string_lossy().contains("_uploads"))
+    {
+        assert!(std::time::Instant::now() < deadline, "no upload seen");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    reg.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "publish succeeded with no registry");
+    assert!(err.contains("gave up after"), "{err}");
+    // Nothing tagged: the storage holds no tag link for the image.
+    let tags = reg
+        .storage()
+        .join("docker/registry/v2/repositories/forge/big/_manifests/tags");
+    assert!(!tags.exists(), "a tag was written by the failed publish");
+    reg.restart();
+    run_ok(&mut publish());
+    assert!(
+        tags.join("latest").is_dir(),
+        "the tag check looks in the wrong place"
+    );
+    let c = client(&reg.host());
+    let scopes = vec!["repository:forge/big:pull".to_string()];
+    assert_eq!(
+        c.manifest_digest("forge/big", "latest", &scopes).unwrap(),
+        Some(digest)
+    );
+}
