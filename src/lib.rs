@@ -56,5 +56,9 @@ pub mod version;
 pub(crate) mod test_tools;
 
 #[cfg(test)]
+#[path = "../tests/support/stub.rs"]
+pub(crate) mod test_stub;
+
+#[cfg(test)]
 #[path = "../tests/support/project.rs"]
 pub(crate) mod test_project;

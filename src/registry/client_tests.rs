@@ -52,67 +52,34 @@ fn locations_and_digest_param() {
 
 /// A tiny registry stand-in: answers `GET /v2/` and blob `HEAD`s with a
 /// Bearer challenge unless the token is presented, and serves tokens for
-/// Basic `u:p` at `/token`. Records every request line and auth header.
+/// Basic `u:p` at `/token`. Logs every request line and auth header.
 fn bearer_server() -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let host = listener.local_addr().unwrap().to_string();
-    let log = std::sync::Arc::new(Mutex::new(Vec::new()));
-    let (h, l) = (host.clone(), log.clone());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let mut auth = String::new();
-            loop {
-                let mut hl = String::new();
-                reader.read_line(&mut hl).unwrap();
-                if hl.trim().is_empty() {
-                    break;
-                }
-                if let Some(v) = hl
-                    .strip_prefix("authorization: ")
-                    .or_else(|| hl.strip_prefix("Authorization: "))
-                {
-                    auth = v.trim().to_string();
-                }
+    use crate::test_stub::{Reply, Stub};
+    let home = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let h = home.clone();
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "u:p")
+    );
+    let stub = Stub::start(move |req, _| {
+        if req.path.starts_with("/token?") {
+            if req.auth == basic && req.path.contains("scope=repository%3Aa%2Fb%3Apull%2Cpush") {
+                let body = r#"{"token":"tok-123","expires_in":300}"#;
+                return Reply::Full(200, String::new(), body.into());
             }
-            l.lock().unwrap().push(format!("{} | {auth}", line.trim()));
-            let basic = format!(
-                "Basic {}",
-                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "u:p")
-            );
-            let (status, extra, body) = if line.starts_with("GET /token?") {
-                if auth == basic && line.contains("scope=repository%3Aa%2Fb%3Apull%2Cpush") {
-                    (
-                        "200 OK",
-                        String::new(),
-                        r#"{"token":"tok-123","expires_in":300}"#,
-                    )
-                } else {
-                    ("401 Unauthorized", String::new(), "")
-                }
-            } else if auth == "Bearer tok-123" {
-                ("200 OK", String::new(), "")
-            } else {
-                (
-                    "401 Unauthorized",
-                    format!(
-                        "WWW-Authenticate: Bearer realm=\"http://{h}/token\",service=\"test\"\r\n"
-                    ),
-                    "",
-                )
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+            return Reply::Full(401, String::new(), Vec::new());
         }
+        if req.auth == "Bearer tok-123" {
+            return Reply::Full(200, String::new(), Vec::new());
+        }
+        let realm = format!(
+            "WWW-Authenticate: Bearer realm=\"http://{}/token\",service=\"test\"\r\n",
+            h.get().map_or("", |s| s.as_str())
+        );
+        Reply::Full(401, realm, Vec::new())
     });
-    (host, log)
+    let _ = home.set(stub.host.clone());
+    (stub.host, stub.log)
 }
 
 #[test]
@@ -174,43 +141,13 @@ fn connection_errors_are_retried_then_reported() {
     assert_eq!(c.request_count(), 3);
 }
 
-/// A server answering each connection with the next canned response;
-/// records each request line with its `Authorization` header.
+/// A server answering each request with the next canned response;
+/// logs each request line with its `Authorization` header.
 pub(crate) fn scripted_server(
     responses: Vec<String>,
 ) -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let host = listener.local_addr().unwrap().to_string();
-    let log = std::sync::Arc::new(Mutex::new(Vec::new()));
-    let l = log.clone();
-    std::thread::spawn(move || {
-        for (stream, resp) in listener.incoming().zip(responses) {
-            let mut stream = stream.unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut first = String::new();
-            reader.read_line(&mut first).unwrap();
-            let (mut auth, mut len) = (String::new(), 0usize);
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap() == 0 || h.trim().is_empty() {
-                    break;
-                }
-                let lower = h.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("authorization: ") {
-                    auth = v.trim().to_string();
-                }
-                if let Some(v) = lower.strip_prefix("content-length: ") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            reader.read_exact(&mut body).unwrap();
-            l.lock().unwrap().push(format!("{} | {auth}", first.trim()));
-            let _ = write!(stream, "{resp}");
-        }
-    });
-    (host, log)
+    let stub = crate::test_stub::Stub::script(responses);
+    (stub.host, stub.log)
 }
 
 pub(crate) const CLOSE: &str = "Content-Length: 0\r\nConnection: close\r\n\r\n";
@@ -248,7 +185,7 @@ fn credentials_never_go_to_another_host() {
     .unwrap();
     let log = log.lock().unwrap().clone();
     assert!(
-        log[1].starts_with("POST /v2/a/blobs/uploads/ HTTP/1.1 | basic "),
+        log[1].starts_with("POST /v2/a/blobs/uploads/ HTTP/1.1 | Basic "),
         "{log:?}"
     );
     let other_log = other_log.lock().unwrap().clone();
@@ -321,7 +258,7 @@ fn credentials_never_go_to_a_token_realm_on_another_host_over_http() {
         "credentials sent to the realm: {realm_log:?}"
     );
     let log = log.lock().unwrap().clone();
-    assert!(log[1].ends_with("| bearer t1"), "{log:?}");
+    assert!(log[1].ends_with("| Bearer t1"), "{log:?}");
 }
 
 #[test]

@@ -1,15 +1,14 @@
 //! Faults and attacks at the registry boundary: `forge pull-repo` against
 //! hostile artifacts (pushed to a real `docker-registry`), registries that
-//! fail, throttle or cut replies short (a loopback stand-in, [`Stub`]), a
+//! fail, throttle or cut replies short (a loopback stand-in), a
 //! registry dying mid-push, and credentials that must stay with their host.
+//! The stand-in is `tests/support/stub.rs`.
 //!
 //! Every failing pull must leave `--out` exactly as it was: each test
 //! pre-populates it with a good repository and compares it afterwards.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use forge::apk::{self, PackageSpec, WriteOptions};
 use forge::oci::{Descriptor, Digest};
@@ -18,6 +17,7 @@ use forge::registry::{Client, ClientOptions};
 use forge::sign::SigningKey;
 use serde_json::{Value, json};
 
+use crate::support::stub::{Reply, Request, Stub, ok};
 use crate::support::*;
 
 const ARCH: &str = "x86_64";
@@ -308,132 +308,6 @@ fn registry_pull_repo_refuses_hostile_artifacts_and_leaves_out_unchanged() {
     assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
 }
 
-/// One request as the stand-in saw it.
-struct Request {
-    method: String,
-    path: String,
-}
-
-/// What the stand-in answers.
-enum Reply {
-    /// Status, extra headers, body.
-    Full(u16, String, Vec<u8>),
-    /// Announce the whole body, send only its first `n` bytes, close.
-    Truncated(Vec<u8>, usize),
-    /// The body in chunked encoding (no `Content-Length`).
-    Chunked(Vec<u8>),
-    /// Read `n` bytes of the request body, then close without a reply.
-    Hangup(usize),
-}
-
-fn ok(body: &[u8]) -> Reply {
-    Reply::Full(200, String::new(), body.to_vec())
-}
-
-type Handler = dyn Fn(&Request, usize) -> Reply + Send + Sync;
-
-/// A loopback stand-in registry for faults a real one does not make: each
-/// request goes to the handler with how many times the same method and path
-/// came before; every request line is logged with its `Authorization`.
-struct Stub {
-    host: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Stub {
-    fn start(handler: impl Fn(&Request, usize) -> Reply + Send + Sync + 'static) -> Stub {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let host = listener.local_addr().unwrap().to_string();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let handler: Arc<Handler> = Arc::new(handler);
-        let l = log.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let (h, l) = (handler.clone(), l.clone());
-                std::thread::spawn(move || serve_one(stream.unwrap(), &*h, &l));
-            }
-        });
-        Stub { host, log }
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-fn serve_one(mut stream: std::net::TcpStream, handler: &Handler, log: &Mutex<Vec<String>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut first = String::new();
-    if reader.read_line(&mut first).unwrap_or(0) == 0 {
-        return;
-    }
-    let (mut auth, mut len) = (String::new(), 0usize);
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-            break;
-        }
-        let lower = h.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("authorization: ") {
-            auth = v.trim().to_string();
-        }
-        if let Some(v) = lower.strip_prefix("content-length: ") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut parts = first.split_whitespace();
-    let req = Request {
-        method: parts.next().unwrap_or("").to_string(),
-        path: parts.next().unwrap_or("").to_string(),
-    };
-    let nth = {
-        let mut log = log.lock().unwrap();
-        let key = format!("{} {} ", req.method, req.path);
-        let n = log.iter().filter(|l| l.starts_with(&key)).count();
-        log.push(format!("{} {} | {auth}", req.method, req.path));
-        n
-    };
-    let reply = handler(&req, nth);
-    let mut body = vec![0u8; len];
-    if let Reply::Hangup(n) = reply {
-        let _ = reader.read_exact(&mut body[..n.min(len)]);
-        return;
-    }
-    let _ = reader.read_exact(&mut body);
-    let _ = match reply {
-        Reply::Full(status, extra, body) => {
-            let head = format!(
-                "HTTP/1.1 {status} X\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            stream
-                .write_all(head.as_bytes())
-                .and_then(|_| stream.write_all(&body))
-        }
-        Reply::Truncated(body, n) => {
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            stream
-                .write_all(head.as_bytes())
-                .and_then(|_| stream.write_all(&body[..n]))
-        }
-        Reply::Chunked(body) => {
-            let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-            let mut out = head.as_bytes().to_vec();
-            for c in body.chunks(1000) {
-                out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
-                out.extend_from_slice(c);
-                out.extend_from_slice(b"\r\n");
-            }
-            out.extend_from_slice(b"0\r\n\r\n");
-            stream.write_all(&out)
-        }
-        Reply::Hangup(_) => unreachable!(),
-    };
-}
-
 /// The artifact `forge/packages:latest` of `reg`: manifest bytes and blobs.
 fn mirror(reg: &Registry) -> (Vec<u8>, BTreeMap<String, Vec<u8>>) {
     let c = client(&reg.host());
@@ -691,7 +565,7 @@ fn registry_credentials_stay_with_their_host() {
         "{err}"
     );
     let log = stub.log();
-    assert!(log.iter().any(|l| l.contains("| basic ")), "{log:#?}");
+    assert!(log.iter().any(|l| l.contains("| Basic ")), "{log:#?}");
 }
 
 #[test]
