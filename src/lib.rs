@@ -62,3 +62,6 @@ pub(crate) mod test_stub;
 #[cfg(test)]
 #[path = "../tests/support/project.rs"]
 pub(crate) mod test_project;
+
+#[doc(hidden)]
+pub mod fuzzing;

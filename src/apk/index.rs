@@ -366,7 +366,7 @@ impl Index {
 }
 
 /// Extract `DESCRIPTION` and `APKINDEX` from an unsigned index.
-fn read_unsigned(bytes: &[u8]) -> Result<(Option<String>, String), IndexError> {
+pub(crate) fn read_unsigned(bytes: &[u8]) -> Result<(Option<String>, String), IndexError> {
     use std::io::Read as _;
     let mut r = tar::Reader::new(flate2::read::GzDecoder::new(bytes));
     let mut description = None;

@@ -14,7 +14,7 @@ mod defaults;
 mod error;
 mod git;
 mod model;
-mod parse;
+pub(crate) mod parse;
 mod read;
 mod sources;
 

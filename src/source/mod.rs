@@ -25,7 +25,7 @@ pub mod git;
 pub(crate) mod http;
 mod local;
 mod tree;
-mod unpack;
+pub(crate) mod unpack;
 
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,7 @@ mod build;
 mod crun;
 mod examples;
 mod faults;
+mod fuzz_regressions;
 mod graph;
 mod graphgen;
 mod image;
