@@ -207,11 +207,13 @@ pub fn render(entries: &[IndexEntry]) -> String {
     s
 }
 
-/// Parse `APKINDEX` text. Unknown fields are ignored.
+/// Parse `APKINDEX` text. Unknown fields are ignored. Lines end at `\n`
+/// only, as in apk-tools: a `\r` is part of the value, so what [`render`]
+/// writes parses back unchanged.
 pub fn parse(text: &str) -> Result<Vec<IndexEntry>, IndexError> {
     let mut out = Vec::new();
     let mut cur: Option<IndexEntry> = None;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in text.split('\n').enumerate() {
         let lineno = i + 1;
         if line.is_empty() {
             if let Some(e) = cur.take() {
@@ -257,9 +259,12 @@ pub fn parse(text: &str) -> Result<Vec<IndexEntry>, IndexError> {
             "L" => e.license = value.to_string(),
             "o" => e.origin = Some(value.to_string()),
             "m" => e.maintainer = Some(value.to_string()),
-            "t" => e.builddate = num(value)? as i64,
+            "t" => e.builddate = value.parse().map_err(|_| syntax("not a build date"))?,
             "c" => e.commit = Some(value.to_string()),
-            "k" => e.provider_priority = Some(num(value)? as u32),
+            "k" => {
+                let k = value.parse().map_err(|_| syntax("not a 32-bit priority"))?;
+                e.provider_priority = Some(k);
+            }
             "D" => e.depends = list(value),
             "p" => e.provides = list(value),
             "i" => e.install_if = list(value),

@@ -511,3 +511,19 @@ fn index_refuses_names_and_versions_that_make_unsafe_paths() {
         }
     }
 }
+
+#[test]
+fn index_numbers_out_of_range_are_errors_not_wrapped() {
+    // Found by the apkindex fuzz target: `t:` wrapped to a negative date and
+    // `k:` was truncated to 32 bits, so a hostile index read back different
+    // values than it said.
+    for text in [
+        "P:a\nV:1\nt:18446744073709551615\n",
+        "P:a\nV:1\nk:4294967296\n",
+    ] {
+        let err = index::parse(text).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{text:?}: {err}");
+    }
+    let e = &index::parse("P:a\nV:1\nt:-1\nk:4294967295\n").unwrap()[0];
+    assert_eq!((e.builddate, e.provider_priority), (-1, Some(u32::MAX)));
+}
