@@ -425,7 +425,11 @@ mod tests {
             let pkg = apk::Package::open(&repo.dir().join(e.file_name())).unwrap();
             assert_eq!(pkg.identity, e.checksum, "{}", e.file_name());
             assert_eq!(pkg.file_size, e.size);
-            pkg.verify(&test_trust()).unwrap();
+            apk::VerifiedPackage::open(
+                &repo.dir().join(e.file_name()),
+                apk::Trust::Signed(&test_trust()),
+            )
+            .unwrap();
         }
         idx
     }

@@ -354,7 +354,7 @@ impl Index {
 
     /// Verify and parse index bytes.
     pub fn from_bytes(bytes: &[u8], trusted: &TrustedKeys) -> Result<Index, IndexError> {
-        let (sigs, offset): (Vec<Signature>, usize) = match read::split_signature(bytes) {
+        let (sigs, offset): (Vec<Signature>, usize) = match super::member::split_signature(bytes) {
             Ok(Some(split)) => split,
             Ok(None) => (Vec::new(), 0),
             Err(e) => return Err(IndexError::Corrupt(format!("signature section: {e}"))),
@@ -370,6 +370,11 @@ impl Index {
     }
 }
 
+/// The largest `APKINDEX` or `DESCRIPTION` entry read into memory (sizes
+/// come from the tar header; the signature was checked, but a cap costs
+/// nothing and keeps a bad index from exhausting memory).
+pub const MAX_INDEX_MEMBER: u64 = 256 << 20;
+
 /// Extract `DESCRIPTION` and `APKINDEX` from an unsigned index.
 pub(crate) fn read_unsigned(bytes: &[u8]) -> Result<(Option<String>, String), IndexError> {
     use std::io::Read as _;
@@ -380,6 +385,12 @@ pub(crate) fn read_unsigned(bytes: &[u8]) -> Result<(Option<String>, String), In
         .next_entry()
         .map_err(|e| IndexError::Corrupt(e.to_string()))?
     {
+        if e.size > MAX_INDEX_MEMBER {
+            return Err(IndexError::Corrupt(format!(
+                "{} is larger than {MAX_INDEX_MEMBER} bytes",
+                e.path
+            )));
+        }
         let mut content = Vec::new();
         r.content()
             .read_to_end(&mut content)

@@ -26,26 +26,35 @@
 //! | [`pkginfo`] | `.PKGINFO` rendering and parsing |
 //! | [`autodeps`] | `so:`/`pc:` depends and provides from the staged tree |
 //! | `write` | the package writer |
-//! | `read` | splitting members, verification |
+//! | [`member`] | gzip member boundaries, signature and control members, size caps |
+//! | `verified` | [`VerifiedPackage`]: the one verified, single-pass reader |
+//! | [`data`] | the data tar: entry checks, per-file SHA-1 |
+//! | `spool` | contents kept between the check and their use |
+//! | `read` | [`Package`]: unverified inspection; shared error types |
 //! | [`index`] | APKINDEX records, ordering, the signed index file |
 //! | [`name`] | the package name and version grammar |
 
 use std::path::PathBuf;
 
 pub mod autodeps;
-mod check;
+pub mod data;
 pub mod gzip;
 pub mod index;
+pub mod member;
 pub mod name;
 pub mod pkginfo;
 mod read;
+mod spool;
 pub mod tar;
+mod verified;
 mod write;
 
 pub use autodeps::{AutoDeps, scan_auto_deps};
-pub use check::{QuickCheckError, verify_control_signature, verify_indexed, verify_signed_parts};
+pub use data::DataEntry;
 pub use pkginfo::PkgInfo;
-pub use read::{FileEntry, Package, Part, ReadError, Signature, VerifyError};
+pub use read::{Package, Part, ReadError, Signature, VerifyError, verify_control_signature};
+pub use spool::SPOOL_MEMORY;
+pub use verified::{PackageError, Trust, VerifiedPackage, verify_parts};
 pub use write::{WriteError, WriteOptions, WrittenPackage, write_package};
 
 /// Everything the writer needs to know about one (sub)package.

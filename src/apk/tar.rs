@@ -16,6 +16,11 @@ use std::io::{self, Read};
 /// One tar block.
 pub const BLOCK: usize = 512;
 
+/// The largest PAX extended header the reader accepts. The size comes from
+/// the (untrusted, not yet verified) header, so it is capped before anything
+/// is allocated; real records (`path`, `linkpath`, checksums) take a few KiB.
+pub const MAX_PAX_SIZE: u64 = 1 << 20;
+
 /// The fixed length of a SHA-1 checksum PAX record:
 /// `68 APK-TOOLS.checksum.SHA1=<40 hex>\n`.
 pub const PAX_SHA1_RECORD_LEN: usize = 68;
@@ -344,6 +349,20 @@ impl<R: Read> Reader<R> {
         Ok(())
     }
 
+    /// Read to the end of the stream; anything but zeros is an error.
+    fn drain_zeros(&mut self) -> Result<(), TarError> {
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = read_full(&mut self.inner, &mut buf)?;
+            if buf[..n].iter().any(|&c| c != 0) {
+                return Err(TarError::Malformed("data after end of archive".into()));
+            }
+            if n < buf.len() {
+                return Ok(());
+            }
+        }
+    }
+
     /// The next entry, or `None` at end of stream (with or without an
     /// end-of-archive marker). PAX headers are folded into the entry they
     /// describe.
@@ -366,12 +385,9 @@ impl<R: Read> Reader<R> {
             }
             if b.iter().all(|&c| c == 0) {
                 self.saw_eoa = true;
-                // Consume the rest (zero padding) so the stream is drained.
-                let mut sink = Vec::new();
-                self.inner.read_to_end(&mut sink).map_err(TarError::Io)?;
-                if sink.iter().any(|&c| c != 0) {
-                    return Err(TarError::Malformed("data after end of archive".into()));
-                }
+                // Consume the rest (zero padding) so the stream is drained,
+                // a chunk at a time: its length is not bounded.
+                self.drain_zeros()?;
                 return Ok(None);
             }
             if &b[257..262] != b"ustar" {
@@ -387,6 +403,11 @@ impl<R: Read> Reader<R> {
             let size = octal(&b[124..136])?;
             let kind = Kind::from_flag(b[156]);
             if kind == Kind::Pax {
+                if size > MAX_PAX_SIZE {
+                    return Err(TarError::Malformed(format!(
+                        "PAX header of {size} bytes is larger than the {MAX_PAX_SIZE}-byte limit"
+                    )));
+                }
                 let mut data = vec![0u8; size as usize];
                 if read_full(&mut self.inner, &mut data)? < data.len() {
                     return Err(TarError::Truncated);
@@ -585,6 +606,41 @@ mod tests {
         }
         assert_eq!(n, 4);
         assert!(!r.saw_eoa);
+    }
+
+    /// A PAX header claiming 8 GiB is refused before anything is allocated
+    /// (before the cap, the reader tried `vec![0; size]` and aborted).
+    #[test]
+    fn huge_pax_header_is_refused_without_allocating() {
+        let h = Header {
+            name: "PaxHeaders/x".into(),
+            mode: 0o644,
+            size: 0o77777777777,
+            mtime: 0,
+            kind: Kind::Pax,
+            link: String::new(),
+        };
+        let block = header_block(&h, Magic::Ustar).unwrap();
+        let mut r = Reader::new(&block[..]);
+        let err = r.next_entry().unwrap_err().to_string();
+        assert!(
+            err.contains("PAX header of 8589934591 bytes is larger than the 1048576-byte limit"),
+            "{err}"
+        );
+    }
+
+    /// Zeros after the end-of-archive are drained in chunks, and anything
+    /// else after it is an error.
+    #[test]
+    fn trailing_bytes_after_end_of_archive() {
+        let mut out = Vec::new();
+        end_of_archive(&mut out);
+        out.resize(out.len() + 100_000, 0);
+        let mut r = Reader::new(&out[..]);
+        assert!(r.next_entry().unwrap().is_none());
+        out.push(1);
+        let mut r = Reader::new(&out[..]);
+        assert!(r.next_entry().is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sha1::{Digest as _, Sha1};
 
-use super::read::Tap;
+use super::member::Tap;
 use super::tar::{self, Kind};
 use super::*;
 use crate::sign::tests::{test_key, test_trust};
@@ -99,8 +99,19 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 #[test]
 fn round_trip_write_read_verify() {
     let (_dir, w) = write_fixture();
+    let verified = VerifiedPackage::open(&w.path, Trust::Signed(&test_trust())).unwrap();
+    assert_eq!(verified.signer.as_deref(), Some(test_key().1.name()));
+    assert_eq!(verified.identity, w.identity);
+    let file_sha256: [u8; 32] =
+        <sha2::Sha256 as sha2::Digest>::digest(fs::read(&w.path).unwrap()).into();
+    assert_eq!(verified.sha256, file_sha256);
+    let readme = verified
+        .entries()
+        .iter()
+        .find(|f| f.path == "usr/share/doc/hello/README")
+        .unwrap();
+    assert_eq!(&*verified.content(readme).unwrap(), b"Hello, world.\n");
     let pkg = Package::open(&w.path).unwrap();
-    assert_eq!(pkg.verify(&test_trust()).unwrap(), test_key().1.name());
     assert_eq!(pkg.info, w.info);
     assert_eq!(pkg.identity, w.identity);
     assert_eq!(pkg.file_size, fs::metadata(&w.path).unwrap().len());
@@ -114,18 +125,18 @@ fn round_trip_write_read_verify() {
     assert_eq!(
         listing,
         vec![
-            (Kind::Dir, "etc/", ""),
+            (Kind::Dir, "etc", ""),
             (Kind::File, "etc/hello.conf", ""),
-            (Kind::Dir, "usr/", ""),
-            (Kind::Dir, "usr/bin/", ""),
+            (Kind::Dir, "usr", ""),
+            (Kind::Dir, "usr/bin", ""),
             (Kind::File, "usr/bin/hello", ""),
             (Kind::HardLink, "usr/bin/hello-again", "usr/bin/hello"),
             (Kind::Symlink, "usr/bin/hi", "hello"),
-            (Kind::Dir, "usr/share/", ""),
-            (Kind::Dir, "usr/share/doc/", ""),
-            (Kind::Dir, "usr/share/doc/hello/", ""),
+            (Kind::Dir, "usr/share", ""),
+            (Kind::Dir, "usr/share/doc", ""),
+            (Kind::Dir, "usr/share/doc/hello", ""),
             (Kind::File, "usr/share/doc/hello/README", ""),
-            (Kind::Dir, "usr/share/hello/", ""),
+            (Kind::Dir, "usr/share/hello", ""),
             (Kind::File, "usr/share/hello/empty", ""),
         ]
     );
@@ -224,6 +235,14 @@ fn writes_are_reproducible_and_mtimes_clamped() {
     }
 }
 
+/// The verification failure of the package at `path`.
+fn verify_err(path: &Path, trusted: &TrustedKeys) -> VerifyError {
+    match VerifiedPackage::open(path, Trust::Signed(trusted)) {
+        Err(PackageError::Verify(v)) => v,
+        other => panic!("expected a verification failure, got {other:?}"),
+    }
+}
+
 /// Flip one byte in the middle of the given member and describe the failure.
 fn flip_and_check(member: usize) -> String {
     let (dir, w) = write_fixture();
@@ -233,10 +252,9 @@ fn flip_and_check(member: usize) -> String {
     bytes[(s + e) / 2] ^= 0x55;
     let bad = dir.path().join("bad.apk");
     fs::write(&bad, &bytes).unwrap();
-    match Package::open(&bad) {
-        Err(e) => e.to_string(),
-        Ok(p) => p.verify(&test_trust()).unwrap_err().to_string(),
-    }
+    VerifiedPackage::open(&bad, Trust::Signed(&test_trust()))
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -265,10 +283,7 @@ fn altered_control_header_fails_the_signature() {
     bytes[m[1].0 + 4] = 1;
     let bad = dir.path().join("bad.apk");
     fs::write(&bad, &bytes).unwrap();
-    let err = Package::open(&bad)
-        .unwrap()
-        .verify(&test_trust())
-        .unwrap_err();
+    let err = verify_err(&bad, &test_trust());
     assert_eq!(
         err,
         VerifyError::BadSignature {
@@ -280,9 +295,8 @@ fn altered_control_header_fails_the_signature() {
 #[test]
 fn untrusted_and_unsigned() {
     let (_dir, w) = write_fixture();
-    let pkg = Package::open(&w.path).unwrap();
     assert_eq!(
-        pkg.verify(&TrustedKeys::new()).unwrap_err(),
+        verify_err(&w.path, &TrustedKeys::new()),
         VerifyError::UntrustedKey {
             names: vec![test_key().1.name().to_string()]
         }
@@ -292,11 +306,7 @@ fn untrusted_and_unsigned() {
     let m = members(&bytes);
     let unsigned = w.path.with_file_name("unsigned.apk");
     fs::write(&unsigned, &bytes[m[1].0..]).unwrap();
-    let pkg = Package::open(&unsigned).unwrap();
-    assert_eq!(
-        pkg.verify(&test_trust()).unwrap_err(),
-        VerifyError::Unsigned
-    );
+    assert_eq!(verify_err(&unsigned, &test_trust()), VerifyError::Unsigned);
 }
 
 #[test]
@@ -324,10 +334,7 @@ fn tampered_file_with_consistent_hashes_names_the_file() {
     let sig = write::signature_member(key, &control, 0, false).unwrap();
     let bad = dir.path().join("bad.apk");
     fs::write(&bad, [sig, control, data_gz].concat()).unwrap();
-    let err = Package::open(&bad)
-        .unwrap()
-        .verify(&test_trust())
-        .unwrap_err();
+    let err = verify_err(&bad, &test_trust());
     match err {
         VerifyError::FileChecksum { path, .. } => assert_eq!(path, "usr/share/doc/hello/README"),
         other => panic!("unexpected {other:?}"),
@@ -365,10 +372,7 @@ fn empty_tree_is_a_meta_package_and_large_files_stream() {
     let (_, key) = test_key();
     let w = write_package(&spec(&root), key, &WriteOptions::default(), dir.path()).unwrap();
     assert_eq!(w.info.size, 0);
-    Package::open(&w.path)
-        .unwrap()
-        .verify(&test_trust())
-        .unwrap();
+    VerifiedPackage::open(&w.path, Trust::Signed(&test_trust())).unwrap();
     // A file above the in-memory threshold goes through the two-pass path.
     let big: Vec<u8> = (0..9u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -377,10 +381,9 @@ fn empty_tree_is_a_meta_package_and_large_files_stream() {
     fs::write(root.join("usr/lib/big.bin"), &big).unwrap();
     let w = write_package(&spec(&root), key, &WriteOptions::default(), dir.path()).unwrap();
     assert_eq!(w.info.size, big.len() as u64);
-    let pkg = Package::open(&w.path).unwrap();
-    pkg.verify(&test_trust()).unwrap();
+    let pkg = VerifiedPackage::open(&w.path, Trust::Signed(&test_trust())).unwrap();
     let f = pkg
-        .files
+        .entries()
         .iter()
         .find(|f| f.path == "usr/lib/big.bin")
         .unwrap();
@@ -388,6 +391,7 @@ fn empty_tree_is_a_meta_package_and_large_files_stream() {
         f.expected_sha1.as_deref(),
         Some(hex::encode(Sha1::digest(&big)).as_str())
     );
+    assert_eq!(&*pkg.content(f).unwrap(), &big[..]);
 }
 
 #[test]
@@ -526,4 +530,145 @@ fn index_numbers_out_of_range_are_errors_not_wrapped() {
     }
     let e = &index::parse("P:a\nV:1\nt:-1\nk:4294967295\n").unwrap()[0];
     assert_eq!((e.builddate, e.provider_priority), (-1, Some(u32::MAX)));
+}
+
+/// One entry of a hand-made data tar: kind, path, link target, content.
+pub(crate) type RawEntry<'a> = (Kind, &'a str, &'a str, &'a [u8]);
+
+/// A data tar holding `entries`, with correct SHA-1 records for files and
+/// symlinks, so only the entry's shape can be wrong.
+pub(crate) fn raw_data_tar(entries: &[RawEntry]) -> Vec<u8> {
+    let mut t = Vec::new();
+    for (kind, path, link, content) in entries {
+        let h = tar::Header {
+            name: path.to_string(),
+            mode: 0o644,
+            size: content.len() as u64,
+            mtime: 0,
+            kind: *kind,
+            link: link.to_string(),
+        };
+        let sum = match kind {
+            Kind::File => Some(hex::encode(Sha1::digest(content))),
+            Kind::Symlink => Some(hex::encode(Sha1::digest(link.as_bytes()))),
+            _ => None,
+        };
+        let pax: Vec<(&str, &str)> = sum
+            .iter()
+            .map(|s| ("APK-TOOLS.checksum.SHA1", s.as_str()))
+            .collect();
+        tar::append_entry(&mut t, &h, &pax, content, tar::Magic::Ustar).unwrap();
+    }
+    tar::end_of_archive(&mut t);
+    t
+}
+
+/// A package named `name` signed by the test key around `data_tar`, with a
+/// correct `datahash`: every check but the entries' shape passes. Returns
+/// the file bytes and its index entry.
+pub(crate) fn craft_package(name: &str, data_tar: &[u8]) -> (Vec<u8>, index::IndexEntry) {
+    let (_dir, w) = write_fixture();
+    let mut info = w.info.clone();
+    info.name = name.to_string();
+    info.origin = name.to_string();
+    let data_gz = gzip::compress(data_tar).unwrap();
+    info.datahash = Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        &data_gz,
+    )));
+    let control = write::control_member(&info, 0).unwrap();
+    let identity: [u8; 20] = Sha1::digest(&control).into();
+    let sig = write::signature_member(&test_key().1, &control, 0, false).unwrap();
+    let bytes = [sig, control, data_gz].concat();
+    let entry = index::IndexEntry::from_package(&info, identity, bytes.len() as u64);
+    (bytes, entry)
+}
+
+/// Devices, FIFOs, GNU long names, `..`, absolute paths and hard links to
+/// nothing are refused by name, even in a correctly signed package whose
+/// hashes all match (before the verified reader, `Package::verify` skipped
+/// such entries and accepted the package).
+#[test]
+fn verified_reader_refuses_hostile_entries() {
+    let ok: RawEntry = (Kind::File, "usr/ok", "", b"fine");
+    let cases: &[(RawEntry, &str)] = &[
+        (
+            (Kind::Other(b'6'), "usr/fifo", "", b""),
+            "entry `usr/fifo`: FIFO entries are not allowed in packages",
+        ),
+        (
+            (Kind::Other(b'3'), "dev/null", "", b""),
+            "entry `dev/null`: character device entries are not allowed",
+        ),
+        (
+            (Kind::Other(b'4'), "dev/sda", "", b""),
+            "entry `dev/sda`: block device entries are not allowed",
+        ),
+        (
+            (Kind::Other(b'L'), "././@LongLink", "", b"etc/passwd\0"),
+            "entry `././@LongLink`: GNU long name entries",
+        ),
+        (
+            (Kind::File, "usr/../../evil", "", b"x"),
+            "entry `usr/../../evil`: path contains `..`",
+        ),
+        (
+            (Kind::File, "/etc/evil", "", b"x"),
+            "entry `/etc/evil`: absolute path",
+        ),
+        (
+            (Kind::File, "usr//x", "", b"x"),
+            "entry `usr//x`: empty path component",
+        ),
+        (
+            (Kind::HardLink, "usr/h", "etc/shadow", b""),
+            "entry `usr/h`: hard link target `etc/shadow` is not an earlier regular file",
+        ),
+        (
+            (Kind::HardLink, "usr/h", "../x", b""),
+            "entry `usr/h`: hard link target `../x`: path contains `..`",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (bad, want) in cases {
+        let (bytes, _) = craft_package("evil", &raw_data_tar(&[ok, *bad]));
+        let path = dir.path().join("evil.apk");
+        fs::write(&path, &bytes).unwrap();
+        let err = VerifiedPackage::open(&path, Trust::Signed(&test_trust())).unwrap_err();
+        assert!(err.to_string().contains(want), "{}: {err}", bad.1);
+        assert!(matches!(
+            err.verify_error(),
+            Some(VerifyError::UnsafeEntry { .. })
+        ));
+        // The quick check does not decompress the data, so it passes: it is
+        // never used to hand out files.
+        verify_parts(&bytes, Trust::Signed(&test_trust())).unwrap();
+    }
+    // The same package with only the good entry verifies.
+    let (bytes, _) = craft_package("fine", &raw_data_tar(&[ok]));
+    let path = dir.path().join("fine.apk");
+    fs::write(&path, &bytes).unwrap();
+    let pkg = VerifiedPackage::open(&path, Trust::Signed(&test_trust())).unwrap();
+    assert_eq!(&*pkg.content(&pkg.entries()[0]).unwrap(), b"fine");
+}
+
+/// A signed package whose data member is a gzip bomb stops at the cap with
+/// a clear error; nothing is held in memory past the spool's cap.
+#[test]
+fn verified_reader_caps_the_control_member() {
+    let (_dir, w) = write_fixture();
+    let bytes = fs::read(&w.path).unwrap();
+    let m = members(&bytes);
+    // Replace the control member by one decompressing past its cap.
+    let huge = gzip::compress(&vec![0u8; member::MAX_CONTROL_MEMBER + 1]).unwrap();
+    let bad = w.path.with_file_name("bad.apk");
+    fs::write(
+        &bad,
+        [&bytes[..m[1].0], &huge[..], &bytes[m[2].0..]].concat(),
+    )
+    .unwrap();
+    let err = VerifiedPackage::open(&bad, Trust::Signed(&test_trust())).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "control section is corrupt: decompresses to more than the 4194304-byte limit"
+    );
 }

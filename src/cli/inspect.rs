@@ -35,7 +35,7 @@ pub fn run(shell: &Shell, args: Args) -> Result<ExitCode> {
             .iter()
             .map(|f| {
                 serde_json::json!({
-                    "path": f.path, "kind": kind_name(f.kind), "mode": format!("{:04o}", f.mode),
+                    "path": shown_path(f), "kind": kind_name(f.kind), "mode": format!("{:04o}", f.mode),
                     "size": f.size, "link": f.link, "sha1": f.expected_sha1,
                 })
             })
@@ -96,11 +96,19 @@ pub fn run(shell: &Shell, args: Args) -> Result<ExitCode> {
             kind_char(f.kind),
             f.mode,
             f.size,
-            f.path
+            shown_path(f)
         );
     }
     shell.data(s.trim_end());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The entry path as stored in the tar: folders end in `/`.
+fn shown_path(f: &crate::apk::DataEntry) -> String {
+    match f.kind {
+        Kind::Dir => format!("{}/", f.path),
+        _ => f.path.clone(),
+    }
 }
 
 fn kind_name(k: Kind) -> &'static str {

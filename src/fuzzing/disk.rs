@@ -5,16 +5,17 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::apk::{Package, tar};
+use crate::apk::{Package, Trust, VerifiedPackage, tar};
 use crate::oci::Digest;
 use crate::sign::TrustedKeys;
 
 /// The most documents one OCI input is split into.
 const MAX_DOCS: usize = 8;
 
-/// Bytes as an `.apk` file through the package reader (whole and
-/// control-only) and verification against an empty key set, and as a raw tar
-/// stream through forge's tar reader.
+/// Bytes as an `.apk` file through the inspection reader (whole and
+/// control-only), through the verified reader against an empty key set
+/// (must fail) and trusting the file's own identity (so the data walk runs),
+/// and as a raw tar stream through forge's tar reader.
 pub fn apk(data: &[u8]) {
     let mut r = tar::Reader::new(data);
     while let Ok(Some(_)) = r.next_entry() {
@@ -31,7 +32,16 @@ pub fn apk(data: &[u8]) {
         return;
     }
     if let Ok(pkg) = Package::open(&path) {
-        assert!(pkg.verify(&TrustedKeys::new()).is_err(), "no key, no trust");
+        let keys = TrustedKeys::new();
+        assert!(
+            VerifiedPackage::open(&path, Trust::Signed(&keys)).is_err(),
+            "no key, no trust"
+        );
+        if let Ok(v) = VerifiedPackage::open(&path, Trust::Indexed(&pkg.identity)) {
+            for e in v.entries() {
+                let _ = v.content(e);
+            }
+        }
     }
     let _ = Package::open_control(&path);
 }

@@ -1,19 +1,12 @@
 //! Reading packages for an image: the signed index, resolution, and every
-//! chosen `.apk` verified (signature, `datahash`, file checksums, identity =
-//! the index's `C:`) before its files are read; plus the recipe sources the
-//! SBOM cites.
-//!
-//! `apk::Package` verifies but does not keep file contents, so contents are
-//! read in a second pass over the file, and each file's SHA-1 must equal the
-//! one verification computed: the file cannot change in between unnoticed.
+//! chosen `.apk` read once through [`VerifiedPackage`] (signature, identity
+//! = the index's `C:`, `datahash`, file checksums, entry kinds and paths)
+//! before its files are used; plus the recipe sources the SBOM cites.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufReader, Read};
 use std::path::Path;
 
 use base64::Engine as _;
-use sha1::{Digest as _, Sha1};
-use sha2::Sha256;
 
 use super::ImageError;
 use super::assemble::ArchInput;
@@ -21,9 +14,9 @@ use super::def::ImageDef;
 use super::resolve::{Candidate, resolve};
 use super::rootfs::{Entry, EntryKind, InstalledPackage, PackageMeta};
 use super::sbom::SourceRef;
-use crate::apk::Package;
 use crate::apk::index::{Index, IndexEntry};
-use crate::apk::tar::{Kind, Reader};
+use crate::apk::tar::Kind;
+use crate::apk::{PackageError, Trust, VerifiedPackage};
 use crate::settings::Settings;
 use crate::sign::TrustedKeys;
 
@@ -114,22 +107,16 @@ pub fn load_package(
         path: path.to_path_buf(),
         source: e,
     };
-    let pkg = Package::open(path).map_err(|e| boxed(Box::new(e)))?;
-    pkg.verify(trusted).map_err(|e| boxed(Box::new(e)))?;
-    let identity = q1(&pkg.identity);
-    if pkg.identity != entry.checksum {
-        return Err(ImageError::IdentityMismatch {
-            path: path.to_path_buf(),
-            expected: q1(&entry.checksum),
-            actual: identity,
-        });
-    }
-    let verified: BTreeMap<&str, Option<&str>> = pkg
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f.actual_sha1.as_deref()))
-        .collect();
-    let (entries, sha256) = read_entries(path, &verified).map_err(boxed)?;
+    let mut pkg = VerifiedPackage::open(path, Trust::SignedAndIndexed(trusted, &entry.checksum))
+        .map_err(|e| match e {
+            PackageError::Identity { actual } => ImageError::IdentityMismatch {
+                path: path.to_path_buf(),
+                expected: q1(&entry.checksum),
+                actual: q1(&actual),
+            },
+            e => boxed(Box::new(e)),
+        })?;
+    let entries = take_entries(&mut pkg).map_err(|e| boxed(Box::new(e)))?;
     let i = &pkg.info;
     let meta = PackageMeta {
         name: i.name.clone(),
@@ -147,8 +134,8 @@ pub fn load_package(
         provides: i.provides.clone(),
         installed_size: i.size,
         file_size: pkg.file_size,
-        identity,
-        sha256,
+        identity: q1(&pkg.identity),
+        sha256: hex::encode(pkg.sha256),
     };
     Ok(InstalledPackage { meta, entries })
 }
@@ -160,77 +147,29 @@ fn q1(raw: &[u8; 20]) -> String {
     )
 }
 
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        sha2::Digest::update(&mut self.hasher, &buf[..n]);
-        Ok(n)
+/// The verified entries as rootfs entries, contents moved out of the spool.
+fn take_entries(pkg: &mut VerifiedPackage) -> std::io::Result<Vec<Entry>> {
+    let mut out = Vec::with_capacity(pkg.entries().len());
+    for n in 0..pkg.entries().len() {
+        let e = &pkg.entries()[n];
+        let (path, mode, mtime) = (e.path.clone(), e.mode, e.mtime);
+        let kind = match e.kind {
+            Kind::Dir => EntryKind::Dir,
+            Kind::Symlink => EntryKind::Symlink(e.link.clone()),
+            Kind::HardLink => EntryKind::Hardlink(e.link.clone()),
+            _ => EntryKind::File(pkg.take_content(n)?),
+        };
+        out.push(Entry {
+            path,
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime,
+            xattrs: BTreeMap::new(),
+        });
     }
-}
-
-/// Read the data entries of a verified package; every file's content must
-/// hash to what verification computed (the file could change in between).
-/// Returns the entries and the file's SHA-256.
-fn read_entries(
-    path: &Path,
-    verified: &BTreeMap<&str, Option<&str>>,
-) -> Result<(Vec<Entry>, String), Box<dyn std::error::Error + Send + Sync>> {
-    let file = std::fs::File::open(path)?;
-    let mut hashing = HashingReader {
-        inner: BufReader::with_capacity(1 << 20, file),
-        hasher: Sha256::new(),
-    };
-    let mut out = Vec::new();
-    {
-        // The three members decompress to one tar: signature and control
-        // entries (top-level dot files) first, then the data entries.
-        let mut r = Reader::new(flate2::read::MultiGzDecoder::new(&mut hashing));
-        let mut in_data = false;
-        while let Some(e) = r.next_entry()? {
-            if !in_data && e.path.starts_with('.') && !e.path.contains('/') {
-                continue;
-            }
-            in_data = true;
-            let Some(expected) = verified.get(e.path.as_str()) else {
-                return Err(format!("entry `{}` was not seen during verification", e.path).into());
-            };
-            let kind = match e.kind {
-                Kind::Dir => EntryKind::Dir,
-                Kind::File => {
-                    let mut data = Vec::with_capacity(e.size as usize);
-                    r.content().read_to_end(&mut data)?;
-                    if expected
-                        .is_some_and(|x| !x.eq_ignore_ascii_case(&hex::encode(Sha1::digest(&data))))
-                    {
-                        return Err(format!("`{}` changed after verification", e.path).into());
-                    }
-                    EntryKind::File(data)
-                }
-                Kind::Symlink => EntryKind::Symlink(e.link.clone()),
-                Kind::HardLink => EntryKind::Hardlink(e.link.trim_end_matches('/').to_string()),
-                Kind::Pax | Kind::Other(_) => {
-                    return Err(format!("unsupported entry type for `{}`", e.path).into());
-                }
-            };
-            out.push(Entry {
-                path: e.path.trim_matches('/').to_string(),
-                kind,
-                mode: e.mode & 0o7777,
-                uid: 0,
-                gid: 0,
-                mtime: e.mtime,
-                xattrs: BTreeMap::new(),
-            });
-        }
-    }
-    std::io::copy(&mut hashing, &mut std::io::sink())?;
-    let sha256 = hex::encode(sha2::Digest::finalize(hashing.hasher));
-    Ok((out, sha256))
+    Ok(out)
 }
 
 /// Recipe sources by origin, for the SBOM. Only recipes whose version equals
@@ -279,4 +218,52 @@ pub(super) fn recipe_sources(
         out.insert(origin.to_string(), (recipe.full_version(), refs));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apk::tests::{craft_package, raw_data_tar};
+
+    /// A `..` path in a correctly signed package is refused, naming the
+    /// entry. Before, the image reader took it as the rootfs path
+    /// `usr/../../etc/evil`.
+    #[test]
+    fn load_package_refuses_dotdot_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let trusted = crate::sign::tests::test_trust();
+        let tar = raw_data_tar(&[(Kind::File, "usr/../../etc/evil", "", b"x")]);
+        let (bytes, entry) = craft_package("evil", &tar);
+        let path = dir.path().join(entry.file_name());
+        std::fs::write(&path, bytes).unwrap();
+        let err = load_package(&path, &entry, &trusted).unwrap_err();
+        let text = crate::util::error_chain(&err);
+        assert!(text.contains("evil-2.12-r0.apk"), "{text}");
+        assert!(
+            text.contains("entry `usr/../../etc/evil`: path contains `..`"),
+            "{text}"
+        );
+        // A good package loads with its contents, in one pass.
+        let tar = raw_data_tar(&[
+            (Kind::Dir, "usr/", "", b""),
+            (Kind::File, "usr/x", "", b"hello"),
+            (Kind::HardLink, "usr/y", "usr/x", b""),
+        ]);
+        let (bytes, entry) = craft_package("good", &tar);
+        let path = dir.path().join(entry.file_name());
+        std::fs::write(&path, &bytes).unwrap();
+        let p = load_package(&path, &entry, &trusted).unwrap();
+        assert_eq!(p.entries[1].kind, EntryKind::File(b"hello".to_vec()));
+        assert_eq!(p.entries[2].kind, EntryKind::Hardlink("usr/x".into()));
+        assert_eq!(p.entries[0].path, "usr");
+        use sha2::Digest as _;
+        assert_eq!(p.meta.sha256, hex::encode(sha2::Sha256::digest(&bytes)));
+        // The identity must be the index's.
+        let mut other = entry.clone();
+        other.checksum = [0; 20];
+        assert!(matches!(
+            load_package(&path, &other, &trusted),
+            Err(ImageError::IdentityMismatch { .. })
+        ));
+    }
 }

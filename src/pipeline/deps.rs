@@ -3,8 +3,11 @@
 //! Before a unit builds, its `makedepends` that forge packages provide are
 //! installed into a private build root (`out/deps/NAME/`), together with their
 //! runtime dependencies that the repository also provides. Every package is
-//! verified (signature against `keys/`, identity against the signed index,
-//! datahash and file checksums) before a byte of it is unpacked.
+//! read once through [`VerifiedPackage`] (signature against `keys/`,
+//! identity against the signed index, datahash, file checksums, entry kinds
+//! and paths) before a byte of it is written, and is written from the bytes
+//! that were verified through the source tree writer, which never writes
+//! through a symlink and drops setuid/setgid bits.
 //!
 //! Unlike image resolution, a transitive dependency the repository does not
 //! provide (`so:libc.so.6`) is not an error here: the host toolchain, mounted
@@ -12,13 +15,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use crate::apk::Package;
 use crate::apk::index::{Index, IndexEntry};
+use crate::apk::tar::Kind;
+use crate::apk::{Trust, VerifiedPackage};
 use crate::graph::dep_name;
 use crate::sign::TrustedKeys;
+use crate::source::SourceError;
+use crate::source::tree::TreeWriter;
 
 /// Installing build dependencies failed.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +58,7 @@ pub enum DepsError {
         dest: PathBuf,
         /// The cause.
         #[source]
-        source: std::io::Error,
+        source: Box<SourceError>,
     },
 }
 
@@ -121,48 +127,46 @@ pub fn install(
     let unpack_err = |path: &Path, source| DepsError::Unpack {
         path: path.to_path_buf(),
         dest: dest.to_path_buf(),
-        source,
+        source: Box::new(source),
     };
     if dest.exists() {
-        fs::remove_dir_all(dest).map_err(|e| unpack_err(dest, e))?;
+        fs::remove_dir_all(dest)
+            .map_err(|e| unpack_err(dest, SourceError::io("removing", dest)(e)))?;
     }
-    fs::create_dir_all(dest).map_err(|e| unpack_err(dest, e))?;
+    let mut tree = TreeWriter::new(dest, repo_dir)
+        .map_err(|e| unpack_err(dest, e))?
+        .allow_absolute_links();
     let mut installed = Vec::new();
     for entry in &needed {
         let path = repo_dir.join(entry.file_name());
-        let unverified = |why: String| DepsError::Unverified {
+        let pkg = VerifiedPackage::open(&path, Trust::SignedAndIndexed(trusted, &entry.checksum))
+            .map_err(|e| DepsError::Unverified {
             path: path.clone(),
-            why,
-        };
-        let pkg = Package::open(&path).map_err(|e| unverified(e.to_string()))?;
-        pkg.verify(trusted).map_err(|e| unverified(e.to_string()))?;
-        if pkg.identity != entry.checksum {
-            return Err(unverified("identity differs from the signed index".into()));
-        }
-        unpack_data(&path, dest).map_err(|e| unpack_err(&path, e))?;
+            why: crate::util::error_chain(&e),
+        })?;
+        write_package(&pkg, &mut tree).map_err(|e| unpack_err(&path, e))?;
         installed.push(format!("{}-{}", entry.name, entry.version));
     }
+    tree.finish().map_err(|e| unpack_err(dest, e))?;
     Ok(Some(installed))
 }
 
-/// Unpack the data section of a package (its non-metadata entries).
-fn unpack_data(path: &Path, dest: &Path) -> std::io::Result<()> {
-    let file = fs::File::open(path)?;
-    let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
-    let mut archive = tar::Archive::new(gz);
-    archive.set_preserve_permissions(true);
-    archive.set_overwrite(true);
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        let name = entry.path()?.to_string_lossy().into_owned();
-        if name.starts_with('.') && !name.contains('/') {
-            // .SIGN.*, .PKGINFO and scripts: metadata, not files.
-            let mut sink = Vec::new();
-            entry.read_to_end(&mut sink)?;
-            continue;
+/// Write the verified entries of `pkg` into the build root.
+fn write_package(pkg: &VerifiedPackage, tree: &mut TreeWriter) -> Result<(), SourceError> {
+    for e in pkg.entries() {
+        let entry = Path::new(&e.path);
+        let mtime = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(e.mtime));
+        match e.kind {
+            Kind::Dir => tree.dir(entry, e.mode, mtime)?,
+            Kind::Symlink => tree.symlink(entry, Path::new(&e.link))?,
+            Kind::HardLink => tree.hardlink(entry, Path::new(&e.link))?,
+            _ => {
+                let content = pkg
+                    .content(e)
+                    .map_err(SourceError::io("reading", &pkg.path))?;
+                tree.file(entry, e.mode, mtime, &mut &content[..])?;
+            }
         }
-        // `unpack_in` refuses `..` and absolute paths.
-        entry.unpack_in(dest)?;
     }
     Ok(())
 }
@@ -207,6 +211,84 @@ mod tests {
         assert_eq!(names, vec!["libgreet-1.0-r0", "libgreet-dev-1.0-r0"]);
         let got = closure(&["pc:greet".into()], &repo).unwrap();
         assert_eq!(got.len(), 2);
+    }
+
+    /// A signed repository in `dir/repo` holding one package `evil` around
+    /// `data_tar`.
+    fn repo_with(dir: &Path, data_tar: &[u8]) -> PathBuf {
+        let (bytes, entry) = crate::apk::tests::craft_package("evil", data_tar);
+        let repo = dir.join("repo");
+        fs::create_dir_all(&repo).unwrap();
+        fs::write(repo.join(entry.file_name()), bytes).unwrap();
+        let (_, key) = crate::sign::tests::test_key();
+        let index = crate::apk::index::build_signed(&[entry], None, 0, key, false).unwrap();
+        fs::write(repo.join(crate::repo::INDEX_FILE), index).unwrap();
+        repo
+    }
+
+    /// A FIFO in a correctly signed package is refused, naming the package
+    /// and the entry. Before, verification skipped it and the `tar` crate
+    /// then created it in the build root.
+    #[test]
+    fn install_refuses_a_fifo_entry() {
+        use crate::apk::tests::raw_data_tar;
+        let dir = tempfile::tempdir().unwrap();
+        let tar = raw_data_tar(&[
+            (Kind::Dir, "usr/", "", b""),
+            (Kind::Other(b'6'), "usr/fifo", "", b""),
+        ]);
+        let repo = repo_with(dir.path(), &tar);
+        let dest = dir.path().join("deps");
+        let trusted = crate::sign::tests::test_trust();
+        let err = install(&["evil".into()], &repo, &trusted, &dest).unwrap_err();
+        let text = crate::util::error_chain(&err);
+        assert!(text.contains("evil-2.12-r0.apk"), "{text}");
+        assert!(
+            text.contains("entry `usr/fifo`: FIFO entries are not allowed in packages"),
+            "{text}"
+        );
+        assert!(fs::symlink_metadata(dest.join("usr/fifo")).is_err());
+    }
+
+    /// What is written is what was verified: contents, links (absolute
+    /// targets kept), hard links; setuid bits dropped in the build root.
+    #[test]
+    fn install_writes_the_verified_entries() {
+        use crate::apk::tests::raw_data_tar;
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mut tar = raw_data_tar(&[
+            (Kind::Dir, "usr/", "", b""),
+            (Kind::Dir, "usr/bin/", "", b""),
+            (Kind::File, "usr/bin/tool", "", b"#!/bin/sh\n"),
+            (Kind::HardLink, "usr/bin/tool2", "usr/bin/tool", b""),
+            (Kind::Symlink, "usr/bin/sh", "/bin/busybox", b""),
+        ]);
+        // Make `usr/bin/tool` setuid (mode field of its header block).
+        let at = tar.windows(12).position(|w| w == b"usr/bin/tool").unwrap();
+        tar[at + 100..at + 108].copy_from_slice(b"0004755\0");
+        let mut sum_block = tar[at..at + 512].to_vec();
+        sum_block[148..156].fill(b' ');
+        let sum: u64 = sum_block.iter().map(|&x| u64::from(x)).sum();
+        tar[at + 148..at + 156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let repo = repo_with(dir.path(), &tar);
+        let dest = dir.path().join("deps");
+        let trusted = crate::sign::tests::test_trust();
+        let got = install(&["evil".into()], &repo, &trusted, &dest).unwrap();
+        assert_eq!(got, Some(vec!["evil-2.12-r0".to_string()]));
+        assert_eq!(
+            fs::read(dest.join("usr/bin/tool2")).unwrap(),
+            b"#!/bin/sh\n"
+        );
+        let mode = fs::metadata(dest.join("usr/bin/tool"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755);
+        assert_eq!(
+            fs::read_link(dest.join("usr/bin/sh")).unwrap(),
+            Path::new("/bin/busybox")
+        );
     }
 
     #[test]

@@ -465,11 +465,13 @@ fn check_artifact(
     if digest != a.sha256 {
         return Err("content differs from the recorded digest".into());
     }
-    match indexed.get(&a.file) {
-        Some(identity) => apk::verify_indexed(&path, &bytes, identity),
-        None => apk::verify_signed_parts(&path, &bytes, trusted).map(|_| ()),
-    }
-    .map_err(|e| e.to_string())
+    let trust = match indexed.get(&a.file) {
+        Some(identity) => apk::Trust::Indexed(identity),
+        None => apk::Trust::Signed(trusted),
+    };
+    apk::verify_parts(&bytes, trust)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The repository shared by the workers. Each index write lands everything

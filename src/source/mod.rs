@@ -24,7 +24,7 @@ mod error;
 pub mod git;
 pub(crate) mod http;
 mod local;
-mod tree;
+pub(crate) mod tree;
 pub(crate) mod unpack;
 
 use std::path::{Path, PathBuf};

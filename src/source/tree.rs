@@ -10,7 +10,11 @@
 //! - a symlink target must be relative, and of the form `../../name/name`:
 //!   leading `..` components no deeper than the link's own folder, then only
 //!   names. Since no parent is a symlink, such a target resolves inside the
-//!   tree, inductively for chains of links, whatever the links point at;
+//!   tree, inductively for chains of links, whatever the links point at.
+//!   A build root made from verified packages also takes absolute targets
+//!   ([`TreeWriter::allow_absolute_links`]): packages carry them
+//!   (`/bin/sh -> /bin/busybox`), they resolve against the sandbox's own
+//!   root where the build runs, and the writer never follows a link;
 //! - a hard link must name an earlier regular file of the same tree;
 //! - setuid/setgid bits are dropped; folders are always owner-writable
 //!   (`u+rwx`), and get their final modes only in [`TreeWriter::finish`],
@@ -35,6 +39,8 @@ pub(crate) struct TreeWriter {
     dirs: Vec<(PathBuf, u32, Option<SystemTime>)>,
     /// First path component of every entry → whether it is a folder.
     top: BTreeMap<PathBuf, bool>,
+    /// Whether symlinks may have absolute targets.
+    absolute_links: bool,
 }
 
 impl TreeWriter {
@@ -47,7 +53,16 @@ impl TreeWriter {
             origin: origin.to_path_buf(),
             dirs: Vec::new(),
             top: BTreeMap::new(),
+            absolute_links: false,
         })
+    }
+
+    /// Accept symlinks with absolute targets (package contents, where
+    /// `/bin/sh -> /bin/busybox` is normal). Relative targets must still
+    /// stay inside the tree.
+    pub(crate) fn allow_absolute_links(mut self) -> TreeWriter {
+        self.absolute_links = true;
+        self
     }
 
     pub(crate) fn refuse(&self, entry: &Path, reason: impl Into<String>) -> SourceError {
@@ -191,7 +206,8 @@ impl TreeWriter {
         if rel.as_os_str().is_empty() {
             return Err(self.refuse(entry, "empty path"));
         }
-        if let Err(why) = target_stays_inside(&rel, target) {
+        let absolute_ok = self.absolute_links && target.is_absolute();
+        if !absolute_ok && let Err(why) = target_stays_inside(&rel, target) {
             return Err(self.refuse(
                 entry,
                 format!("symlink target `{}` {why}", target.display()),
