@@ -52,6 +52,16 @@ impl Hasher {
 /// Hash a file with the algorithm of `like`.
 pub(crate) fn hash_file(path: &Path, like: &Checksum) -> Result<Checksum, SourceError> {
     let mut file = std::fs::File::open(path).map_err(SourceError::io("reading", path))?;
+    hash_open_file(&mut file, path, like)
+}
+
+/// Hash an open file from its current position to the end with the
+/// algorithm of `like`; `path` names it in errors.
+pub(crate) fn hash_open_file(
+    file: &mut std::fs::File,
+    path: &Path,
+    like: &Checksum,
+) -> Result<Checksum, SourceError> {
     let mut hasher = Hasher::for_checksum(like);
     let mut buf = vec![0u8; 64 * 1024];
     loop {

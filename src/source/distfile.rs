@@ -15,12 +15,17 @@
 //! Whatever the origin, bytes are streamed into a temporary file in the
 //! cache folder while being hashed, fsynced, compared, and only then renamed
 //! to their address. An interrupted or wrong download never has an address.
+//!
+//! [`ensure`] hands back the open file it hashed (rewound), and the caller
+//! reads the source from that handle: the cache path is never reopened
+//! after the check, so a file swapped in between is not what gets used.
 
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::{Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::digest::{Hasher, hash_file};
+use super::digest::{Hasher, hash_open_file};
 use super::{SourceError, http};
 use crate::recipe::Checksum;
 use crate::settings::Settings;
@@ -91,15 +96,24 @@ fn url_file_name(url: &str) -> &str {
     }
 }
 
-/// Make sure the file is in the cache and verified; returns its cache path.
-pub(crate) fn ensure(settings: &Settings, want: &Want) -> Result<PathBuf, SourceError> {
+/// Rewind a verified file so its user reads it from the start.
+fn rewound(mut file: File, path: &Path) -> Result<File, SourceError> {
+    file.rewind().map_err(SourceError::io("reading", path))?;
+    Ok(file)
+}
+
+/// Make sure the file is in the cache and verified; returns its cache path
+/// and the open, rewound file whose bytes were hashed (read the source from
+/// it, never from the path again).
+pub(crate) fn ensure(settings: &Settings, want: &Want) -> Result<(PathBuf, File), SourceError> {
     let shell = &settings.shell;
     let dest = cache_path(&settings.cache, want.checksum);
     if dest.exists() {
-        let actual = hash_file(&dest, want.checksum)?;
+        let mut file = File::open(&dest).map_err(SourceError::io("reading", &dest))?;
+        let actual = hash_open_file(&mut file, &dest, want.checksum)?;
         if &actual == want.checksum {
             shell.verbose(format!("{} is cached at {}", want.filename, dest.display()));
-            return Ok(dest);
+            return Ok((dest.clone(), rewound(file, &dest)?));
         }
         shell.warn(format!(
             "cached {} is corrupt (expected {}, found {}); fetching it again",
@@ -114,15 +128,15 @@ pub(crate) fn ensure(settings: &Settings, want: &Want) -> Result<PathBuf, Source
         for place in mirror_places(mirror, want) {
             looked.push(place.describe());
             match fetch_place(settings, &place, want, &dest) {
-                Ok(true) => {
+                Ok(Some(file)) => {
                     shell.verbose(format!(
                         "{} came from mirror {}",
                         want.filename,
                         place.describe()
                     ));
-                    return Ok(dest);
+                    return Ok((dest, file));
                 }
-                Ok(false) => shell.verbose(format!("not at {}", place.describe())),
+                Ok(None) => shell.verbose(format!("not at {}", place.describe())),
                 Err(e) => shell.warn(format!(
                     "mirror {}: {}",
                     place.describe(),
@@ -141,12 +155,12 @@ fn upstream(
     want: &Want,
     dest: &Path,
     looked: Vec<String>,
-) -> Result<PathBuf, SourceError> {
+) -> Result<(PathBuf, File), SourceError> {
     if let Some(path) = want.url.strip_prefix("file://") {
         let place = Place::Dir(PathBuf::from(path));
         return match fetch_place(settings, &place, want, dest)? {
-            true => Ok(dest.to_path_buf()),
-            false => Err(SourceError::Io {
+            Some(file) => Ok((dest.to_path_buf(), file)),
+            None => Err(SourceError::Io {
                 op: "reading",
                 path: PathBuf::from(path),
                 source: std::io::ErrorKind::NotFound.into(),
@@ -164,43 +178,42 @@ fn upstream(
     }
     let place = Place::Url(want.url.to_string());
     match fetch_place(settings, &place, want, dest)? {
-        true => Ok(dest.to_path_buf()),
-        false => Err(SourceError::HttpStatus {
+        Some(file) => Ok((dest.to_path_buf(), file)),
+        None => Err(SourceError::HttpStatus {
             url: want.url.to_string(),
             status: 404,
         }),
     }
 }
 
-/// Try one place; `Ok(false)` when it does not have the file.
+/// Try one place; `Ok(None)` when it does not have the file, else the
+/// stored, verified file.
 fn fetch_place(
     settings: &Settings,
     place: &Place,
     want: &Want,
     dest: &Path,
-) -> Result<bool, SourceError> {
+) -> Result<Option<File>, SourceError> {
     match place {
         Place::Dir(path) => {
-            let file = match std::fs::File::open(path) {
+            let file = match File::open(path) {
                 Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(SourceError::io("reading", path)(e)),
             };
             if !file.metadata().is_ok_and(|m| m.is_file()) {
-                return Ok(false);
+                return Ok(None);
             }
             let label = path.display().to_string();
-            store(settings, file, None, want, &label, dest)?;
-            Ok(true)
+            store(settings, file, None, want, &label, dest).map(Some)
         }
         Place::Url(url) => {
             let Some(resp) = http::get(url)? else {
-                return Ok(false);
+                return Ok(None);
             };
             settings.shell.status("Downloading", url);
             let len = resp.content_length();
-            store(settings, resp, len, want, url, dest)?;
-            Ok(true)
+            store(settings, resp, len, want, url, dest).map(Some)
         }
     }
 }
@@ -236,7 +249,8 @@ fn remove_stale_parts(dir: &Path) {
 }
 
 /// Stream `src` into a temporary file next to `dest`, hashing as it goes;
-/// rename it to `dest` only when complete and matching.
+/// rename it to `dest` only when complete and matching. Returns the stored
+/// file, open and rewound.
 fn store(
     settings: &Settings,
     mut src: impl Read,
@@ -244,7 +258,7 @@ fn store(
     want: &Want,
     origin: &str,
     dest: &Path,
-) -> Result<(), SourceError> {
+) -> Result<File, SourceError> {
     let dir = dest.parent().expect("cache paths have a parent");
     std::fs::create_dir_all(dir).map_err(SourceError::io("creating", dir))?;
     remove_stale_parts(dir);
@@ -299,12 +313,15 @@ fn store(
         .map_err(SourceError::io("writing", tmp.path()))?;
     file.sync_all()
         .map_err(SourceError::io("syncing", tmp.path()))?;
-    tmp.persist(dest)
+    let file = tmp
+        .persist(dest)
         .map_err(|e| SourceError::io("storing", dest)(e.error))?;
-    if let Ok(d) = std::fs::File::open(dir) {
+    if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }
-    Ok(())
+    // The lock taken above goes with the handle; the file is complete now.
+    let _ = file.unlock();
+    rewound(file, dest)
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ fn mirror_folder_by_address_and_name_offline() {
             filename: "t-1.tar.gz",
             checksum: &sum,
         };
-        let got = ensure(&settings, &want).unwrap();
+        let (got, _) = ensure(&settings, &want).unwrap();
         assert_eq!(got, cache_path(&settings.cache, &sum));
         assert_eq!(std::fs::read(&got).unwrap(), body);
     }
@@ -119,7 +119,7 @@ fn file_urls_are_read_even_offline() {
         filename: "f-1.tar",
         checksum: &sum,
     };
-    let got = ensure(&settings, &want).unwrap();
+    let (got, _) = ensure(&settings, &want).unwrap();
     assert_eq!(std::fs::read(got).unwrap(), b"local bytes");
     std::fs::remove_file(&local).unwrap();
     let missing = format!("file://{}", tmp.path().join("up/none.tar").display());
@@ -179,4 +179,45 @@ fn corrupt_cache_entry_is_replaced() {
     };
     ensure(&settings, &want).unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), b"good");
+}
+
+/// The handle `ensure` returns holds the bytes it hashed, whether the file
+/// was fetched or found in the cache: a file swapped in at the cache path
+/// after the check is not what the caller reads (before, `ensure` returned
+/// only the path and every user reopened it).
+#[test]
+fn ensure_hands_back_the_file_it_hashed() {
+    use std::io::Read as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut settings = Settings::for_root(tmp.path());
+    let body = b"verified bytes";
+    let sum = sha256(body);
+    let m = tmp.path().join("m");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(m.join("f.tar"), body).unwrap();
+    settings.mirrors = vec![m.display().to_string()];
+    let want = Want {
+        recipe: "r",
+        url: "https://example.invalid/f.tar",
+        filename: "f.tar",
+        checksum: &sum,
+    };
+    let swap = |path: &Path| {
+        let evil = tmp.path().join("evil");
+        std::fs::write(&evil, b"swapped in later").unwrap();
+        std::fs::rename(&evil, path).unwrap();
+    };
+    // Fetched from the mirror, then swapped.
+    let (path, mut file) = ensure(&settings, &want).unwrap();
+    swap(&path);
+    let mut got = Vec::new();
+    file.read_to_end(&mut got).unwrap();
+    assert_eq!(got, body);
+    // Found in the cache (put back), then swapped.
+    std::fs::write(&path, body).unwrap();
+    let (path, mut file) = ensure(&settings, &want).unwrap();
+    swap(&path);
+    let mut got = Vec::new();
+    file.read_to_end(&mut got).unwrap();
+    assert_eq!(got, body);
 }

@@ -27,6 +27,7 @@ mod local;
 pub(crate) mod tree;
 pub(crate) mod unpack;
 
+use std::io::Seek as _;
 use std::path::{Path, PathBuf};
 
 pub use error::SourceError;
@@ -59,6 +60,17 @@ pub struct Prepared {
 
 /// Make every source of `recipe` present and verified in the cache.
 pub fn fetch(settings: &Settings, recipe: &Recipe) -> Result<Vec<Fetched>, SourceError> {
+    Ok(fetch_open(settings, recipe)?
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect())
+}
+
+/// [`fetch`], keeping for each http source the open file that was hashed.
+fn fetch_open(
+    settings: &Settings,
+    recipe: &Recipe,
+) -> Result<Vec<(Fetched, Option<std::fs::File>)>, SourceError> {
     recipe
         .sources
         .iter()
@@ -70,7 +82,8 @@ fn fetch_one(
     settings: &Settings,
     recipe: &Recipe,
     source: &Source,
-) -> Result<Fetched, SourceError> {
+) -> Result<(Fetched, Option<std::fs::File>), SourceError> {
+    let mut handle = None;
     let (path, digest) = match source {
         Source::Http {
             url,
@@ -84,7 +97,9 @@ fn fetch_one(
                 filename,
                 checksum,
             };
-            (distfile::ensure(settings, &want)?, checksum.to_prefixed())
+            let (path, file) = distfile::ensure(settings, &want)?;
+            handle = Some(file);
+            (path, checksum.to_prefixed())
         }
         Source::Git {
             url, commit, tag, ..
@@ -104,11 +119,14 @@ fn fetch_one(
             (full, digest)
         }
     };
-    Ok(Fetched {
-        source: source.clone(),
-        path,
-        digest,
-    })
+    Ok((
+        Fetched {
+            source: source.clone(),
+            path,
+            digest,
+        },
+        handle,
+    ))
 }
 
 /// The identity of every source of `recipe`, in order, equal to the
@@ -140,25 +158,53 @@ pub fn prepare(
     srcdir: &Path,
     source_date_epoch: i64,
 ) -> Result<Prepared, SourceError> {
-    let inputs = fetch(settings, recipe)?;
+    let opened = fetch_open(settings, recipe)?;
+    let builddir = lay_out(
+        settings,
+        recipe,
+        opened.iter().map(|(f, h)| (f, h.as_ref())),
+        srcdir,
+    )?;
+    clamp_mtimes(srcdir, source_date_epoch)?;
+    Ok(Prepared {
+        builddir,
+        inputs: opened.into_iter().map(|(f, _)| f).collect(),
+    })
+}
+
+/// Lay the fetched sources out in `srcdir`; the build folder. Distfiles are
+/// read from the handles their check hashed, never reopened by path.
+fn lay_out<'a>(
+    settings: &Settings,
+    recipe: &Recipe,
+    inputs: impl Iterator<Item = (&'a Fetched, Option<&'a std::fs::File>)>,
+    srcdir: &Path,
+) -> Result<PathBuf, SourceError> {
     std::fs::create_dir_all(srcdir).map_err(SourceError::io("creating", srcdir))?;
     let mut first_archive: Option<Option<PathBuf>> = None;
-    for input in &inputs {
+    for (input, handle) in inputs {
         match &input.source {
             Source::Http {
                 filename, extract, ..
             } => {
+                let verified = handle.expect("http sources come with their verified file");
+                let mut file = verified
+                    .try_clone()
+                    .map_err(SourceError::io("reading", &input.path))?;
+                file.rewind()
+                    .map_err(SourceError::io("reading", &input.path))?;
                 if *extract {
-                    let format =
-                        unpack::sniff(&input.path)?.ok_or_else(|| SourceError::UnknownFormat {
+                    let format = unpack::sniff_file(&mut file, &input.path)?.ok_or_else(|| {
+                        SourceError::UnknownFormat {
                             recipe: recipe.name.clone(),
                             filename: filename.clone(),
-                        })?;
+                        }
+                    })?;
                     settings.shell.verbose(format!("unpacking {filename}"));
-                    let top = unpack::unpack(&input.path, format, srcdir)?;
+                    let top = unpack::unpack_file(file, &input.path, format, srcdir)?;
                     first_archive.get_or_insert(top);
                 } else {
-                    copy_distfile(recipe, &input.path, filename, srcdir)?;
+                    copy_distfile(recipe, file, &input.path, filename, srcdir)?;
                 }
             }
             Source::Git {
@@ -196,8 +242,7 @@ pub fn prepare(
             found,
         });
     }
-    clamp_mtimes(srcdir, source_date_epoch)?;
-    Ok(Prepared { builddir, inputs })
+    Ok(builddir)
 }
 
 /// Set every file and folder time under `root` that is newer than `epoch` to
@@ -239,6 +284,7 @@ fn check_single_name(recipe: &Recipe, name: &str) -> Result<(), SourceError> {
 
 fn copy_distfile(
     recipe: &Recipe,
+    mut verified: std::fs::File,
     cached: &Path,
     filename: &str,
     srcdir: &Path,
@@ -252,8 +298,7 @@ fn copy_distfile(
         });
     }
     let mut w = tree::TreeWriter::new(srcdir, cached)?;
-    let mut f = std::fs::File::open(cached).map_err(SourceError::io("reading", cached))?;
-    w.file(Path::new(filename), 0o644, None, &mut f)?;
+    w.file(Path::new(filename), 0o644, None, &mut verified)?;
     w.finish()?;
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! destination; see that module for the rules.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -32,8 +32,13 @@ pub(crate) enum Format {
 
 /// Recognise an archive by its first bytes; `None` when it is not one.
 pub(crate) fn sniff(path: &Path) -> Result<Option<Format>, SourceError> {
-    let mut head = [0u8; 512];
     let mut file = File::open(path).map_err(SourceError::io("reading", path))?;
+    sniff_file(&mut file, path)
+}
+
+/// [`sniff`] on an open file, which is left rewound.
+pub(crate) fn sniff_file(file: &mut File, path: &Path) -> Result<Option<Format>, SourceError> {
+    let mut head = [0u8; 512];
     let mut n = 0;
     while n < head.len() {
         let got = file
@@ -44,6 +49,7 @@ pub(crate) fn sniff(path: &Path) -> Result<Option<Format>, SourceError> {
         }
         n += got;
     }
+    file.rewind().map_err(SourceError::io("reading", path))?;
     Ok(sniff_bytes(&head[..n]))
 }
 
@@ -73,6 +79,16 @@ pub(crate) fn unpack(
     dest: &Path,
 ) -> Result<Option<PathBuf>, SourceError> {
     let file = File::open(archive).map_err(SourceError::io("reading", archive))?;
+    unpack_file(file, archive, format, dest)
+}
+
+/// [`unpack`] from an open file (read from its start); `archive` names it.
+pub(crate) fn unpack_file(
+    file: File,
+    archive: &Path,
+    format: Format,
+    dest: &Path,
+) -> Result<Option<PathBuf>, SourceError> {
     let reader = BufReader::with_capacity(256 * 1024, file);
     let mut writer = TreeWriter::new(dest, archive)?;
     match format {
@@ -98,7 +114,8 @@ pub(crate) fn unpack(
             unpack_tar(dec, archive, &mut writer)?
         }
         Format::Zip => {
-            let file = File::open(archive).map_err(SourceError::io("reading", archive))?;
+            let mut file = reader.into_inner();
+            file.rewind().map_err(SourceError::io("reading", archive))?;
             unpack_zip(file, archive, &mut writer)?
         }
     }
