@@ -61,8 +61,8 @@ fn is_temp_name(name: &str) -> bool {
 }
 
 /// The folders forge writes files into directly: `out/` and `registry/`,
-/// each `repo/<arch>/` and `state/<arch>/`, `stage/`, `images/`, each image
-/// layout and its blob folder.
+/// each `repo/<arch>/` and `state/<arch>/`, `stage/`, each unit's
+/// `work/<unit>/apk/`, `images/`, each image layout and its blob folder.
 fn swept_folders(out: &Path) -> Vec<PathBuf> {
     let subdirs = |dir: PathBuf| -> Vec<PathBuf> {
         fs::read_dir(&dir)
@@ -86,6 +86,8 @@ fn swept_folders(out: &Path) -> Vec<PathBuf> {
     ];
     dirs.extend(subdirs(out.join("repo")));
     dirs.extend(subdirs(out.join("state")));
+    // Each unit's packages are written in `work/<unit>/apk/` first.
+    dirs.extend(subdirs(out.join("work")).into_iter().map(|w| w.join("apk")));
     for layout in subdirs(out.join("images")) {
         dirs.push(layout.join("blobs/sha256"));
         dirs.push(layout);
@@ -141,6 +143,7 @@ mod tests {
             "images/hello/.tmp-i",
             "images/hello/blobs/sha256/.tmp-blob-b",
             "registry/.tmp-m",
+            "work/hello/apk/.tmpQ8zz1a",
         ];
         let kept = [
             "repo/x86_64/APKINDEX.tar.gz",
@@ -148,6 +151,7 @@ mod tests {
             "state/x86_64/hello.json",
             "stage/hello/hello/usr/share/.x.tmp-keep",
             "work/hello/src/.tmp-keep",
+            "work/hello/apk/hello-1.0-r0.apk",
             "deps/hello/usr/.tmp-keep",
             "images/hello/index.json",
         ];
