@@ -17,6 +17,7 @@
 //! | [`pipeline`] | `forge build`: plan, build deps from the repo, run units, images, no-op stamp |
 //! | [`source`] | fetching, verifying, caching and unpacking sources |
 //! | [`apk`] | apk v2 packages: writer, reader, verification, APKINDEX format |
+//! | [`resolve`] | dependency resolution with apk's rules, for build roots and images (pure) |
 //! | [`repo`] | `out/repo/<arch>/`: packages and the signed index, updated atomically |
 //! | [`sign`] | RSA signing keys: generation, loading, trust |
 //! | [`oci`] | OCI documents, canonical JSON, image layout writer |
@@ -45,6 +46,7 @@ pub mod process;
 pub mod recipe;
 pub mod registry;
 pub mod repo;
+pub mod resolve;
 pub mod settings;
 pub mod sign;
 pub mod source;

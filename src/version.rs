@@ -373,9 +373,48 @@ pub fn compare(a: &str, b: &str) -> Ordering {
     Ordering::Equal
 }
 
+/// apk's fuzzy match (`name~1.2`): `have` agrees with `want` on every token
+/// `want` has, so `~1.2` accepts `1.2`, `1.2.9`, `1.2_rc1`, `1.2-r3` and not
+/// `1.20` or `1.3`.
+pub fn fuzzy_match(have: &str, want: &str) -> bool {
+    let th = tokens(have);
+    for (i, w) in tokens(want).iter().enumerate() {
+        match w.kind {
+            Kind::End => return true,
+            Kind::Invalid => return false,
+            _ => {}
+        }
+        let Some(h) = th.get(i) else {
+            return false;
+        };
+        if h.kind != w.kind || cmp_same_kind(h, w) != Ordering::Equal {
+            return false;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fuzzy() {
+        for (have, want, ok) in [
+            ("1.2", "1.2", true),
+            ("1.2.9", "1.2", true),
+            ("1.2_rc1", "1.2", true),
+            ("1.2-r3", "1.2", true),
+            ("1.2a", "1.2", true),
+            ("1.20", "1.2", false),
+            ("1.3", "1.2", false),
+            ("1", "1.2", false),
+            ("2.0-r1", "2.0-r1", true),
+            ("2.0-r10", "2.0-r1", false),
+        ] {
+            assert_eq!(fuzzy_match(have, want), ok, "{have} ~ {want}");
+        }
+    }
 
     /// Every chain is strictly ascending.
     const CHAINS: &[&[&str]] = &[

@@ -144,7 +144,7 @@ fn image_files(def: &ImageDef, input: &ArchInput, epoch: u64) -> Vec<Entry> {
         apkdb::world(
             &def.packages
                 .iter()
-                .map(|d| super::resolve::Dep::parse(d).name)
+                .map(|d| crate::resolve::Dep::parse(d).name)
                 .collect::<Vec<_>>(),
         ),
     ));

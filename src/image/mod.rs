@@ -28,7 +28,6 @@ pub mod layer;
 pub mod packages;
 pub mod pgzip;
 pub mod plan;
-pub mod resolve;
 pub mod rootfs;
 pub mod sbom;
 
@@ -64,7 +63,7 @@ pub enum ImageError {
         arch: String,
         /// The cause.
         #[source]
-        source: resolve::ResolveError,
+        source: crate::resolve::ResolveError,
     },
     /// Two packages install different files at one path.
     #[error("packages `{first}` and `{second}` both install `/{path}` with different content")]

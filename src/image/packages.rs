@@ -11,12 +11,12 @@ use base64::Engine as _;
 use super::ImageError;
 use super::assemble::ArchInput;
 use super::def::ImageDef;
-use super::resolve::{Candidate, resolve};
 use super::rootfs::{Entry, EntryKind, InstalledPackage, PackageMeta};
 use super::sbom::SourceRef;
 use crate::apk::index::{Index, IndexEntry};
 use crate::apk::tar::Kind;
 use crate::apk::{PackageError, Trust, VerifiedPackage};
+use crate::resolve::{Candidate, Request, resolve};
 use crate::settings::Settings;
 use crate::sign::TrustedKeys;
 
@@ -39,21 +39,15 @@ pub(super) fn load_arch(
         path: index_path.clone(),
         source: Box::new(e),
     })?;
-    let candidates: Vec<Candidate> = index
-        .entries
-        .iter()
-        .map(|e| Candidate {
-            name: e.name.clone(),
-            version: e.version.clone(),
-            depends: e.depends.clone(),
-            provides: e.provides.clone(),
-        })
-        .collect();
-    let res = resolve(&def.packages, &candidates, crate::version::compare).map_err(|source| {
-        ImageError::Resolve {
-            arch: arch.to_string(),
-            source,
-        }
+    let candidates: Vec<Candidate> = index.entries.iter().map(Candidate::from).collect();
+    let request = Request {
+        deps: &def.packages,
+        by: "the image",
+        missing_transitive_ok: false,
+    };
+    let res = resolve(&request, &candidates).map_err(|source| ImageError::Resolve {
+        arch: arch.to_string(),
+        source,
     })?;
     let chosen: Vec<&IndexEntry> = res.order.iter().map(|&i| &index.entries[i]).collect();
     let position: BTreeMap<usize, usize> =

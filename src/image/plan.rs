@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::def::{Layering, LayeringMode};
-use super::resolve::topo_order;
+use crate::resolve::topo_order;
 
 /// What the planner needs per package.
 #[derive(Debug, Clone, PartialEq, Eq)]

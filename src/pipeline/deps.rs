@@ -13,7 +13,6 @@
 //! provide (`so:libc.so.6`) is not an error here: the host toolchain, mounted
 //! read-only in the sandbox, provides it.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -21,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use crate::apk::index::{Index, IndexEntry};
 use crate::apk::tar::Kind;
 use crate::apk::{Trust, VerifiedPackage};
-use crate::graph::dep_name;
+use crate::resolve::{Candidate, Request, ResolveError, resolve};
 use crate::sign::TrustedKeys;
 use crate::source::SourceError;
 use crate::source::tree::TreeWriter;
@@ -38,9 +37,9 @@ pub enum DepsError {
         #[source]
         source: crate::apk::index::IndexError,
     },
-    /// A makedepends the repository does not provide.
-    #[error("makedepends `{0}` is not in the repository (was its recipe built?)")]
-    Missing(String),
+    /// The makedepends cannot be satisfied from the repository.
+    #[error("resolving makedepends from the repository (was every recipe they need built?)")]
+    Resolve(#[from] ResolveError),
     /// A package failed verification.
     #[error("build dependency {} failed verification: {why}", path.display())]
     Unverified {
@@ -62,49 +61,23 @@ pub enum DepsError {
     },
 }
 
-fn provides_name(e: &IndexEntry, name: &str) -> bool {
-    e.name == name || e.provides.iter().any(|p| dep_name(p) == name)
-}
-
-/// The repository packages needed for `makedepends`, dependencies first
-/// resolved breadth-first; the highest version wins among providers.
+/// The repository packages needed for `makedepends`, in install order
+/// (dependencies first), chosen by the one resolver ([`crate::resolve`]):
+/// version constraints, provides and `provider_priority` as apk applies
+/// them. A runtime dependency whose name the repository does not have at
+/// all is left to the host toolchain.
 pub fn closure(
     makedepends: &[String],
     entries: &[IndexEntry],
 ) -> Result<Vec<IndexEntry>, DepsError> {
-    let mut chosen: BTreeMap<String, IndexEntry> = BTreeMap::new();
-    let mut queue: VecDeque<(String, bool)> =
-        makedepends.iter().map(|d| (d.clone(), true)).collect();
-    let mut seen = BTreeSet::new();
-    while let Some((dep, direct)) = queue.pop_front() {
-        let name = dep_name(&dep).to_string();
-        if dep.starts_with('!') || !seen.insert(name.clone()) {
-            continue;
-        }
-        if chosen.values().any(|e| provides_name(e, &name)) {
-            continue;
-        }
-        let best = entries
-            .iter()
-            .filter(|e| provides_name(e, &name))
-            .max_by(|a, b| {
-                (a.name == name)
-                    .cmp(&(b.name == name))
-                    .then_with(|| crate::version::compare(&a.version, &b.version))
-                    .then_with(|| b.name.cmp(&a.name))
-            });
-        match best {
-            Some(e) => {
-                for d in &e.depends {
-                    queue.push_back((d.clone(), false));
-                }
-                chosen.insert(e.name.clone(), e.clone());
-            }
-            None if direct => return Err(DepsError::Missing(dep)),
-            None => {}
-        }
-    }
-    Ok(chosen.into_values().collect())
+    let candidates: Vec<Candidate> = entries.iter().map(Candidate::from).collect();
+    let request = Request {
+        deps: makedepends,
+        by: "makedepends",
+        missing_transitive_ok: true,
+    };
+    let res = resolve(&request, &candidates)?;
+    Ok(res.order.iter().map(|&i| entries[i].clone()).collect())
 }
 
 /// Install the build dependencies of a unit into `dest` (recreated). Returns
@@ -295,8 +268,40 @@ mod tests {
     fn missing_direct_makedepends_is_an_error() {
         let err = closure(&["nothere>=1".into()], &[]).unwrap_err();
         assert_eq!(
-            err.to_string(),
-            "makedepends `nothere>=1` is not in the repository (was its recipe built?)"
+            crate::util::error_chain(&err),
+            "resolving makedepends from the repository (was every recipe they need built?): \
+             nothing in the repository provides `nothere>=1` (needed by makedepends)"
+        );
+    }
+
+    /// `foo<2` must not install foo-3 (it used to: constraints were ignored).
+    #[test]
+    fn makedepends_version_constraints_are_honoured() {
+        let repo = vec![
+            entry("foo", "1.0-r0", &[], &[]),
+            entry("foo", "3.0-r0", &[], &[]),
+            entry("tool", "1-r0", &["foo>=3"], &[]),
+        ];
+        let names = |deps: &[&str], repo: &[IndexEntry]| {
+            let deps: Vec<String> = deps.iter().map(|s| s.to_string()).collect();
+            closure(&deps, repo).map(|got| {
+                got.iter()
+                    .map(|e| format!("{}-{}", e.name, e.version))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(names(&["foo<2"], &repo).unwrap(), ["foo-1.0-r0"]);
+        assert_eq!(
+            names(&["tool"], &repo).unwrap(),
+            ["foo-3.0-r0", "tool-1-r0"]
+        );
+        let err = names(&["foo<2"], &repo[1..]).unwrap_err();
+        assert!(
+            crate::util::error_chain(&err).ends_with(
+                "`foo<2` (needed by makedepends) is not satisfied: the repository has foo-3.0-r0"
+            ),
+            "{}",
+            crate::util::error_chain(&err)
         );
     }
 }
