@@ -10,6 +10,9 @@
 //! - `env`: the build environment's identity (arch, sandbox mode, host
 //!   toolchain).
 //!
+//! Everything hashed is in one stable encoding ([`Fields`], netstrings), never
+//! Rust `Debug` output, and a test pins a key for fixed inputs.
+//!
 //! The components are recorded beside the artifacts in a unit state file
 //! (`out/state/<arch>/<name>.json`), written last, after the packages and the
 //! index. `--explain` compares the recorded components with the new ones and
@@ -23,7 +26,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::recipe::Recipe;
+use crate::recipe::{Recipe, Source};
+
+mod fields;
+
+pub use fields::Fields;
 
 /// Bump when anything that changes output bytes changes (tar, gzip, .PKGINFO,
 /// index layout, build environment set-up).
@@ -37,16 +44,14 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// The unit key: SHA-256 over `name=digest\n` lines in name order.
+    /// The unit key: SHA-256 over the components in name order, in the
+    /// [`Fields`] encoding (`<len>:<name>,<len>:<digest>,` each).
     pub fn key(&self) -> String {
-        let mut h = Sha256::new();
+        let mut f = Fields::new();
         for (k, v) in &self.components {
-            h.update(k.as_bytes());
-            h.update(b"=");
-            h.update(v.as_bytes());
-            h.update(b"\n");
+            f.field(k, v);
         }
-        hex::encode(h.finalize())
+        sha256_hex(f.finish().as_bytes())
     }
 
     /// Human-readable differences from `old` (what changed since the last build).
@@ -85,58 +90,75 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The normalized recipe text: every validated field in a fixed order, so
-/// that formatting, comments and key order in the TOML file do not matter.
+/// The normalized recipe: every validated field in a fixed order, in the
+/// stable [`Fields`] encoding, so that formatting, comments and key order in
+/// the TOML file do not matter, and neither does how Rust prints a type.
 pub fn normalized_recipe(recipe: &Recipe, source_date_epoch: i64, commit: Option<&str>) -> String {
-    let mut s = String::new();
-    let mut line = |k: &str, v: &str| {
-        s.push_str(k);
-        s.push('=');
-        s.push_str(&v.replace('\\', "\\\\").replace('\n', "\\n"));
-        s.push('\n');
-    };
-    line("name", &recipe.name);
-    line("version", recipe.version.as_str());
-    line("release", &recipe.release.to_string());
-    line("description", &recipe.description);
-    line("url", &recipe.url);
-    line("license", &recipe.license);
-    line("arch", &recipe.arch.join(" "));
-    line("depends", &recipe.depends.join(" "));
-    line("makedepends", &recipe.makedepends.join(" "));
-    line("host_tools", &recipe.host_tools.join(" "));
-    line("provides", &recipe.provides.join(" "));
-    line("builddir", recipe.builddir.as_deref().unwrap_or(""));
-    line("build", &recipe.build);
-    line("check", &recipe.check);
+    let mut f = Fields::new();
+    f.field("name", &recipe.name)
+        .field("version", recipe.version.as_str())
+        .field("release", &recipe.release.to_string())
+        .field("description", &recipe.description)
+        .field("url", &recipe.url)
+        .field("license", &recipe.license)
+        .list("arch", &recipe.arch)
+        .list("depends", &recipe.depends)
+        .list("makedepends", &recipe.makedepends)
+        .list("host_tools", &recipe.host_tools)
+        .list("provides", &recipe.provides)
+        .field("builddir", recipe.builddir.as_deref().unwrap_or(""))
+        .field("build", &recipe.build)
+        .field("check", &recipe.check);
     let o = recipe.options;
-    line(
-        "options",
-        &format!(
-            "check={} strip={} net={} suid={}",
-            !o.no_check, !o.no_strip, o.net, o.suid
-        ),
-    );
+    let flag = |b: bool| if b { "1" } else { "0" };
+    f.field("option:check", flag(!o.no_check))
+        .field("option:strip", flag(!o.no_strip))
+        .field("option:net", flag(o.net))
+        .field("option:suid", flag(o.suid));
+    f.field("subpackages", &recipe.subpackages.len().to_string());
     for sp in &recipe.subpackages {
-        line(
-            "subpackage",
-            &format!(
-                "{}|{}|{}|{}|{}",
-                sp.name,
-                sp.description,
-                sp.paths.join(" "),
-                sp.depends.join(" "),
-                sp.provides.join(" ")
-            ),
-        );
+        f.field("subpackage", &sp.name)
+            .field("description", &sp.description)
+            .list("paths", &sp.paths)
+            .list("depends", &sp.depends)
+            .list("provides", &sp.provides);
     }
+    f.field("sources", &recipe.sources.len().to_string());
     for src in &recipe.sources {
         // How a source is placed (file name, extract, dest) shapes the build.
-        line("source", &format!("{src:?}"));
+        source_fields(&mut f, src);
     }
-    line("source_date_epoch", &source_date_epoch.to_string());
-    line("commit", commit.unwrap_or(""));
-    s
+    f.field("source_date_epoch", &source_date_epoch.to_string())
+        .field("commit", commit.unwrap_or(""));
+    f.finish()
+}
+
+fn source_fields(f: &mut Fields, src: &Source) {
+    match src {
+        Source::Http {
+            url,
+            checksum,
+            filename,
+            extract,
+        } => f
+            .field("source", "http")
+            .field("url", url)
+            .field("checksum", &checksum.to_prefixed())
+            .field("filename", filename)
+            .field("extract", if *extract { "1" } else { "0" }),
+        Source::Git {
+            url,
+            commit,
+            tag,
+            dest,
+        } => f
+            .field("source", "git")
+            .field("url", url)
+            .field("commit", commit)
+            .field("tag", tag.as_deref().unwrap_or(""))
+            .field("dest", dest),
+        Source::Local { path } => f.field("source", "local").field("path", path),
+    };
 }
 
 /// Assemble a unit's inputs.
@@ -276,6 +298,79 @@ mod tests {
         let b = inputs(&[("env", "2"), ("recipe", "1")]);
         assert_eq!(a.key(), b.key());
         assert_ne!(a.key(), inputs(&[("recipe", "1"), ("env", "3")]).key());
+    }
+
+    /// A fixed recipe and fixed inputs give this exact key. If this test
+    /// fails, every unit key changed: that must be deliberate (and then the
+    /// pinned values are updated in the same commit).
+    #[test]
+    fn unit_key_is_pinned_for_a_fixed_input() {
+        use crate::recipe::{Checksum, Options, Subpackage};
+        let recipe = Recipe {
+            dir: "/nowhere/hello".into(),
+            file: "/nowhere/hello/recipe.toml".into(),
+            name: "hello".into(),
+            version: crate::version::Version::parse("2.12").unwrap(),
+            release: 1,
+            description: "Say hello".into(),
+            url: "https://example.org/hello".into(),
+            license: "GPL-3.0-or-later".into(),
+            arch: vec!["x86_64".into(), "aarch64".into()],
+            depends: vec!["so:libc.so.6".into()],
+            makedepends: vec!["gettext-dev>=0.21".into()],
+            host_tools: vec!["make".into()],
+            provides: vec![],
+            sources: vec![
+                Source::Http {
+                    url: "https://example.org/hello-2.12.tar.gz".into(),
+                    checksum: Checksum::Sha256("ab".repeat(32)),
+                    filename: "hello-2.12.tar.gz".into(),
+                    extract: true,
+                },
+                Source::Git {
+                    url: "https://example.org/x.git".into(),
+                    commit: "0123456789abcdef0123456789abcdef01234567".into(),
+                    tag: None,
+                    dest: "x".into(),
+                },
+                Source::Local {
+                    path: "files/hello.conf".into(),
+                },
+            ],
+            build: "./configure --prefix=/usr\nmake\nmake DESTDIR=\"$pkgdir\" install\n".into(),
+            check: "make check\n".into(),
+            builddir: None,
+            subpackages: vec![Subpackage {
+                name: "hello-doc".into(),
+                description: "docs".into(),
+                paths: vec!["usr/share/doc".into()],
+                depends: vec![],
+                provides: vec![],
+            }],
+            options: Options::default(),
+        };
+        let normalized = normalized_recipe(&recipe, 1_700_000_000, Some("c0ffee"));
+        assert!(
+            normalized.starts_with("4:name,5:hello,7:version,4:2.12,7:release,1:1,"),
+            "{normalized}"
+        );
+        let deps = BTreeMap::from([("gettext".to_string(), "k".repeat(64))]);
+        let inputs = unit_inputs(
+            &recipe,
+            1_700_000_000,
+            Some("c0ffee"),
+            &["sha256:".to_string() + &"ab".repeat(32)],
+            &deps,
+            "4:arch,6:x86_64,",
+        );
+        assert_eq!(
+            sha256_hex(normalized.as_bytes()),
+            inputs.components["recipe"]
+        );
+        assert_eq!(
+            inputs.key(),
+            "7d399bfb80c4eb8b735e1eb88e049cc6ecdf38798de4594e56bf2ab261782dba"
+        );
     }
 
     #[test]

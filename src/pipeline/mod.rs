@@ -149,16 +149,23 @@ fn env_identity(settings: &Settings, arch: &str, opts: &BuildOptions) -> String 
             .unwrap_or_else(|_| format!("{} (no version)", p.display())),
         None => format!("no {tool}"),
     };
-    format!(
-        "arch={arch}\nsandbox={:?}\ncc={}\nld={}\nlibc={}\ncompressor={}\nsha1-signature={}\nforge-format={}\n",
-        settings.sandbox,
-        first_line("cc", "--version"),
-        first_line("ld", "--version"),
-        first_line("ldd", "--version"),
-        crate::apk::gzip::COMPRESSOR,
-        opts.sha1_signature,
-        plan::FORMAT_VERSION
-    )
+    let sandbox = match settings.sandbox {
+        crate::settings::SandboxMode::Bwrap => "bwrap",
+        crate::settings::SandboxMode::None => "none",
+    };
+    plan::Fields::new()
+        .field("arch", arch)
+        .field("sandbox", sandbox)
+        .field("cc", &first_line("cc", "--version"))
+        .field("ld", &first_line("ld", "--version"))
+        .field("libc", &first_line("ldd", "--version"))
+        .field("compressor", crate::apk::gzip::COMPRESSOR)
+        .field(
+            "sha1-signature",
+            if opts.sha1_signature { "1" } else { "0" },
+        )
+        .field("forge-format", &plan::FORMAT_VERSION.to_string())
+        .finish()
 }
 
 /// One unit as planned.
