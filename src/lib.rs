@@ -26,6 +26,7 @@
 //! | [`process`] | the one wrapper for running external commands |
 //! | [`registry`] | OCI distribution client: push layouts and artifacts, pull them back |
 //! | [`imagesign`] | cosign-format image signatures, SBOM and provenance attestations |
+//! | [`update`] | `forge update`: release feeds → recipe bumps on branches, prebuilds |
 //! | [`util`] | atomic writes and error chains (std and tempfile only) |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -50,6 +51,7 @@ pub mod resolve;
 pub mod settings;
 pub mod sign;
 pub mod source;
+pub mod update;
 pub mod util;
 pub mod version;
 

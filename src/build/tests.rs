@@ -46,6 +46,7 @@ fn recipe(root: &Path, name: &str, files: &[(&str, &str)], build: &str) -> Recip
         builddir: None,
         subpackages: vec![],
         options: Options::default(),
+        update: None,
     }
 }
 

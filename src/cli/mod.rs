@@ -24,6 +24,7 @@ mod new;
 mod publish;
 mod pull_repo;
 mod sign_image;
+mod update;
 mod verify;
 mod verify_image;
 
@@ -111,6 +112,8 @@ enum Command {
     VerifyImage(verify_image::Args),
     /// Fetch a package repository published with `forge publish --repo`.
     PullRepo(pull_repo::Args),
+    /// Check release feeds; propose new versions as branches (update/NAME-VERSION).
+    Update(update::Args),
 }
 
 /// Entry point used by `main.rs`.
@@ -171,6 +174,7 @@ fn run(cli: Cli, shell: Shell) -> Result<ExitCode> {
             verify_image::run(&settings_or_cwd(&cli.global, shell)?, args)
         }
         Command::PullRepo(args) => pull_repo::run(&settings_or_cwd(&cli.global, shell)?, args),
+        Command::Update(args) => update::run(&settings_for(&cli.global, shell)?, args),
     }
 }
 

@@ -164,6 +164,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         target: &target,
         key: key.as_ref(),
         extra_tags: args.tags.clone(),
+        layout_tags: true,
         recursive: args.recursive,
         push: push_opts.clone(),
     };

@@ -17,13 +17,16 @@ mod model;
 pub(crate) mod parse;
 mod read;
 mod sources;
+mod template;
+mod update;
 
 use std::path::{Path, PathBuf};
 
 pub use error::RecipeError;
 pub use git::{DEFAULT_EPOCH, GitInfo, SdeOrigin, git_info, git_info_at, git_info_many};
-pub use model::{Checksum, Options, Recipe, Source, Subpackage};
+pub use model::{Checksum, Feed, Options, Recipe, Source, Subpackage, UpdateSpec};
 pub use parse::{DEFAULT_ARCH, SCHEMA};
+pub use update::REGEX_SIZE_LIMIT;
 
 /// The file name of a recipe inside its folder.
 pub const RECIPE_FILE: &str = "recipe.toml";
@@ -39,6 +42,14 @@ pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
         source,
     })?;
     parse::parse(&file, &shown, &text).map_err(RecipeError::from_list)
+}
+
+/// Validate recipe text as if it were the file at `path` (which need not
+/// hold it): `forge update` checks a rewritten recipe before committing it.
+pub fn parse_text(path: &Path, text: &str) -> Result<Recipe, RecipeError> {
+    let file = absolute(path);
+    let shown = error::display_path(&file);
+    parse::parse(&file, &shown, text).map_err(RecipeError::from_list)
 }
 
 /// Load every recipe under `recipes_dir` (each sub-folder holding a
@@ -118,3 +129,8 @@ fn absolute(path: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests;
+
+/// Expand `${version}` in `text` as recipes do (any other `${…}` is an error).
+pub fn expand_version(text: &str, version: &str) -> Result<String, String> {
+    template::expand(text, version)
+}

@@ -50,6 +50,46 @@ pub struct Recipe {
     pub subpackages: Vec<Subpackage>,
     /// Recipe options.
     pub options: Options,
+    /// Where new upstream versions are announced (`[update]`), if anywhere.
+    pub update: Option<UpdateSpec>,
+}
+
+/// The `[update]` section: a release feed and how to read versions from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateSpec {
+    /// The feed to watch.
+    pub feed: Feed,
+    /// A regex a candidate (tag or title) must match; its group 1 (or the
+    /// whole match) is the version. Default: the candidate minus a leading `v`.
+    pub regex: Option<String>,
+    /// Versions never to update to (as written in the feed or normalized).
+    pub ignore: Vec<String>,
+    /// Whether `_alpha`, `_beta`, `_pre` and `_rc` versions count.
+    pub prereleases: bool,
+    /// A URL (with `${version}`) of a checksum list (`<hex>  <file>` lines)
+    /// that a new download must match.
+    pub checksums: Option<String>,
+}
+
+/// A release feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feed {
+    /// `github = "owner/repo"`: the releases feed, or the tags feed with `tags = true`.
+    GitHub {
+        /// `owner/repo`.
+        repo: String,
+        /// Watch tags instead of releases.
+        tags: bool,
+    },
+    /// `gitlab = "host/group/project"`: the tags feed, or the releases feed with `tags = false`.
+    GitLab {
+        /// `host/group/project`, optionally with a scheme.
+        project: String,
+        /// Watch tags (the default) instead of releases.
+        tags: bool,
+    },
+    /// `feed = "https://…"`: any Atom or RSS feed; entry titles are the candidates.
+    Url(String),
 }
 
 impl Recipe {

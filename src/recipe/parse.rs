@@ -20,7 +20,14 @@ use crate::version::Version;
 /// The recipe schema this forge reads.
 pub const SCHEMA: i64 = 1;
 
-const TOP_KEYS: &[&str] = &["schema", "package", "build", "source", "subpackage"];
+const TOP_KEYS: &[&str] = &[
+    "schema",
+    "package",
+    "build",
+    "source",
+    "subpackage",
+    "update",
+];
 const PACKAGE_KEYS: &[&str] = &[
     "name",
     "version",
@@ -66,6 +73,18 @@ pub(crate) fn parse(file: &Path, shown: &str, text: &str) -> Result<Recipe, Vec<
     }
 }
 
+/// The `version` string of `[package]` as written (for `${version}`); a
+/// missing or mistyped one is reported where `version` is read.
+fn raw_version(pkg: Option<&Section<'_, '_>>) -> String {
+    match pkg
+        .and_then(|s| s.table.get("version"))
+        .map(|v| v.get_ref())
+    {
+        Some(toml::de::DeValue::String(v)) => v.to_string(),
+        _ => "0".to_string(),
+    }
+}
+
 fn read_recipe(p: &mut Problems<'_>, top: &Section<'_, '_>, file: &Path) -> Option<Recipe> {
     top.check_keys(p, TOP_KEYS);
     match top.int(p, "schema") {
@@ -95,7 +114,12 @@ fn read_recipe(p: &mut Problems<'_>, top: &Section<'_, '_>, file: &Path) -> Opti
         p.at(0..0, "missing the [build] table (it holds `script`)");
     }
     let source_tables = top.tables(p, "source");
-    let sources = read_sources(p, &source_tables, dir);
+    let raw_version = raw_version(pkg.as_ref());
+    let sources = read_sources(p, &source_tables, dir, &raw_version);
+    let update = match top.table(p, "update") {
+        Some(u) => super::update::read_update(p, &u, &source_tables).map(Some),
+        None => Some(None),
+    };
     let custom = top.tables(p, "subpackage");
 
     let (host_tools, script, check_script) = match &build {
@@ -154,8 +178,10 @@ fn read_recipe(p: &mut Problems<'_>, top: &Section<'_, '_>, file: &Path) -> Opti
     let options = read_options(p, &pkg);
     let builddir = match pkg.str(p, "builddir") {
         None => Some(None),
-        Some((b, span)) => match check::relative_path(b.trim_end_matches('/')) {
-            Ok(()) => Some(Some(b.trim_end_matches('/').to_string())),
+        Some((b, span)) => match super::template::expand(&b, &raw_version)
+            .and_then(|b| check::relative_path(b.trim_end_matches('/')).map(|()| b))
+        {
+            Ok(b) => Some(Some(b.trim_end_matches('/').to_string())),
             Err(e) => {
                 p.at(span, format!("{}: {e}", pkg.field("builddir")));
                 None
@@ -197,6 +223,7 @@ fn read_recipe(p: &mut Problems<'_>, top: &Section<'_, '_>, file: &Path) -> Opti
         builddir: builddir?,
         subpackages: subpackages?,
         options: options?,
+        update: update?,
     })
 }
 

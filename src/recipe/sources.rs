@@ -24,6 +24,7 @@ pub(crate) fn read_sources(
     p: &mut Problems<'_>,
     sections: &[Section<'_, '_>],
     recipe_dir: &Path,
+    version: &str,
 ) -> Vec<Source> {
     let mut out = Vec::new();
     // $srcdir entry name -> where it was first claimed
@@ -69,7 +70,7 @@ pub(crate) fn read_sources(
             }
         }
         let read = match kind {
-            "url" => read_url(p, s),
+            "url" => read_url(p, s, version),
             "git" => read_git(p, s),
             _ => read_path(p, s, recipe_dir),
         };
@@ -115,8 +116,19 @@ fn srcdir_name(source: &Source) -> String {
     }
 }
 
-fn read_url(p: &mut Problems<'_>, s: &Section<'_, '_>) -> Option<(Source, Range<usize>)> {
+fn read_url(
+    p: &mut Problems<'_>,
+    s: &Section<'_, '_>,
+    version: &str,
+) -> Option<(Source, Range<usize>)> {
     let (url, span) = s.str(p, "url")?;
+    let url = match super::template::expand(&url, version) {
+        Ok(u) => u,
+        Err(e) => {
+            p.at(span, format!("{}: {e}", s.field("url")));
+            return None;
+        }
+    };
     let mut ok = true;
     if let Err(e) = check::url(&url, true) {
         p.at(span.clone(), format!("{}: {e}", s.field("url")));
@@ -148,8 +160,10 @@ fn read_url(p: &mut Problems<'_>, s: &Section<'_, '_>) -> Option<(Source, Range<
         }
     };
     let filename = match s.str(p, "filename") {
-        Some((f, fspan)) => match check::file_name(&f) {
-            Ok(()) => Some(f),
+        Some((f, fspan)) => match super::template::expand(&f, version)
+            .and_then(|f| check::file_name(&f).map(|()| f))
+        {
+            Ok(f) => Some(f),
             Err(e) => {
                 p.at(fspan, format!("{}: {e}", s.field("filename")));
                 None

@@ -135,6 +135,9 @@ pub struct PublishOptions<'a> {
     pub key: Option<&'a ImageKey>,
     /// Extra tags besides the layout's own.
     pub extra_tags: Vec<String>,
+    /// Set the layout's own tags (`latest` and the per-arch ones); off for a
+    /// prebuild, which must never move `latest`.
+    pub layout_tags: bool,
     /// Also sign each platform manifest of the index (cosign `--recursive`).
     pub recursive: bool,
     /// Push options.
@@ -202,7 +205,11 @@ pub fn publish_image(
     }
     let sbom_referrers = plan_sboms(client, &mut plan, &lp.root, &sboms)?;
     // The image's tags go last: per-arch tags, extra tags, then `latest`.
-    let mut tags = lp.tags;
+    let mut tags = if opts.layout_tags {
+        lp.tags
+    } else {
+        Vec::new()
+    };
     tags.sort_by_key(|(t, _)| t == crate::image::build::TAG);
     for t in &opts.extra_tags {
         tags.insert(tags.len().saturating_sub(1), (t.clone(), digest.clone()));

@@ -253,13 +253,69 @@ fn remove_stale_parts(dir: &Path) {
 /// file, open and rewound.
 fn store(
     settings: &Settings,
-    mut src: impl Read,
+    src: impl Read,
     len: Option<u64>,
     want: &Want,
     origin: &str,
     dest: &Path,
 ) -> Result<File, SourceError> {
     let dir = dest.parent().expect("cache paths have a parent");
+    let (tmp, actual) = stream(
+        settings,
+        src,
+        len,
+        want.filename,
+        want.checksum,
+        origin,
+        dir,
+    )?;
+    if &actual != want.checksum {
+        return Err(SourceError::Mismatch {
+            recipe: want.recipe.to_string(),
+            url: origin.to_string(),
+            expected: want.checksum.to_prefixed(),
+            actual: actual.to_prefixed(),
+        });
+    }
+    persist(tmp, dest)
+}
+
+/// Download `url`, whose checksum is not known yet (a new upstream version),
+/// into the cache; returns its checksum (the algorithm of `like`) and its
+/// cache path. Mirrors are not asked: they cannot have a file nobody has
+/// named by checksum yet. A missing file (404/410) is an error.
+pub(crate) fn fetch_new(
+    settings: &Settings,
+    url: &str,
+    filename: &str,
+    like: &Checksum,
+) -> Result<(Checksum, PathBuf), SourceError> {
+    let Some(resp) = http::get(url)? else {
+        return Err(SourceError::HttpStatus {
+            url: url.to_string(),
+            status: 404,
+        });
+    };
+    settings.shell.status("Downloading", url);
+    let dir = settings.cache.join("distfiles").join(like.algorithm());
+    let len = resp.content_length();
+    let (tmp, actual) = stream(settings, resp, len, filename, like, url, &dir)?;
+    let dest = cache_path(&settings.cache, &actual);
+    persist(tmp, &dest)?;
+    Ok((actual, dest))
+}
+
+/// Stream `src` into a locked temporary file in `dir`, hashing with the
+/// algorithm of `like`; checks the announced length.
+fn stream(
+    settings: &Settings,
+    mut src: impl Read,
+    len: Option<u64>,
+    filename: &str,
+    like: &Checksum,
+    origin: &str,
+    dir: &Path,
+) -> Result<(tempfile::NamedTempFile, Checksum), SourceError> {
     std::fs::create_dir_all(dir).map_err(SourceError::io("creating", dir))?;
     remove_stale_parts(dir);
     let mut tmp = tempfile::Builder::new()
@@ -271,8 +327,8 @@ fn store(
     tmp.as_file()
         .lock()
         .map_err(SourceError::io("locking", tmp.path()))?;
-    let bar = settings.shell.bytes_bar(len, want.filename);
-    let mut hasher = Hasher::for_checksum(want.checksum);
+    let bar = settings.shell.bytes_bar(len, filename);
+    let mut hasher = Hasher::for_checksum(like);
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = 0u64;
     let read_err = |e: std::io::Error| SourceError::Download {
@@ -299,15 +355,12 @@ fn store(
             format!("connection closed after {got} of {len} bytes"),
         )));
     }
-    let actual = hasher.finish();
-    if &actual != want.checksum {
-        return Err(SourceError::Mismatch {
-            recipe: want.recipe.to_string(),
-            url: origin.to_string(),
-            expected: want.checksum.to_prefixed(),
-            actual: actual.to_prefixed(),
-        });
-    }
+    Ok((tmp, hasher.finish()))
+}
+
+/// fsync a complete temporary file and rename it to its address; returns
+/// it open and rewound.
+fn persist(tmp: tempfile::NamedTempFile, dest: &Path) -> Result<File, SourceError> {
     let file = tmp.as_file();
     file.set_permissions(std::fs::Permissions::from_mode(0o644))
         .map_err(SourceError::io("writing", tmp.path()))?;
@@ -316,7 +369,9 @@ fn store(
     let file = tmp
         .persist(dest)
         .map_err(|e| SourceError::io("storing", dest)(e.error))?;
-    if let Ok(d) = File::open(dir) {
+    if let Some(dir) = dest.parent()
+        && let Ok(d) = File::open(dir)
+    {
         let _ = d.sync_all();
     }
     // The lock taken above goes with the handle; the file is complete now.

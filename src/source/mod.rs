@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::SourceError;
 
-use crate::recipe::{Recipe, Source};
+use crate::recipe::{Checksum, Recipe, Source};
 use crate::settings::Settings;
 
 /// One source, present and verified.
@@ -127,6 +127,36 @@ fn fetch_one(
         },
         handle,
     ))
+}
+
+/// Download a file whose checksum is not known yet (a new upstream version
+/// found by `forge update`) into the distfile cache; returns its checksum,
+/// of the same algorithm as `like`, and its cache path.
+pub fn download_new(
+    settings: &Settings,
+    url: &str,
+    filename: &str,
+    like: &Checksum,
+) -> Result<(Checksum, PathBuf), SourceError> {
+    distfile::fetch_new(settings, url, filename, like)
+}
+
+/// Make one http file present in the cache, verified against `checksum`
+/// (cache, mirrors, then upstream), as `fetch` does for a recipe's source.
+pub fn ensure_http(
+    settings: &Settings,
+    recipe: &str,
+    url: &str,
+    filename: &str,
+    checksum: &Checksum,
+) -> Result<PathBuf, SourceError> {
+    let want = distfile::Want {
+        recipe,
+        url,
+        filename,
+        checksum,
+    };
+    distfile::ensure(settings, &want).map(|(path, _)| path)
 }
 
 /// The identity of every source of `recipe`, in order, equal to the

@@ -30,6 +30,7 @@ fn recipe(dir: &Path, sources: Vec<Source>) -> Recipe {
         builddir: None,
         subpackages: vec![],
         options: Options::default(),
+        update: None,
     }
 }
 

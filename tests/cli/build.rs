@@ -48,6 +48,7 @@ fn recipe(root: &Path, name: &str, files: &[(&str, &str)], script: &str) -> Reci
         builddir: None,
         subpackages: vec![],
         options: Options::default(),
+        update: None,
     }
 }
 

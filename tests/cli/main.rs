@@ -18,3 +18,4 @@ mod registry;
 mod registry_faults;
 mod source;
 mod support;
+mod update;

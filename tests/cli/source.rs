@@ -1,115 +1,13 @@
 //! `forge fetch`: downloads from a loopback HTTP server, checksum and
 //! interruption handling, mirrors and offline errors, git sources.
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+use crate::support::http::{Reply, Server};
 use crate::support::{self, forge, run_err, run_ok, write};
-
-/// What the test server answers for one path.
-#[derive(Clone)]
-enum Reply {
-    /// 200 with the whole body.
-    Full(Vec<u8>),
-    /// 200 announcing the whole body's length, then the connection is closed
-    /// after `send` bytes.
-    Cut(Vec<u8>, usize),
-    /// 200 announcing the whole body's length, `send` bytes, then silence for
-    /// a minute with the connection open.
-    Stall(Vec<u8>, usize),
-}
-
-/// A tiny HTTP/1.1 server on 127.0.0.1 that records the paths it was asked
-/// for. A path listed several times answers with its replies in turn (the
-/// last one repeats).
-struct Server {
-    port: u16,
-    hits: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(routes: Vec<(&'static str, Reply)>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let hits = Arc::new(Mutex::new(Vec::new()));
-        let seen = hits.clone();
-        let routes = Arc::new(Mutex::new(routes));
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let seen = seen.clone();
-                let routes = routes.clone();
-                std::thread::spawn(move || answer(stream, &seen, &routes));
-            }
-        });
-        Server { port, hits }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn hits(&self) -> Vec<String> {
-        self.hits.lock().unwrap().clone()
-    }
-}
-
-fn answer(
-    mut stream: std::net::TcpStream,
-    seen: &Mutex<Vec<String>>,
-    routes: &Mutex<Vec<(&'static str, Reply)>>,
-) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut request = String::new();
-    if reader.read_line(&mut request).is_err() {
-        return;
-    }
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-    }
-    let path = request.split(' ').nth(1).unwrap_or("").to_string();
-    seen.lock().unwrap().push(path.clone());
-    let reply = {
-        let mut routes = routes.lock().unwrap();
-        let matching: Vec<usize> = (0..routes.len()).filter(|&i| routes[i].0 == path).collect();
-        match matching.as_slice() {
-            [] => None,
-            [only] => Some(routes[*only].1.clone()),
-            [first, ..] => Some(routes.remove(*first).1),
-        }
-    };
-    let _ = match reply {
-        Some(Reply::Full(body)) => stream
-            .write_all(header(200, body.len()).as_bytes())
-            .and_then(|_| stream.write_all(&body)),
-        Some(Reply::Cut(body, send)) => stream
-            .write_all(header(200, body.len()).as_bytes())
-            .and_then(|_| stream.write_all(&body[..send])),
-        Some(Reply::Stall(body, send)) => {
-            let r = stream
-                .write_all(header(200, body.len()).as_bytes())
-                .and_then(|_| stream.write_all(&body[..send]))
-                .and_then(|_| stream.flush());
-            std::thread::sleep(std::time::Duration::from_secs(60));
-            r
-        }
-        None => stream.write_all(header(404, 0).as_bytes()),
-    };
-    let _ = stream.flush();
-    let _ = stream.shutdown(std::net::Shutdown::Both);
-}
-
-fn header(status: u16, len: usize) -> String {
-    let reason = if status == 200 { "OK" } else { "Not Found" };
-    format!("HTTP/1.1 {status} {reason}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
-}
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

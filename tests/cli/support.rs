@@ -25,6 +25,9 @@ pub use registry::Registry;
 mod rng;
 pub use rng::{Rng, noise};
 
+#[path = "../support/http.rs"]
+pub mod http;
+
 #[path = "../support/crash.rs"]
 pub mod crash;
 
