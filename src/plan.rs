@@ -348,6 +348,7 @@ mod tests {
                 provides: vec![],
             }],
             options: Options::default(),
+            update: None,
         };
         let normalized = normalized_recipe(&recipe, 1_700_000_000, Some("c0ffee"));
         assert!(
