@@ -16,9 +16,6 @@ use std::process::Command;
 
 use crate::support;
 
-/// Where `.ci/run` seeds the mirror when `FORGE_TEST_MIRROR` is not set.
-const DEFAULT_MIRROR: &str = "/tmp/forge-mirror";
-
 /// What the tests need from one real recipe file.
 struct RealRecipe {
     version: String,
@@ -43,28 +40,6 @@ fn real_recipe(name: &str) -> RealRecipe {
         version,
         source_file,
     }
-}
-
-/// The seeded mirror folder holding `file`, or `None` (after a skip note, or
-/// a panic under `FORGE_TEST_REQUIRE_TOOLS=1`) when it is not there.
-fn seeded_mirror(file: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("FORGE_TEST_MIRROR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_MIRROR));
-    if dir.join(file).is_file() {
-        return Some(dir);
-    }
-    if support::tools_required() {
-        panic!(
-            "{} is not seeded with {file}; run .ci/seed-mirror.sh (FORGE_TEST_REQUIRE_TOOLS=1)",
-            dir.display()
-        );
-    }
-    eprintln!(
-        "skipping: {} holds no {file} (run .ci/seed-mirror.sh DIR and set FORGE_TEST_MIRROR=DIR)",
-        dir.display()
-    );
-    None
 }
 
 /// A project holding a copy of the repository's recipes (and `forge.toml`
@@ -127,7 +102,7 @@ fn run_binary(program: &Path, args: &[&str]) -> String {
 #[test]
 fn crun_real_recipe_builds_offline_into_a_static_runtime() {
     let recipe = real_recipe("crun");
-    let Some(mirror) = seeded_mirror(&recipe.source_file) else {
+    let Some(mirror) = support::require_mirror_file(&recipe.source_file) else {
         return;
     };
     if !support::require_bwrap() {
@@ -166,7 +141,7 @@ fn crun_real_recipe_builds_offline_into_a_static_runtime() {
 #[test]
 fn busybox_real_recipe_builds_offline_into_a_static_multicall_binary() {
     let recipe = real_recipe("busybox");
-    let Some(mirror) = seeded_mirror(&recipe.source_file) else {
+    let Some(mirror) = support::require_mirror_file(&recipe.source_file) else {
         return;
     };
     if !support::require_bwrap() {

@@ -217,12 +217,7 @@ fn chown_tree(root: &Path) {
 #[test]
 fn root_and_unprivileged_builds_are_identical() {
     use std::os::unix::fs::MetadataExt as _;
-    let root_user = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    if !root_user {
-        support::missing("building as another user needs root (CI runs the suite as root)");
-        return;
-    }
-    if !support::require_bwrap() || !support::require_tool("setpriv") {
+    if !support::require_root() || !support::require_bwrap() || !support::require_tool("setpriv") {
         return;
     }
     let a = clone_of_repo();

@@ -146,15 +146,24 @@ pub fn project() -> tempfile::TempDir {
     Project::new().into_temp_dir()
 }
 
-/// `forge verify` the repository's index (which verifies every package it
-/// names) and every `.apk` beside it. A repository with no index yet (a run
-/// killed before its first index) passes.
+/// After a run was killed: the repository as it was left verifies (see
+/// [`verify_repo`]); one with no index yet (killed before its first) passes.
+pub fn verify_repo_as_left(root: &Path) {
+    let index = root
+        .join("out/repo")
+        .join(std::env::consts::ARCH)
+        .join("APKINDEX.tar.gz");
+    if index.exists() {
+        verify_repo(root);
+    }
+}
+
+/// `forge verify` the repository's index, which must exist (this verifies
+/// every package it names), and every `.apk` beside it.
 pub fn verify_repo(root: &Path) {
     let repo = root.join("out/repo").join(std::env::consts::ARCH);
     let index = repo.join("APKINDEX.tar.gz");
-    if !index.exists() {
-        return;
-    }
+    assert!(index.is_file(), "{} is missing", index.display());
     // `forge verify` on an index also verifies every package it names.
     run_ok(forge(root).arg("verify").arg(&index));
     let mut apks: Vec<_> = std::fs::read_dir(&repo)

@@ -7,7 +7,7 @@
 //! binaries through `#[path]`; there is no second copy.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Whether CI demands every outside tool (`FORGE_TEST_REQUIRE_TOOLS=1`).
@@ -57,11 +57,40 @@ pub fn require_bwrap() -> bool {
     ok || missing("bwrap cannot create a sandbox on this host")
 }
 
+/// True when the tests run as root (CI runs the suite as root).
+pub fn require_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    root || missing("this test needs root (CI runs the suite as root)")
+}
+
+/// The folder of real upstream source files that `.ci/seed-mirror.sh`
+/// fills: `FORGE_TEST_MIRROR`, or `/tmp/forge-mirror` where `.ci/run` puts
+/// it.
+pub fn test_mirror() -> PathBuf {
+    std::env::var_os("FORGE_TEST_MIRROR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp/forge-mirror"))
+}
+
+/// The seeded mirror folder when it holds `file`; see [`missing`] otherwise.
+pub fn require_mirror_file(file: &str) -> Option<PathBuf> {
+    let dir = test_mirror();
+    if dir.join(file).is_file() {
+        return Some(dir);
+    }
+    missing(&format!(
+        "{} holds no {file} (run .ci/seed-mirror.sh DIR and set FORGE_TEST_MIRROR=DIR)",
+        dir.display()
+    ));
+    None
+}
+
 /// True when this process may make a private mount namespace and mount a
 /// tmpfs in it (root, with `unshare`): fault tests fill a small tmpfs that
 /// nobody else sees and that vanishes with the namespace.
 pub fn require_private_mounts() -> bool {
-    if !require_tool("unshare") || !require_tool("mount") {
+    if !require_root() || !require_tool("unshare") || !require_tool("mount") {
         return false;
     }
     let Ok(dir) = tempfile::tempdir() else {
