@@ -19,3 +19,4 @@ mod registry_faults;
 mod source;
 mod support;
 mod update;
+mod update_prebuild;
