@@ -19,4 +19,5 @@ mod registry_faults;
 mod source;
 mod support;
 mod update;
+mod update_ci;
 mod update_prebuild;
