@@ -39,6 +39,9 @@ pub struct Settings {
     pub sandbox: SandboxMode,
     /// Recipes built when `forge build` names none (empty: all).
     pub default_targets: Vec<String>,
+    /// Whether SHA-1 package and index signatures count (`forge.toml`
+    /// `accept-sha1-signatures`; default false).
+    pub accept_sha1_signatures: bool,
     /// The output channel.
     pub shell: Shell,
 }
@@ -75,6 +78,7 @@ impl Settings {
             mirrors: Vec::new(),
             sandbox: SandboxMode::Bwrap,
             default_targets: Vec::new(),
+            accept_sha1_signatures: false,
             shell: Shell::silent(),
         }
     }
@@ -95,6 +99,11 @@ pub struct ConfigFile {
     /// The recipes `forge build` builds when no name is given (default: all).
     #[serde(default)]
     pub default_targets: Vec<String>,
+    /// Accept package and index signatures over SHA-1 (`.SIGN.RSA.`), as
+    /// old abuild and Alpine's own repositories make (default: refused).
+    /// Read from the project's `forge.toml` only.
+    #[serde(default)]
+    pub accept_sha1_signatures: bool,
 }
 
 impl ConfigFile {

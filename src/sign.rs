@@ -238,10 +238,13 @@ impl SigningKey {
     }
 }
 
-/// The public keys trusted for verification, by file name.
+/// The public keys trusted for verification, by file name, and whether
+/// signatures over SHA-1 (`.SIGN.RSA.`) count (by default they do not; see
+/// [`TrustedKeys::set_accept_sha1`]).
 #[derive(Debug, Clone, Default)]
 pub struct TrustedKeys {
     keys: BTreeMap<String, PKey<Public>>,
+    accept_sha1: bool,
 }
 
 impl TrustedKeys {
@@ -303,6 +306,19 @@ impl TrustedKeys {
     /// Trust `key` under `name`.
     pub fn insert(&mut self, name: impl Into<String>, key: PKey<Public>) {
         self.keys.insert(name.into(), key);
+    }
+
+    /// Let SHA-1 signatures (`.SIGN.RSA.`) verify. Off by default: a package
+    /// or index signed only with SHA-1 is then refused with
+    /// `VerifyError::Sha1Refused`; one also signed with SHA-256 verifies by
+    /// that signature either way.
+    pub fn set_accept_sha1(&mut self, accept: bool) {
+        self.accept_sha1 = accept;
+    }
+
+    /// Whether SHA-1 signatures count.
+    pub fn accepts_sha1(&self) -> bool {
+        self.accept_sha1
     }
 
     /// Whether a key of this file name is trusted.
@@ -382,6 +398,15 @@ pub fn check_key_name(name: &str) -> Result<(), SignError> {
     } else {
         Err(SignError::InvalidName(name.to_string()))
     }
+}
+
+/// The project's trust: the keys in `dir` (the project's `keys/` unless a
+/// command was given another folder), with the project's SHA-1 policy
+/// (`accept-sha1-signatures` in `forge.toml`).
+pub fn load_trust(settings: &Settings, dir: &Path) -> Result<TrustedKeys, SignError> {
+    let mut trusted = TrustedKeys::load_dir(dir)?;
+    trusted.set_accept_sha1(settings.accept_sha1_signatures);
+    Ok(trusted)
 }
 
 /// The key to sign with: `FORGE_SIGNING_KEY` if set, else the newest

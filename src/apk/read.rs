@@ -76,6 +76,15 @@ pub enum VerifyError {
         /// The key names in the signature entries.
         names: Vec<String>,
     },
+    /// The only signature by a trusted key uses SHA-1, which the project
+    /// does not accept.
+    #[error(
+        "signature: only a SHA-1 signature (.SIGN.RSA.) by {key}, and SHA-1 signatures are refused (set accept-sha1-signatures = true in forge.toml to accept them)"
+    )]
+    Sha1Refused {
+        /// The key.
+        key: String,
+    },
     /// A trusted key's signature does not match the control section.
     #[error(
         "signature: signature by {key} does not match the control section (control or signature altered)"
@@ -255,16 +264,25 @@ pub(crate) fn check_signatures(
         return Err(VerifyError::Unsigned);
     }
     let mut bad = None;
+    let mut sha1_refused = None;
     for s in signatures {
+        // SHA-1 (`.SIGN.RSA.`) counts only where the project accepts it.
+        if s.alg == SigAlg::Rsa && !trusted.accepts_sha1() {
+            if trusted.contains(&s.key) {
+                sha1_refused = sha1_refused.or(Some(s.key.clone()));
+            }
+            continue;
+        }
         match trusted.verify(&s.key, s.alg, signed, &s.bytes) {
             Some(true) => return Ok(s.key.clone()),
             Some(false) => bad = bad.or(Some(s.key.clone())),
             None => {}
         }
     }
-    match bad {
-        Some(key) => Err(VerifyError::BadSignature { key }),
-        None => Err(VerifyError::UntrustedKey {
+    match (bad, sha1_refused) {
+        (Some(key), _) => Err(VerifyError::BadSignature { key }),
+        (None, Some(key)) => Err(VerifyError::Sha1Refused { key }),
+        (None, None) => Err(VerifyError::UntrustedKey {
             names: signatures.iter().map(|s| s.key.clone()).collect(),
         }),
     }

@@ -672,3 +672,41 @@ fn verified_reader_caps_the_control_member() {
         "control section is corrupt: decompresses to more than the 4194304-byte limit"
     );
 }
+
+/// SHA-1 signatures count only where the project accepts them; a package
+/// also signed with SHA-256 verifies either way.
+#[test]
+fn sha1_only_signatures_are_refused_unless_accepted() {
+    use super::read::check_signatures;
+    let (_, key) = test_key();
+    let data = b"control member bytes";
+    let sig = |alg| Signature {
+        alg,
+        key: key.name().to_string(),
+        bytes: key.sign(alg, data).unwrap(),
+    };
+    let sha1_only = [sig(sign::SigAlg::Rsa)];
+    let both = [sig(sign::SigAlg::Rsa256), sig(sign::SigAlg::Rsa)];
+    let mut trust = test_trust();
+    assert!(!trust.accepts_sha1(), "refused by default");
+    assert_eq!(
+        check_signatures(&sha1_only, data, &trust),
+        Err(VerifyError::Sha1Refused {
+            key: key.name().to_string()
+        })
+    );
+    assert!(
+        VerifyError::Sha1Refused { key: "k".into() }
+            .to_string()
+            .contains("accept-sha1-signatures = true"),
+    );
+    assert_eq!(
+        check_signatures(&both, data, &trust),
+        Ok(key.name().to_string())
+    );
+    trust.set_accept_sha1(true);
+    assert_eq!(
+        check_signatures(&sha1_only, data, &trust),
+        Ok(key.name().to_string())
+    );
+}

@@ -21,7 +21,7 @@ pub struct Args {
 /// Run `forge index`.
 pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     let key = sign::ensure_default_key(settings).context("loading the signing key")?;
-    let trusted = sign::TrustedKeys::load_dir(&settings.keys_dir()).context("loading keys/")?;
+    let trusted = sign::load_trust(settings, &settings.keys_dir()).context("loading keys/")?;
     let written = repo::reindex(settings, &key, &trusted, args.description.as_deref())
         .with_context(|| format!("indexing {}", settings.repo_dir().display()))?;
     if written.is_empty() {

@@ -241,6 +241,7 @@ fn settings_for(g: &GlobalArgs, shell: Shell) -> Result<Settings> {
         mirrors,
         sandbox: g.sandbox,
         default_targets: project.default_targets.clone(),
+        accept_sha1_signatures: project.accept_sha1_signatures,
         shell,
     })
 }

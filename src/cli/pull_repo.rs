@@ -47,7 +47,7 @@ pub struct Args {
 /// Run `forge pull-repo`.
 pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     let dir = args.keys_dir.clone().unwrap_or_else(|| settings.keys_dir());
-    let trusted = TrustedKeys::load_dir(&dir)
+    let trusted = crate::sign::load_trust(settings, &dir)
         .with_context(|| format!("loading keys from {}", dir.display()))?;
     if trusted.names().next().is_none() {
         bail!(

@@ -26,7 +26,6 @@ use crate::oci::{
     ANNOTATION_REF_NAME, Descriptor, Index as OciIndex, MEDIA_INDEX, canonical_json, rfc3339,
 };
 use crate::settings::Settings;
-use crate::sign::TrustedKeys;
 
 /// The tag written into `index.json`.
 pub const TAG: &str = "latest";
@@ -69,7 +68,8 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<BuiltImage, Ima
         return Err(ImageError::NotFound { path: file });
     }
     let def = def::load(&file)?;
-    let trusted = TrustedKeys::load_dir(&settings.keys_dir()).map_err(ImageError::Keys)?;
+    let trusted =
+        crate::sign::load_trust(settings, &settings.keys_dir()).map_err(ImageError::Keys)?;
     let mut inputs = Vec::new();
     for arch in &def.archs {
         shell.status("Resolving", format!("{} for {arch}", def.name));

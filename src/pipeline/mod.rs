@@ -216,7 +216,7 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
         .collect();
 
     let key = sign::ensure_default_key(settings)?;
-    let trusted = TrustedKeys::load_dir(&settings.keys_dir())?;
+    let trusted = sign::load_trust(settings, &settings.keys_dir())?;
     let repo_dir = settings.repo_dir().join(arch);
     let index_entries = read_index_entries(&repo_dir, &trusted);
     let indexed: BTreeMap<String, [u8; 20]> = index_entries
