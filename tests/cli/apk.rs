@@ -211,6 +211,45 @@ fn apk_keygen_index_verify_inspect() {
     );
 }
 
+/// `forge index` never vouches for a package no trusted key signed, nor for
+/// one under a file name its pkgname/pkgver do not give: both are left out
+/// with a warning naming the file.
+#[test]
+fn apk_index_leaves_out_foreign_and_misnamed_packages() {
+    let (dir, _key, pkg_path) = repo_project();
+    let arch_dir = dir.path().join("out/repo/x86_64");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let g = forge::sign::generate(elsewhere.path(), "stranger", 2048).unwrap();
+    let stranger = SigningKey::load(&g.private).unwrap();
+    let root = dir.path().join("stage/hello");
+    let mut theirs = spec(&root);
+    theirs.name = "planted".into();
+    let planted = apk::write_package(&theirs, &stranger, &WriteOptions::default(), &arch_dir)
+        .unwrap()
+        .path;
+    fs::copy(&pkg_path, arch_dir.join("renamed-9.9-r0.apk")).unwrap();
+
+    let (_, err) = run_ok(forge(dir.path()).arg("index"));
+    assert!(
+        err.contains(&format!(
+            "{} is left out of the index: it is not vouched for: signature: signed by untrusted key stranger",
+            planted.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "renamed-9.9-r0.apk is left out of the index: its file name must be `hello-2.12-r0.apk`"
+        ),
+        "{err}"
+    );
+    let trusted = forge::sign::TrustedKeys::load_dir(&dir.path().join("keys")).unwrap();
+    let index = apk::index::Index::read(&arch_dir.join("APKINDEX.tar.gz"), &trusted).unwrap();
+    let names: Vec<&str> = index.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["hello"]);
+    assert!(planted.is_file(), "left on disk, untouched");
+}
+
 #[test]
 fn apk_index_creates_a_key_when_none_exists() {
     let dir = project();
