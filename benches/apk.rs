@@ -18,26 +18,9 @@ use std::time::{Duration, Instant};
 use forge::apk::{self, PackageSpec, WriteOptions};
 use forge::sign::{self, SigningKey};
 
-/// xorshift64*: a small deterministic generator for the fixture.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-}
+#[path = "../tests/support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 const WORDS: &[&str] = &[
     "the",
@@ -105,7 +88,7 @@ fn binary(rng: &mut Rng, len: usize) -> Vec<u8> {
         if rng.below(3) == 0 {
             rng.fill(&mut out[i..end]);
         } else {
-            let pat = (rng.next() & 0xff) as u8;
+            let pat = (rng.next_u64() & 0xff) as u8;
             for (k, b) in out[i..end].iter_mut().enumerate() {
                 *b = pat.wrapping_add((k % 8) as u8);
             }
@@ -126,7 +109,7 @@ type Maker = fn(&mut Rng, usize) -> Vec<u8>;
 
 /// Generate the tree; returns the bytes written.
 fn generate(root: &Path, total: u64) -> u64 {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut written = 0u64;
     let mut n = 0u64;
     // Shares of the total: text 30%, source 20%, binaries 25%, random 25%.

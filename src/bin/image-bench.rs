@@ -25,17 +25,9 @@ use forge::sign::{SigningKey, TrustedKeys, generate};
 /// Package sizes in MiB (sum 300).
 const SIZES_MIB: [u64; 12] = [80, 50, 40, 30, 25, 20, 15, 12, 10, 8, 6, 4];
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-}
+#[path = "../../tests/support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// Content that compresses roughly like binaries (about 2-3x with gzip -6):
 /// 4 KiB blocks, 35% random, the rest drawn from a small vocabulary.
@@ -60,14 +52,14 @@ fn content(rng: &mut Rng, len: usize) -> Vec<u8> {
     ];
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
-        if rng.next() % 100 < 35 {
+        if rng.next_u64() % 100 < 35 {
             for _ in 0..512 {
-                out.extend_from_slice(&rng.next().to_le_bytes());
+                out.extend_from_slice(&rng.next_u64().to_le_bytes());
             }
         } else {
             let end = out.len() + 4096;
             while out.len() < end {
-                out.extend_from_slice(WORDS[(rng.next() % 16) as usize].as_bytes());
+                out.extend_from_slice(WORDS[(rng.next_u64() % 16) as usize].as_bytes());
             }
         }
     }
@@ -115,7 +107,7 @@ fn generate_repo(work: &Path) -> SigningKey {
     let trusted = TrustedKeys::load_dir(&keys).expect("loading keys/");
     let mut repo =
         Repo::open(&work.join("out/repo"), "x86_64", &trusted).expect("opening the repo");
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut real = real_files();
     for (i, mib) in SIZES_MIB.iter().enumerate() {
         let root = stage_dir(work, i);
@@ -130,7 +122,7 @@ fn generate_repo(work: &Path) -> SigningKey {
                     (rel, data, mode)
                 }
                 None => {
-                    let len = ((64 << 10) + rng.next() % (4 << 20)).min(left);
+                    let len = ((64 << 10) + rng.next_u64() % (4 << 20)).min(left);
                     let rel = format!("usr/lib/pkg{i:02}/d{}/f{n:04}.bin", n % 8);
                     (rel, content(&mut rng, len as usize), 0o644)
                 }

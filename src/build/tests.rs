@@ -5,8 +5,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::recipe::{Options, Source, Subpackage};
-use crate::version::Version;
+use crate::recipe::Subpackage;
 
 const EPOCH: i64 = 1_700_000_000;
 
@@ -14,40 +13,14 @@ fn have_bwrap() -> bool {
     crate::test_tools::require_bwrap()
 }
 
-/// A recipe `name` in `root/recipes/name` with the given files as local sources.
+/// A recipe `name` in `root/recipes/name` with the given files as local
+/// sources, written as TOML and loaded as forge loads any recipe.
 fn recipe(root: &Path, name: &str, files: &[(&str, &str)], build: &str) -> Recipe {
-    let dir = root.join("recipes").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
+    let mut b = crate::test_project::RecipeBuilder::new(root, name);
     for (f, text) in files {
-        std::fs::write(dir.join(f), text).unwrap();
+        b.source(f, text);
     }
-    Recipe {
-        file: dir.join("recipe.toml"),
-        dir,
-        name: name.to_string(),
-        version: Version::parse("1.0").unwrap(),
-        release: 0,
-        description: format!("{name} test"),
-        url: String::new(),
-        license: "MIT".into(),
-        arch: vec!["x86_64".into()],
-        depends: vec![],
-        makedepends: vec![],
-        host_tools: vec![],
-        provides: vec![],
-        sources: files
-            .iter()
-            .map(|(f, _)| Source::Local {
-                path: f.to_string(),
-            })
-            .collect(),
-        build: build.to_string(),
-        check: String::new(),
-        builddir: None,
-        subpackages: vec![],
-        options: Options::default(),
-        update: None,
-    }
+    crate::recipe::load(&b.script(build).write()).unwrap()
 }
 
 fn settings(root: &Path, mode: SandboxMode) -> Settings {

@@ -304,22 +304,7 @@ fn dirty_many(repo: &Repository, rels: &[&Path]) -> Result<Vec<bool>, git2::Erro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
-
-    fn git(dir: &Path, args: &[&str], date: &str) {
-        let st = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_AUTHOR_DATE", date)
-            .env("GIT_COMMITTER_DATE", date)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t")
-            .output()
-            .expect("git runs");
-        assert!(st.status.success(), "git {args:?}: {st:?}");
-    }
+    use crate::test_project::git;
 
     #[test]
     fn epoch_follows_the_last_commit_touching_the_folder() {

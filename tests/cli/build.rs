@@ -9,47 +9,21 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use forge::build::{self, BuildError, BuildRequest, Staged};
-use forge::recipe::{Options, Recipe, Source};
+use forge::recipe::Recipe;
 use forge::settings::{SandboxMode, Settings};
-use forge::version::Version;
 
 use crate::support;
 
 const EPOCH: i64 = 1_600_000_000;
 
-/// A recipe `name` under `root/recipes/` with local sources `files`.
+/// A recipe `name` under `root/recipes/` with local sources `files`,
+/// written as TOML and loaded as forge loads any recipe.
 fn recipe(root: &Path, name: &str, files: &[(&str, &str)], script: &str) -> Recipe {
-    let dir = root.join("recipes").join(name);
+    let mut b = support::RecipeBuilder::new(root, name);
     for (f, text) in files {
-        support::write(&dir, f, text);
+        b.source(f, text);
     }
-    Recipe {
-        file: dir.join("recipe.toml"),
-        dir,
-        name: name.to_string(),
-        version: Version::parse("1.0").unwrap(),
-        release: 0,
-        description: format!("{name} test"),
-        url: String::new(),
-        license: "MIT".into(),
-        arch: vec!["x86_64".into()],
-        depends: vec![],
-        makedepends: vec![],
-        host_tools: vec![],
-        provides: vec![],
-        sources: files
-            .iter()
-            .map(|(f, _)| Source::Local {
-                path: f.to_string(),
-            })
-            .collect(),
-        build: script.to_string(),
-        check: String::new(),
-        builddir: None,
-        subpackages: vec![],
-        options: Options::default(),
-        update: None,
-    }
+    forge::recipe::load(&b.script(script).write()).unwrap()
 }
 
 /// The repository's `recipes/hello`, copied into `root/recipes/hello` and
@@ -187,7 +161,7 @@ fn build_sandbox_cannot_write_to_the_host() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     recipe_files.sort();
-    assert_eq!(recipe_files, ["a"]);
+    assert_eq!(recipe_files, ["a", "recipe.toml"]);
 }
 
 #[test]

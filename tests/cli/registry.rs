@@ -31,19 +31,6 @@ fn events(stdout: &str, kind: &str) -> Vec<Value> {
         .collect()
 }
 
-fn client(host: &str) -> Client {
-    let c = Client::new(
-        host,
-        ClientOptions {
-            insecure: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    c.ping().unwrap();
-    c
-}
-
 fn json_file(p: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
@@ -271,7 +258,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     assert_eq!(entries[0]["artifactType"], "application/spdx+json");
     let artifact = c_get_manifest(&host, "forge/hello", entries[0]["digest"].as_str().unwrap());
     assert_eq!(artifact["subject"]["digest"], root.as_str());
-    let sbom = client(&host)
+    let sbom = registry_client(&host)
         .get_blob(
             "forge/hello",
             &Digest::parse(artifact["layers"][0]["digest"].as_str().unwrap()).unwrap(),
@@ -292,7 +279,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     );
 
     // Independent check: openssl verifies the stored payload and signature.
-    let c = client(&host);
+    let c = registry_client(&host);
     let digest = Digest::parse(&root).unwrap();
     let scopes = vec!["repository:forge/hello:pull".to_string()];
     let (_, sig_manifest) = c
@@ -495,7 +482,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
 /// A manifest or index of `repo` as JSON.
 fn c_get_manifest(host: &str, repo: &str, reference: &str) -> Value {
     let scopes = vec![format!("repository:{repo}:pull")];
-    let (_, bytes) = client(host)
+    let (_, bytes) = registry_client(host)
         .get_manifest(repo, reference, &scopes)
         .unwrap()
         .expect("manifest");
@@ -754,7 +741,7 @@ fn registry_survives_a_restart_mid_push_and_never_tags_early() {
         "no retry happened ({requests} requests)"
     );
     // Everything is there and the tag is right.
-    let c = client(&host);
+    let c = registry_client(&host);
     let scopes = vec!["repository:forge/big:pull".to_string()];
     assert_eq!(
         c.manifest_digest("forge/big", "latest", &scopes).unwrap(),
@@ -792,7 +779,7 @@ fn registry_large_blobs_stream_from_the_file() {
         &format!("{}/x", reg.host()),
     ]));
     assert!(events(&out, "publish")[0]["bytes_pushed"].as_u64().unwrap() > 64 << 20);
-    let c = client(&reg.host());
+    let c = registry_client(&reg.host());
     let scopes = vec!["repository:x/large:pull".to_string()];
     assert_eq!(
         c.manifest_digest("x/large", "latest", &scopes).unwrap(),
@@ -825,7 +812,7 @@ fn registry_chunked_upload_round_trips() {
         "--registry",
         &format!("{}/x", reg.host()),
     ]));
-    let c = client(&reg.host());
+    let c = registry_client(&reg.host());
     let scopes = vec!["repository:x/chunky:pull".to_string()];
     assert_eq!(
         c.manifest_digest("x/chunky", "latest", &scopes).unwrap(),
@@ -934,7 +921,7 @@ fn registry_interrupted_publish_resumes_with_what_is_missing() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let c = client(&reg.host());
+    let c = registry_client(&reg.host());
     let scopes = vec!["repository:forge/resume:pull".to_string()];
     assert_eq!(
         c.manifest_digest("forge/resume", "latest", &scopes)

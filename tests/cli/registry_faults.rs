@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use forge::apk::{self, PackageSpec, WriteOptions};
 use forge::oci::{Descriptor, Digest};
 use forge::registry::artifact::{ARTIFACT_TYPE, MEDIA_APK, MEDIA_APK_INDEX, MEDIA_EMPTY};
-use forge::registry::{Client, ClientOptions};
 use forge::sign::SigningKey;
 use serde_json::{Value, json};
 
@@ -83,19 +82,6 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
         .collect()
 }
 
-fn client(host: &str) -> Client {
-    let c = Client::new(
-        host,
-        ClientOptions {
-            insecure: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    c.ping().unwrap();
-    c
-}
-
 /// One layer of a hand-made artifact; `size` overrides the descriptor's.
 struct Layer {
     title: String,
@@ -115,7 +101,7 @@ fn layer(title: &str, media: &'static str, bytes: Vec<u8>) -> Layer {
 
 /// Push `layers` as a repository artifact `repo:tag`, exactly as given.
 fn put_artifact(host: &str, repo: &str, tag: &str, layers: &[Layer]) {
-    let c = client(host);
+    let c = registry_client(host);
     let scopes = vec![format!("repository:{repo}:pull,push")];
     let upload = |bytes: &[u8]| {
         let d = Digest::of(bytes);
@@ -310,7 +296,7 @@ fn registry_pull_repo_refuses_hostile_artifacts_and_leaves_out_unchanged() {
 
 /// The artifact `forge/packages:latest` of `reg`: manifest bytes and blobs.
 fn mirror(reg: &Registry) -> (Vec<u8>, BTreeMap<String, Vec<u8>>) {
-    let c = client(&reg.host());
+    let c = registry_client(&reg.host());
     let scopes = vec!["repository:forge/packages:pull".to_string()];
     let (_, m) = c
         .get_manifest("forge/packages", "latest", &scopes)
@@ -622,7 +608,7 @@ fn registry_killed_mid_publish_fails_cleanly_and_a_rerun_completes() {
         tags.join("latest").is_dir(),
         "the tag check looks in the wrong place"
     );
-    let c = client(&reg.host());
+    let c = registry_client(&reg.host());
     let scopes = vec!["repository:forge/big:pull".to_string()];
     assert_eq!(
         c.manifest_digest("forge/big", "latest", &scopes).unwrap(),

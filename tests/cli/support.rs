@@ -176,3 +176,14 @@ pub fn verify_repo(root: &Path) {
         run_ok(forge(root).arg("verify").args(&apks));
     }
 }
+
+/// A registry client for `host` over plain HTTP, checked with a ping.
+pub fn registry_client(host: &str) -> forge::registry::Client {
+    let opts = forge::registry::ClientOptions {
+        insecure: true,
+        ..Default::default()
+    };
+    let c = forge::registry::Client::new(host, opts).expect("a registry client");
+    c.ping().expect("the registry answers");
+    c
+}
