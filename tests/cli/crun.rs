@@ -42,17 +42,11 @@ fn real_recipe(name: &str) -> RealRecipe {
     }
 }
 
-/// A project holding a copy of the repository's recipes (and `forge.toml`
-/// when the repository has one).
-fn repo_copy() -> tempfile::TempDir {
-    let dir = support::project();
-    let root = support::repo_root();
-    support::copy_tree(&root.join("recipes"), &dir.path().join("recipes"));
-    let config = root.join("forge.toml");
-    if config.is_file() {
-        std::fs::copy(&config, dir.path().join("forge.toml")).unwrap();
-    }
-    dir
+/// A project holding a copy of the repository's recipes and `forge.toml`.
+fn repo_copy() -> support::Project {
+    let p = support::Project::new();
+    p.copy_from_repo("recipes").copy_from_repo("forge.toml");
+    p
 }
 
 /// `forge --offline --mirror MIRROR build NAME` in `project`, which must succeed.

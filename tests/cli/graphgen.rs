@@ -42,43 +42,19 @@ pub fn name(i: usize) -> String {
 /// local source and depends (makedepends) on the units [`deps_of`] gives.
 pub fn write_graph(root: &Path, n: usize) {
     for i in 0..n {
-        let dir = root.join("recipes").join(name(i));
-        std::fs::create_dir_all(&dir).unwrap();
-        let deps: Vec<String> = deps_of(i)
-            .into_iter()
-            .map(|d| format!("\"{}\"", name(d)))
-            .collect();
-        std::fs::write(dir.join("data.txt"), format!("unit {i}\n")).unwrap();
-        std::fs::write(
-            dir.join("recipe.toml"),
-            format!(
-                r#"schema = 1
-
-[package]
-name = "{name}"
-version = "1.0"
-release = 0
-description = "generated unit {i}"
-url = "https://example.org/{name}"
-license = "MIT"
-arch = ["noarch"]
-makedepends = [{deps}]
-options = ["!check", "!strip"]
-
-[[source]]
-path = "data.txt"
-
-[build]
-script = '''
-mkdir -p "$pkgdir/usr/share/{name}"
-cp data.txt "$pkgdir/usr/share/{name}/data.txt"
-'''
-"#,
-                name = name(i),
-                deps = deps.join(", ")
-            ),
-        )
-        .unwrap();
+        let name = name(i);
+        let deps: Vec<String> = deps_of(i).into_iter().map(self::name).collect();
+        let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
+        crate::support::RecipeBuilder::new(root, &name)
+            .description(&format!("generated unit {i}"))
+            .arch(&["noarch"])
+            .makedepends(&deps)
+            .options(&["!check", "!strip"])
+            .source("data.txt", &format!("unit {i}\n"))
+            .script(&format!(
+                "mkdir -p \"$pkgdir/usr/share/{name}\"\ncp data.txt \"$pkgdir/usr/share/{name}/data.txt\""
+            ))
+            .write();
     }
 }
 

@@ -13,39 +13,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Deterministic, incompressible-looking test bytes.
+/// Deterministic, incompressible test bytes.
 fn body(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x9e37_79b9;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    support::noise(1, len)
 }
 
 /// A recipe `NAME` whose sources are the given `[[source]]` tables.
 fn recipe(root: &Path, name: &str, sources: &str) {
-    let text = format!(
-        r#"schema = 1
-
-[package]
-name = "{name}"
-version = "1.0"
-release = 0
-description = "Test sources"
-url = "https://example.org/{name}"
-license = "MIT"
-arch = ["x86_64"]
-
-{sources}
-[build]
-script = "true"
-"#
-    );
-    write(root, &format!("recipes/{name}/recipe.toml"), &text);
+    support::RecipeBuilder::new(root, name).raw(sources).write();
 }
 
 fn http_source(url: &str, sha: &str) -> String {
