@@ -11,6 +11,12 @@ use std::time::{Duration, Instant};
 
 #[path = "../tests/cli/graphgen.rs"]
 mod graphgen;
+#[path = "../tests/support/project.rs"]
+mod project;
+/// What graphgen (written for the integration tests) calls `crate::support`.
+mod support {
+    pub use super::project::*;
+}
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -92,35 +98,11 @@ fn main() {
     let n = arg("--units", 1000);
     let runs = arg("--runs", 7);
     let jobs = std::thread::available_parallelism().map_or(1, |j| j.get());
-    let dir = tempfile::Builder::new()
-        .prefix("forge-bench-graph-")
-        .tempdir()
-        .unwrap();
-    let root = dir.path();
-    std::fs::create_dir_all(root.join("recipes")).unwrap();
+    let project = project::Project::new();
+    let root = project.path();
     graphgen::write_graph(root, n);
-    // A throwaway key, as the test suite uses.
-    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys");
-    std::fs::create_dir_all(root.join("keys")).unwrap();
-    for e in std::fs::read_dir(keys).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), root.join("keys").join(e.file_name())).unwrap();
-    }
-    must(Command::new("git").args(["init", "-q"]).current_dir(root));
-    must(Command::new("git").args(["add", "-A"]).current_dir(root));
-    must(
-        Command::new("git")
-            .args([
-                "-c",
-                "user.name=b",
-                "-c",
-                "user.email=b@b",
-                "commit",
-                "-qm",
-                "bench",
-            ])
-            .current_dir(root),
-    );
+    // The test suite's fixed keys: no key generation in the measurement.
+    project.key().commit();
 
     println!("graph: {n} recipes, {jobs} cores");
     let cpu0 = children_cpu();
