@@ -15,9 +15,11 @@ const MAX_DOCS: usize = 8;
 /// Bytes as an `.apk` file through the inspection reader (whole and
 /// control-only), through the verified reader against an empty key set
 /// (must fail) and trusting the file's own identity (so the data walk runs),
-/// and as a raw tar stream through forge's tar reader.
+/// and as a raw tar stream through forge's tar reader (with header checksums
+/// made right, so mutations reach past the checksum test).
 pub fn apk(data: &[u8]) {
-    let mut r = tar::Reader::new(data);
+    let raw = with_tar_checksums(data);
+    let mut r = tar::Reader::new(raw.as_slice());
     while let Ok(Some(_)) = r.next_entry() {
         let mut sink = Vec::new();
         if r.content().read_to_end(&mut sink).is_err() {
@@ -44,6 +46,20 @@ pub fn apk(data: &[u8]) {
         }
     }
     let _ = Package::open_control(&path);
+}
+
+/// `data` with the checksum field of every 512-byte block that carries the
+/// `ustar` magic recomputed.
+fn with_tar_checksums(data: &[u8]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    for block in out.chunks_exact_mut(512) {
+        if &block[257..262] == b"ustar" {
+            block[148..156].fill(b' ');
+            let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+            block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        }
+    }
+    out
 }
 
 /// An OCI image layout through the push planner. The input is split at
