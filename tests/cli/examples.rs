@@ -10,22 +10,13 @@ use crate::support::{self, forge, run_ok};
 /// A "clone": the project files a fresh checkout has, committed to git with a
 /// fixed date, and the test suite's signing key (a fresh clone would create
 /// its own; two clones must share one to sign identically).
-fn clone_of_repo() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("forge-clone-")
-        .tempdir()
-        .unwrap();
-    let root = dir.path();
-    let src = support::repo_root();
-    for item in ["recipes", "images", "keys"] {
-        if src.join(item).exists() {
-            support::copy_tree(&src.join(item), &root.join(item));
-        }
+fn clone_of_repo() -> support::Project {
+    let p = support::Project::new();
+    for item in ["recipes", "images", "keys", "forge.toml"] {
+        p.copy_from_repo(item);
     }
-    std::fs::copy(src.join("forge.toml"), root.join("forge.toml")).unwrap();
-    support::git_commit_all(root, "@1700000000 +0000");
-    support::install_test_key(root);
-    dir
+    p.commit().key();
+    p
 }
 
 fn files_under(root: &Path) -> BTreeMap<String, Vec<u8>> {

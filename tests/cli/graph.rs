@@ -17,12 +17,11 @@ fn built_units(stdout: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn generated_project(n: usize) -> tempfile::TempDir {
-    let dir = support::project();
-    gen_::write_graph(dir.path(), n);
-    support::install_test_key(dir.path());
-    support::git_commit_all(dir.path(), "@1700000000 +0000");
-    dir
+fn generated_project(n: usize) -> support::Project {
+    let p = support::Project::new();
+    gen_::write_graph(p.path(), n);
+    p.key().commit();
+    p
 }
 
 /// 1,000 recipes: a no-op run builds nothing; changing one leaf rebuilds
