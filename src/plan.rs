@@ -20,6 +20,8 @@
 //! artifacts it lists are re-verified (signature, datahash, file digest) every
 //! time they are used.
 
+pub mod value;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,6 @@
 //! `forge build [NAME...]`: packages whose inputs changed, in dependency
-//! order, then every image whose inputs changed.
+//! order, then every image whose inputs changed; `--unit NAME` builds one
+//! unit of the plan (what a CI job runs).
 
 use std::process::ExitCode;
 
@@ -8,19 +9,51 @@ use anyhow::{Context as _, Result};
 use crate::pipeline::{self, BuildOptions};
 use crate::settings::Settings;
 
-/// Arguments of `forge build`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
+/// Which units a plan covers: shared by `forge build`, `forge plan` and
+/// `forge ci plan`, so a CI job plans exactly what the CI plan did.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Selection {
     /// Recipes to build, with what they need (default: `default-targets`
     /// from forge.toml, or all recipes).
     #[arg(value_name = "NAME")]
-    names: Vec<String>,
+    pub names: Vec<String>,
     /// Build every recipe, ignoring `default-targets`.
     #[arg(long, conflicts_with = "names")]
-    all: bool,
+    pub all: bool,
     /// Also rebuild what depends on the named recipes.
     #[arg(long)]
-    rdeps: bool,
+    pub rdeps: bool,
+    /// Also sign with the legacy SHA-1 scheme (`.SIGN.RSA.`) for old apk clients.
+    #[arg(long)]
+    pub sha1_signature: bool,
+    /// Leave images out (they are planned and built only when no recipe is named).
+    #[arg(long)]
+    pub no_images: bool,
+}
+
+impl Selection {
+    /// Build options for this selection (no execution flags set).
+    pub fn options(&self, settings: &Settings) -> BuildOptions {
+        let targets = if self.names.is_empty() && !self.all {
+            settings.default_targets.clone()
+        } else {
+            self.names.clone()
+        };
+        BuildOptions {
+            targets,
+            rdeps: self.rdeps,
+            sha1_signature: self.sha1_signature,
+            images: !self.no_images && self.names.is_empty(),
+            ..BuildOptions::default()
+        }
+    }
+}
+
+/// Arguments of `forge build`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    selection: Selection,
     /// Rebuild the named recipes even when fresh.
     #[arg(long, requires = "names")]
     force: bool,
@@ -33,42 +66,27 @@ pub struct Args {
     /// Plan only: show what would be built.
     #[arg(long)]
     dry_run: bool,
-    /// Also sign with the legacy SHA-1 scheme (`.SIGN.RSA.`) for old apk clients.
-    #[arg(long)]
-    sha1_signature: bool,
-    /// Skip building images after the packages.
-    #[arg(long)]
-    no_images: bool,
+    /// Build only this unit of the plan (a recipe name or `image:NAME`) if it
+    /// is dirty; what it needs must be built already. CI jobs run this.
+    #[arg(long, value_name = "UNIT")]
+    unit: Option<String>,
 }
 
 /// Run `forge build`.
 pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
-    let targets = if args.names.is_empty() && !args.all {
-        settings.default_targets.clone()
-    } else {
-        args.names.clone()
-    };
     let opts = BuildOptions {
-        targets,
-        rdeps: args.rdeps,
         force: args.force,
         keep_going: args.keep_going,
         explain: args.explain,
         dry_run: args.dry_run,
-        sha1_signature: args.sha1_signature,
+        unit: args.unit.clone(),
+        ..args.selection.options(settings)
     };
-    let report = pipeline::build(settings, &opts).context("building packages")?;
-    report.print(&settings.shell);
-    if report.failed() {
-        return Ok(ExitCode::FAILURE);
-    }
-    if !args.no_images && args.names.is_empty() && !args.dry_run {
-        let images =
-            pipeline::images::build_changed(settings, args.explain).context("building images")?;
-        images.print(&settings.shell);
-        if images.failed() {
-            return Ok(ExitCode::FAILURE);
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    let reports = pipeline::build(settings, &opts).context("building")?;
+    reports.print(&settings.shell);
+    Ok(if reports.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -21,6 +21,7 @@ mod inspect;
 mod keygen;
 mod lint;
 mod new;
+mod plan;
 mod publish;
 mod pull_repo;
 mod sign_image;
@@ -96,6 +97,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Create a signing key pair in keys/.
     Keygen(keygen::Args),
+    /// Print the build plan: every unit's key, verdict, reasons and dependencies.
+    Plan(plan::Args),
     /// Print the dependency graph (build order, or Graphviz with --dot).
     Graph(graph::Args),
     /// Check every recipe and image definition without building.
@@ -162,6 +165,7 @@ fn run(cli: Cli, shell: Shell) -> Result<ExitCode> {
         Command::Build(args) => build::run(&settings_for(&cli.global, shell)?, args),
         Command::Fetch(args) => fetch::run(&settings_for(&cli.global, shell)?, args),
         Command::Image(args) => image::run(&settings_for(&cli.global, shell)?, args),
+        Command::Plan(args) => plan::run(&settings_for(&cli.global, shell)?, args),
         Command::Graph(args) => graph::run(&settings_for(&cli.global, shell)?, args),
         Command::Lint(args) => lint::run(&settings_for(&cli.global, shell)?, args),
         Command::Index(args) => index::run(&settings_for(&cli.global, shell)?, args),

@@ -1,48 +1,51 @@
-//! `forge build`: the whole package pipeline for one run.
+//! `forge build`: plan, then execute the plan.
 //!
-//! 1. **Load** every recipe ([`crate::recipe::load_all`]) and keep those that
-//!    build for the host architecture.
-//! 2. **Graph**: makedepends/depends/provides form a [`UnitGraph`]; provides
-//!    recorded in the signed index of earlier builds (`so:`, `pc:`) count too.
-//! 3. **Select**: the targets and what they need (all recipes by default),
-//!    plus, with `--rdeps`, everything that depends on the targets.
-//! 4. **Plan**: in dependency order, every unit gets its input key
-//!    ([`crate::plan`]); a unit is fresh when its state file carries the same
-//!    key and every package it lists still verifies. `--explain` prints why.
-//! 5. **Execute** dirty units on the [`crate::jobs`] queue: install build
-//!    dependencies from the repository ([`deps`]), prepare sources, build in
-//!    the sandbox ([`crate::build`]), write signed packages ([`crate::apk`]),
-//!    land them in the repository and re-sign the index ([`crate::repo`]),
-//!    then write the unit's state file, last.
+//! 1. **Plan** ([`planner`]): load every recipe that builds for the host
+//!    architecture; makedepends/depends/provides form a
+//!    [`crate::graph::UnitGraph`] (provides recorded in the signed index of
+//!    earlier builds, `so:` and `pc:`, count too); select the targets and what
+//!    they need (all recipes by default; with `--rdeps` also everything that
+//!    depends on them); give every unit its input key ([`crate::plan`]) and a
+//!    verdict: fresh when its state file carries the same key and every
+//!    package it lists still verifies. Images are units of the same plan
+//!    ([`images`]). The result is a [`BuildPlan`] value: `forge plan --json`
+//!    prints it, `--explain` and `--dry-run` render it, `forge ci plan` turns
+//!    it into a CI pipeline.
+//! 2. **Execute** dirty package units on the [`crate::jobs`] queue
+//!    ([`exec`]): install build dependencies from the repository ([`deps`]),
+//!    prepare sources, build in the sandbox ([`crate::build`]), write signed
+//!    packages ([`crate::apk`]), land them in the repository and re-sign the
+//!    index ([`crate::repo`]), then write the unit's state file, last. Then
+//!    dirty images.
+//!
+//! `--unit NAME` executes one unit of the plan and nothing else (a CI job);
+//! its dependencies must already be fresh.
 //!
 //! The whole run holds an exclusive lock on `out/.lock`, so two forge
 //! processes on the same output folder take turns, and whatever temporary
 //! file a killed run left in `out/` is removed when the lock is taken
-//! ([`OutLock`]).
+//! ([`OutLock`]). Before planning, the no-op stamp ([`noop`]) may prove
+//! from file metadata alone that the plan would be all fresh.
 
 pub mod deps;
+mod exec;
 pub mod images;
 mod lock;
 mod noop;
+mod planner;
 mod report;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha256};
-
-use crate::apk::{self, PackageSpec, WriteOptions};
-use crate::build::{self, BuildRequest};
-use crate::graph::{UnitGraph, dep_name};
+use crate::apk::WriteOptions;
 use crate::jobs::{self, Outcome};
-use crate::plan::{self, ArtifactRecord, DirtyReason, Freshness, Inputs, UnitState};
-use crate::recipe::{self, Recipe};
+use crate::plan::value::{BuildPlan, PlanError, UnitKind};
+use crate::recipe;
 use crate::repo::{self, Repo};
 use crate::settings::Settings;
-use crate::sign::{self, SigningKey, TrustedKeys};
+use crate::sign;
 
 pub use lock::OutLock;
 
@@ -65,6 +68,11 @@ pub struct BuildOptions {
     pub dry_run: bool,
     /// Add a legacy SHA-1 signature to packages and the index.
     pub sha1_signature: bool,
+    /// Plan (and build) images too.
+    pub images: bool,
+    /// Execute only this unit of the plan (a recipe name or `image:NAME`);
+    /// its dependencies must be fresh.
+    pub unit: Option<String>,
 }
 
 /// A pipeline failure before any unit ran (units' own failures are in the
@@ -77,6 +85,17 @@ pub enum PipelineError {
     /// The graph is broken.
     #[error(transparent)]
     Graph(#[from] crate::graph::GraphError),
+    /// The plan cannot be used as asked (e.g. an unknown `--unit`).
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// `--unit` names a unit whose dependencies are not built yet.
+    #[error("unit `{unit}` needs units that are not built yet: {}", .deps.join(", "))]
+    DepsNotBuilt {
+        /// The unit.
+        unit: String,
+        /// Its dirty dependencies.
+        deps: Vec<String>,
+    },
     /// Keys could not be read or made.
     #[error(transparent)]
     Sign(#[from] sign::SignError),
@@ -153,7 +172,7 @@ fn env_identity(settings: &Settings, arch: &str, opts: &BuildOptions) -> String 
         crate::settings::SandboxMode::Bwrap => "bwrap",
         crate::settings::SandboxMode::None => "none",
     };
-    plan::Fields::new()
+    crate::plan::Fields::new()
         .field("arch", arch)
         .field("sandbox", sandbox)
         .field("cc", &first_line("cc", "--version"))
@@ -164,22 +183,40 @@ fn env_identity(settings: &Settings, arch: &str, opts: &BuildOptions) -> String 
             "sha1-signature",
             if opts.sha1_signature { "1" } else { "0" },
         )
-        .field("forge-format", &plan::FORMAT_VERSION.to_string())
+        .field("forge-format", &crate::plan::FORMAT_VERSION.to_string())
         .finish()
 }
 
-/// One unit as planned.
-struct Unit<'r> {
-    recipe: &'r Recipe,
-    sde: i64,
-    commit: Option<String>,
-    inputs: Inputs,
-    freshness: Freshness,
+/// The reports of one `forge build`: packages, then images.
+#[derive(Debug, Default)]
+pub struct Reports {
+    /// Package units.
+    pub packages: Report,
+    /// Image units.
+    pub images: Report,
 }
 
-/// Run the package pipeline.
-pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, PipelineError> {
-    let shell = &settings.shell;
+impl Reports {
+    /// Whether any unit failed or was skipped.
+    pub fn failed(&self) -> bool {
+        self.packages.failed() || self.images.failed()
+    }
+
+    /// Print both reports.
+    pub fn print(&self, shell: &crate::output::Shell) {
+        self.packages.print(shell);
+        self.images.print(shell);
+    }
+}
+
+/// Plan without executing anything (`forge plan`, `forge ci plan`): every
+/// selected unit with its key, verdict and reasons.
+pub fn plan(settings: &Settings, opts: &BuildOptions) -> Result<BuildPlan, PipelineError> {
+    Ok(planner::plan(settings, host_arch(), opts)?.plan)
+}
+
+/// Plan and execute: build what is dirty, packages then images.
+pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Reports, PipelineError> {
     let started = Instant::now();
     let _lock = OutLock::acquire(settings)?;
     let arch = host_arch();
@@ -189,213 +226,168 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
         .as_deref()
         .and_then(|i| noop::check(settings, arch, i))
     {
-        let mut report = Report {
+        return Ok(all_fresh(units, started.elapsed()));
+    }
+    let planned = planner::plan(settings, arch, opts)?;
+    if opts.explain || opts.dry_run {
+        render_explain(settings, &planned.plan);
+    }
+    let chosen = chosen_units(&planned.plan, opts.unit.as_deref())?;
+    let mut reports = Reports {
+        packages: Report {
             what: "packages",
             ..Report::default()
-        };
-        report.units = units
-            .into_iter()
-            .map(|(name, version)| UnitReport {
-                name,
-                version,
-                verdict: Verdict::Fresh,
-                elapsed: Duration::ZERO,
-            })
-            .collect();
-        report.elapsed = started.elapsed();
-        return Ok(report);
-    }
-    let all = recipe::load_all(&settings.recipes_dir())?;
-    let recipes: Vec<Recipe> = all
-        .into_iter()
-        .filter(|r| {
-            r.arch
-                .iter()
-                .any(|a| a == arch || a == "noarch" || a == "all")
-        })
-        .collect();
-
-    let key = sign::ensure_default_key(settings)?;
-    let trusted = sign::load_trust(settings, &settings.keys_dir())?;
-    let repo_dir = settings.repo_dir().join(arch);
-    let index_entries = read_index_entries(&repo_dir, &trusted);
-    let indexed: BTreeMap<String, [u8; 20]> = index_entries
-        .iter()
-        .map(|e| (e.file_name(), e.checksum))
-        .collect();
-    let mut extra = BTreeMap::new();
-    for e in &index_entries {
-        let origin = e.origin.clone().unwrap_or_else(|| e.name.clone());
-        for p in &e.provides {
-            extra.insert(dep_name(p).to_string(), origin.clone());
-        }
-    }
-    let known: BTreeSet<&str> = recipes.iter().map(|r| r.name.as_str()).collect();
-    extra.retain(|_, origin| known.contains(origin.as_str()));
-    let graph = UnitGraph::new(&recipes, &extra)?;
-
-    let selected: BTreeSet<String> = if opts.targets.is_empty() {
-        graph.names().map(str::to_string).collect()
-    } else if opts.rdeps {
-        let up = graph.reverse_closure(&opts.targets)?;
-        graph.closure(&up.into_iter().collect::<Vec<_>>())?
-    } else {
-        graph.closure(&opts.targets)?
+        },
+        images: Report::default(),
     };
-    let order = graph.order(&selected);
-    let by_name: BTreeMap<&str, &Recipe> = recipes.iter().map(|r| (r.name.as_str(), r)).collect();
-
-    // Plan. Per-unit facts that need I/O are gathered in parallel (one git
-    // walk for all recipes); keys then follow the order, since a unit's key
-    // holds its dependencies' keys; artifact checks run in parallel again.
-    let env = env_identity(settings, arch, opts);
-    let ordered: Vec<&Recipe> = order.iter().map(|n| by_name[n.as_str()]).collect();
-    let dirs: Vec<&Path> = ordered.iter().map(|r| r.dir.as_path()).collect();
-    let gits = recipe::git_info_many(&dirs)?;
-    let digests = par_map(&ordered, settings.jobs, |r| {
-        crate::source::input_digests(r).map_err(|source| PipelineError::Source {
-            recipe: r.name.clone(),
-            source: Box::new(source),
-        })
-    })
-    .into_iter()
-    .collect::<Result<Vec<_>, _>>()?;
-    let mut keys: BTreeMap<String, String> = BTreeMap::new();
-    let mut planned: Vec<(Inputs, bool)> = Vec::with_capacity(order.len());
-    for (i, name) in order.iter().enumerate() {
-        let dep_keys: BTreeMap<String, String> = graph
-            .deps_of(name)
-            .filter_map(|d| keys.get(d).map(|k| (d.to_string(), k.clone())))
-            .collect();
-        let inputs = plan::unit_inputs(
-            ordered[i],
-            gits[i].source_date_epoch,
-            gits[i].commit.as_deref(),
-            &digests[i],
-            &dep_keys,
-            &env,
-        );
-        keys.insert(name.clone(), inputs.key());
-        planned.push((inputs, opts.force && opts.targets.contains(name)));
-    }
-    let positions: Vec<usize> = (0..order.len()).collect();
-    let verdicts = par_map(&positions, settings.jobs, |&i| {
-        let (inputs, forced) = &planned[i];
-        if *forced {
-            return Freshness::Dirty(DirtyReason::Forced);
-        }
-        let previous = plan::read_state(&plan::state_path(&settings.out, arch, &order[i]));
-        plan::freshness(previous.as_ref(), inputs, |a| {
-            check_artifact(&repo_dir, a, &indexed, &trusted)
-        })
-    });
-    let mut units: BTreeMap<String, Unit<'_>> = BTreeMap::new();
-    for (i, ((inputs, _), freshness)) in planned.into_iter().zip(verdicts).enumerate() {
-        units.insert(
-            order[i].clone(),
-            Unit {
-                recipe: ordered[i],
-                sde: gits[i].source_date_epoch,
-                commit: gits[i].commit.clone(),
-                inputs,
-                freshness,
-            },
-        );
-    }
-
-    let dirty: Vec<String> = order
-        .iter()
-        .filter(|n| matches!(units[n.as_str()].freshness, Freshness::Dirty(_)))
-        .cloned()
-        .collect();
-    if opts.explain || opts.dry_run {
-        for name in &order {
-            let u = &units[name.as_str()];
-            let line = match &u.freshness {
-                Freshness::Fresh => "fresh".to_string(),
-                Freshness::Dirty(why) => format!("dirty: {why}"),
-            };
-            shell.status(
-                "Explain",
-                format!("{name} {}: {line}", u.recipe.full_version()),
-            );
-            shell.event(&serde_json::json!({
-                "event": "plan", "unit": name,
-                "fresh": matches!(u.freshness, Freshness::Fresh), "why": line,
-            }));
-        }
-    }
-
-    let mut report = Report {
-        what: "packages",
-        ..Report::default()
-    };
-    for name in &order {
-        if matches!(units[name.as_str()].freshness, Freshness::Fresh) {
-            report.units.push(UnitReport {
-                name: name.clone(),
-                version: units[name.as_str()].recipe.full_version(),
+    let is_pkg = |n: &str| !n.starts_with("image:");
+    for name in chosen.iter().filter(|n| is_pkg(n)) {
+        if planned.plan.unit(name)?.fresh {
+            reports.packages.units.push(UnitReport {
+                name: name.to_string(),
+                version: planned.units[*name].recipe.full_version(),
                 verdict: Verdict::Fresh,
                 elapsed: Duration::ZERO,
             });
         }
     }
-    if opts.dry_run || dirty.is_empty() {
-        if let Some(inputs) = &stamp_inputs {
-            noop::record(settings, arch, inputs, unit_list(&report));
-        }
-        report.elapsed = started.elapsed();
-        return Ok(report);
+    if opts.dry_run {
+        reports.packages.elapsed = started.elapsed();
+        return Ok(reports);
     }
-
-    // Every host tool a dirty unit needs must be there before anything
-    // starts. (A unit with makedepends may get a tool from them; its own
-    // build checks again with those on the PATH.)
-    let path = std::ffi::OsString::from(crate::build::SYSTEM_PATH);
-    let missing: Vec<String> = dirty
+    let dirty: Vec<String> = chosen
         .iter()
-        .map(|n| units[n.as_str()].recipe)
-        .filter(|r| r.makedepends.is_empty())
-        .flat_map(|r| {
-            r.host_tools
-                .iter()
-                .filter(|t| crate::process::find_in_path(t, &path).is_none())
-                .map(move |t| format!("`{t}` (for {})", r.name))
-        })
+        .filter(|n| is_pkg(n))
+        .filter(|n| planned.plan.unit(n).is_ok_and(|u| !u.fresh))
+        .map(|n| n.to_string())
         .collect();
-    if !missing.is_empty() {
-        return Err(PipelineError::HostTools(missing.join(", ")));
+    if !dirty.is_empty() {
+        execute_packages(
+            settings,
+            arch,
+            opts,
+            &planned,
+            &dirty,
+            &mut reports.packages,
+        )?;
     }
+    reports.packages.elapsed = started.elapsed();
+    if !reports.packages.failed() && (opts.images || opts.unit.is_some()) {
+        let images: Vec<&str> = chosen.iter().copied().filter(|n| !is_pkg(n)).collect();
+        reports.images = execute_images(settings, &planned, &images);
+    }
+    let complete = !reports.packages.failed() && !reports.images.failed();
+    if let Some(inputs) = stamp_inputs.as_deref().filter(|_| complete) {
+        noop::record(settings, arch, inputs, unit_list(&reports));
+    }
+    Ok(reports)
+}
 
-    // Execute.
+/// The units a run executes: all of the plan, or with `--unit` that one,
+/// whose dependencies must then be fresh.
+fn chosen_units<'p>(
+    plan: &'p BuildPlan,
+    unit: Option<&str>,
+) -> Result<Vec<&'p str>, PipelineError> {
+    let Some(name) = unit else {
+        return Ok(plan.units.iter().map(|u| u.name.as_str()).collect());
+    };
+    let u = plan.unit(name)?;
+    let deps: Vec<String> = u
+        .deps
+        .iter()
+        .filter(|d| plan.unit(d).is_ok_and(|d| !d.fresh))
+        .cloned()
+        .collect();
+    if !deps.is_empty() {
+        return Err(PipelineError::DepsNotBuilt {
+            unit: name.to_string(),
+            deps,
+        });
+    }
+    Ok(vec![u.name.as_str()])
+}
+
+/// `--explain` / `--dry-run`: one status line and one `plan` event per unit.
+fn render_explain(settings: &Settings, plan: &BuildPlan) {
+    for (u, line) in plan.units.iter().zip(plan.explain_lines()) {
+        settings.shell.status("Explain", line);
+        settings.shell.event(&serde_json::json!({
+            "event": "plan", "unit": u.name, "fresh": u.fresh, "why": u.verdict_line(),
+        }));
+    }
+}
+
+/// The reports of a run the no-op stamp proved all fresh.
+fn all_fresh(units: Vec<(String, String)>, elapsed: Duration) -> Reports {
+    let mut reports = Reports {
+        packages: Report {
+            what: "packages",
+            elapsed,
+            ..Report::default()
+        },
+        images: Report::default(),
+    };
+    for (name, version) in units {
+        let report = if name.starts_with("image:") {
+            reports.images.what = "images";
+            &mut reports.images
+        } else {
+            &mut reports.packages
+        };
+        report.units.push(UnitReport {
+            name,
+            version,
+            verdict: Verdict::Fresh,
+            elapsed: Duration::ZERO,
+        });
+    }
+    reports
+}
+
+/// Build the dirty package units on the job queue, in dependency order.
+fn execute_packages(
+    settings: &Settings,
+    arch: &str,
+    opts: &BuildOptions,
+    planned: &planner::Planned,
+    dirty: &[String],
+    report: &mut Report,
+) -> Result<(), PipelineError> {
+    check_host_tools(planned, dirty)?;
+    let key = sign::ensure_default_key(settings)?;
+    let trusted = sign::load_trust(settings, &settings.keys_dir())?;
     let mut opened = Repo::open(&settings.repo_dir(), arch, &trusted)?;
     opened.set_sha1_signature(opts.sha1_signature);
     repo::warn_left_out(settings, &opened);
-    let repo = Mutex::new(SharedRepo {
+    let repo = Mutex::new(exec::SharedRepo {
         repo: opened,
         generation: 0,
     });
-    let ctx = ExecCtx {
+    let ctx = exec::ExecCtx {
         settings,
         arch,
         key: &key,
         trusted: &trusted,
         repo: &repo,
-        repo_dir: &repo_dir,
+        repo_dir: &planned.repo_dir,
         write_opts: WriteOptions {
             auto_deps: true,
             sha1_signature: opts.sha1_signature,
         },
     };
-    let results = jobs::run(
-        &dirty,
-        |n| graph.deps_of(n).map(str::to_string).collect(),
-        settings.jobs,
-        opts.keep_going,
-        |name| ctx.build_unit(&units[name]).map_err(|e| e.render()),
-    );
+    let deps_of = |n: &str| -> Vec<String> {
+        planned
+            .plan
+            .unit(n)
+            .map(|u| u.deps.clone())
+            .unwrap_or_default()
+    };
+    let results = jobs::run(dirty, deps_of, settings.jobs, opts.keep_going, |name| {
+        ctx.build_unit(&planned.units[name]).map_err(|e| e.render())
+    });
     for r in results {
-        let version = units[r.name.as_str()].recipe.full_version();
+        let version = planned.units[r.name.as_str()].recipe.full_version();
         let verdict = match r.outcome {
             Outcome::Built => Verdict::Built,
             Outcome::Failed(msg) => Verdict::Failed(msg),
@@ -408,17 +400,62 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Report, Pipelin
             elapsed: r.elapsed,
         });
     }
-    if let Some(inputs) = stamp_inputs.as_deref().filter(|_| !report.failed()) {
-        noop::record(settings, arch, inputs, unit_list(&report));
-    }
-    report.elapsed = started.elapsed();
-    Ok(report)
+    Ok(())
 }
 
-fn unit_list(report: &Report) -> Vec<(String, String)> {
-    report
+/// Every host tool a dirty unit needs must be there before anything starts.
+/// (A unit with makedepends may get a tool from them; its own build checks
+/// again with those on the PATH.)
+fn check_host_tools(planned: &planner::Planned, dirty: &[String]) -> Result<(), PipelineError> {
+    let path = std::ffi::OsString::from(crate::build::SYSTEM_PATH);
+    let missing: Vec<String> = dirty
+        .iter()
+        .map(|n| &planned.units[n.as_str()].recipe)
+        .filter(|r| r.makedepends.is_empty())
+        .flat_map(|r| {
+            r.host_tools
+                .iter()
+                .filter(|t| crate::process::find_in_path(t, &path).is_none())
+                .map(move |t| format!("`{t}` (for {})", r.name))
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(PipelineError::HostTools(missing.join(", ")))
+    }
+}
+
+/// Build the chosen image units that are dirty; report the fresh ones.
+fn execute_images(settings: &Settings, planned: &planner::Planned, chosen: &[&str]) -> Report {
+    let mut fresh = Vec::new();
+    let mut dirty = Vec::new();
+    for u in planned
+        .plan
         .units
         .iter()
+        .filter(|u| u.kind == UnitKind::Image)
+    {
+        if !chosen.contains(&u.name.as_str()) {
+            continue;
+        }
+        let name = u.name.trim_start_matches("image:").to_string();
+        if u.fresh {
+            fresh.push(name);
+        } else {
+            let inputs = &planned.images[&name];
+            dirty.push((name, inputs));
+        }
+    }
+    images::build(settings, &fresh, &dirty)
+}
+
+fn unit_list(reports: &Reports) -> Vec<(String, String)> {
+    reports
+        .packages
+        .units
+        .iter()
+        .chain(&reports.images.units)
         .map(|u| (u.name.clone(), u.version.clone()))
         .collect()
 }
@@ -441,210 +478,4 @@ fn par_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Syn
             .flat_map(|h| h.join().expect("planning worker panicked"))
             .collect()
     })
-}
-
-fn read_index_entries(repo_dir: &Path, trusted: &TrustedKeys) -> Vec<apk::index::IndexEntry> {
-    let path = repo_dir.join(repo::INDEX_FILE);
-    match apk::index::Index::read(&path, trusted) {
-        Ok(i) => i.entries,
-        // No index yet, or one we cannot trust: plan without its provides;
-        // every unit's artifacts are re-verified on their own anyway.
-        Err(e) => {
-            tracing::debug!("ignoring index {}: {e}", path.display());
-            Vec::new()
-        }
-    }
-}
-
-/// A recorded artifact is usable when the file is there, has the recorded
-/// digest, is vouched for (its identity is the `C:` of the verified signed
-/// index, or else its own signature verifies), and its datahash matches. The
-/// per-file checksums are checked when the files are used.
-fn check_artifact(
-    repo_dir: &Path,
-    a: &ArtifactRecord,
-    indexed: &BTreeMap<String, [u8; 20]>,
-    trusted: &TrustedKeys,
-) -> Result<(), String> {
-    let path = repo_dir.join(&a.file);
-    let bytes = fs::read(&path).map_err(|e| format!("cannot read: {e}"))?;
-    let digest = hex::encode(Sha256::digest(&bytes));
-    if digest != a.sha256 {
-        return Err("content differs from the recorded digest".into());
-    }
-    let trust = match indexed.get(&a.file) {
-        Some(identity) => apk::Trust::Indexed(identity),
-        None => apk::Trust::Signed(trusted),
-    };
-    apk::verify_parts(&bytes, trust)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// The repository shared by the workers. Each index write lands everything
-/// staged so far and bumps `generation`; a unit that staged its packages
-/// during generation G is done once a write with generation > G happened.
-struct SharedRepo {
-    repo: Repo,
-    generation: u64,
-}
-
-struct ExecCtx<'a> {
-    settings: &'a Settings,
-    arch: &'a str,
-    key: &'a SigningKey,
-    trusted: &'a TrustedKeys,
-    repo: &'a Mutex<SharedRepo>,
-    repo_dir: &'a Path,
-    write_opts: WriteOptions,
-}
-
-/// A unit failure, with the build log tail when there is one.
-struct UnitError {
-    message: String,
-    log_tail: Option<(PathBuf, Vec<String>)>,
-}
-
-impl UnitError {
-    fn from_err(e: &dyn std::error::Error) -> UnitError {
-        let mut message = e.to_string();
-        let mut cause = e.source();
-        while let Some(c) = cause {
-            message.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
-        UnitError {
-            message,
-            log_tail: None,
-        }
-    }
-
-    fn render(&self) -> String {
-        match &self.log_tail {
-            Some((log, tail)) => format!(
-                "{}\n--- last {} lines of {} ---\n{}",
-                self.message,
-                tail.len(),
-                log.display(),
-                tail.join("\n")
-            ),
-            None => self.message.clone(),
-        }
-    }
-}
-
-impl ExecCtx<'_> {
-    fn build_unit(&self, unit: &Unit<'_>) -> Result<(), UnitError> {
-        let s = self.settings;
-        let r = unit.recipe;
-        // build::run shows the spinner and the `Building` line.
-
-        let deps_root = s.out.join("deps").join(&r.name);
-        let installed = deps::install(&r.makedepends, self.repo_dir, self.trusted, &deps_root)
-            .map_err(|e| UnitError::from_err(&e))?;
-        if let Some(list) = &installed {
-            s.shell
-                .verbose(format!("{}: build dependencies {}", r.name, list.join(" ")));
-        }
-        let req = BuildRequest {
-            settings: s,
-            recipe: r,
-            source_date_epoch: unit.sde,
-            arch: self.arch.to_string(),
-            deps_root: installed.map(|_| deps_root.clone()),
-        };
-        let staged = build::run(&req).map_err(|e| {
-            let mut ue = UnitError::from_err(&e);
-            if let Some((log, tail)) = e.log_tail() {
-                ue.log_tail = Some((log.to_path_buf(), tail.to_vec()));
-            }
-            ue
-        })?;
-
-        // Write packages outside the repository lock (compression is the slow
-        // part), then land them and re-sign the index under it.
-        let apk_dir = build::work_dir(s, &r.name).join("apk");
-        let _ = fs::remove_dir_all(&apk_dir);
-        fs::create_dir_all(&apk_dir).map_err(|e| UnitError::from_err(&e))?;
-        let mut written = Vec::new();
-        for p in &staged.packages {
-            let spec = PackageSpec {
-                name: p.name.clone(),
-                version: r.full_version(),
-                description: p.description.clone(),
-                url: r.url.clone(),
-                license: r.license.clone(),
-                arch: if r.arch.iter().any(|a| a == "noarch") {
-                    "noarch".to_string()
-                } else {
-                    self.arch.to_string()
-                },
-                origin: r.name.clone(),
-                commit: unit.commit.clone(),
-                builddate: unit.sde,
-                packager: "forge".to_string(),
-                depends: p.depends.clone(),
-                provides: p.provides.clone(),
-                root: p.root.clone(),
-            };
-            let w = apk::write_package(&spec, self.key, &self.write_opts, &apk_dir)
-                .map_err(|e| UnitError::from_err(&e))?;
-            written.push(w.path);
-        }
-        let mut digests = Vec::with_capacity(written.len());
-        for path in &written {
-            let bytes = fs::read(path).map_err(|e| UnitError::from_err(&e))?;
-            digests.push(hex::encode(Sha256::digest(&bytes)));
-        }
-        // Group commit: stage under the lock, then write the index unless a
-        // later write (by another unit) has already landed what we staged.
-        // What the unit's previous build left that this one no longer makes
-        // (an older version, a dropped subpackage) leaves the repository with
-        // the same index write.
-        let state_path = plan::state_path(&s.out, self.arch, &r.name);
-        let previous = plan::read_state(&state_path);
-        let mut artifacts = Vec::new();
-        let wanted = {
-            let mut shared = self.repo.lock().unwrap_or_else(|e| e.into_inner());
-            for (path, sha256) in written.iter().zip(digests) {
-                let entry = shared.repo.add(path).map_err(|e| UnitError::from_err(&e))?;
-                artifacts.push(ArtifactRecord {
-                    file: entry.file_name(),
-                    sha256,
-                });
-            }
-            for old in previous.iter().flat_map(|p| &p.artifacts) {
-                if !artifacts.iter().any(|a| a.file == old.file) {
-                    s.shell
-                        .verbose(format!("{}: dropping {}", r.name, old.file));
-                    shared.repo.remove(&old.file);
-                }
-            }
-            shared.generation + 1
-        };
-        {
-            let mut shared = self.repo.lock().unwrap_or_else(|e| e.into_inner());
-            if shared.generation < wanted {
-                shared
-                    .repo
-                    .write_index(self.key, None)
-                    .map_err(|e| UnitError::from_err(&e))?;
-                shared.generation += 1;
-            }
-        }
-        let state = UnitState {
-            key: unit.inputs.key(),
-            inputs: unit.inputs.clone(),
-            artifacts,
-        };
-        write_state(&state_path, &state).map_err(|e| UnitError::from_err(&e))?;
-        let _ = fs::remove_dir_all(&apk_dir);
-        Ok(())
-    }
-}
-
-/// Write a unit's state file.
-fn write_state(path: &Path, state: &UnitState) -> std::io::Result<()> {
-    let json = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-    crate::util::write_atomic(path, &json, None)
 }

@@ -5,18 +5,20 @@
 //! writes a stamp (`out/state/noop-<arch>.json`) holding a digest over:
 //!
 //! - the stat data (type, size, mtime in ns, inode, mode) of every entry
-//!   under `recipes/` and `keys/`, of `forge.toml`, of `out/repo/<arch>/`
-//!   and `out/state/<arch>/`, of the forge executable and of the host `cc`;
+//!   under `recipes/`, `images/` and `keys/`, of `forge.toml`, of
+//!   `out/repo/<arch>/`, `out/state/<arch>/` and `out/state/images/`, of
+//!   each built image's `index.json`, of the forge executable and of the
+//!   host `cc`;
 //! - the git `HEAD` (its text and the ref it names), since SOURCE_DATE_EPOCH
 //!   and the commit come from history;
-//! - the selection (targets, `--rdeps`), the sandbox mode, and the
+//! - the selection (targets, `--rdeps`, images or not), the sandbox mode, and the
 //!   environment variables that shape a build (`SOURCE_DATE_EPOCH`,
 //!   `FORGE_SIGNING_KEY`).
 //!
 //! When the next run computes the same digest, the whole plan would be
 //! "all fresh", so it is skipped. Anything that could change a verdict changes
 //! the digest: an edited recipe, a touched package, a new key, a new commit.
-//! `--explain`, `--dry-run` and `--force` always take the full path. Packages
+//! `--explain`, `--dry-run`, `--force` and `--unit` always take the full path. Packages
 //! are still verified in full wherever they are used (build roots, images,
 //! `forge verify`); this path only decides that there is nothing to build.
 
@@ -124,17 +126,18 @@ fn git_head(root: &Path) -> Option<String> {
 /// while it runs is never stamped as built), or `None` when the fast path
 /// does not apply.
 pub fn inputs(settings: &Settings, arch: &str, opts: &BuildOptions) -> Option<String> {
-    if opts.explain || opts.dry_run || opts.force {
+    if opts.explain || opts.dry_run || opts.force || opts.unit.is_some() {
         return None;
     }
     let mut h = Sha256::new();
     h.update(format!(
-        "format={} arch={arch} sandbox={:?} targets={:?} rdeps={} sha1={}\n",
+        "format={} arch={arch} sandbox={:?} targets={:?} rdeps={} sha1={} images={}\n",
         crate::plan::FORMAT_VERSION,
         settings.sandbox,
         opts.targets,
         opts.rdeps,
-        opts.sha1_signature
+        opts.sha1_signature,
+        opts.images
     ));
     h.update(git_head(&settings.root)?);
     for var in ["SOURCE_DATE_EPOCH", crate::sign::SIGNING_KEY_ENV] {
@@ -142,6 +145,9 @@ pub fn inputs(settings: &Settings, arch: &str, opts: &BuildOptions) -> Option<St
     }
     stat_tree(&mut h, &settings.recipes_dir());
     stat_tree(&mut h, &settings.keys_dir());
+    if opts.images {
+        stat_tree(&mut h, &settings.images_dir());
+    }
     stat_line(
         &mut h,
         Path::new("forge.toml"),
@@ -170,6 +176,20 @@ fn digest(settings: &Settings, arch: &str, inputs: &str) -> String {
     h.update("\n");
     stat_tree(&mut h, &settings.repo_dir().join(arch));
     stat_tree(&mut h, &settings.out.join("state").join(arch));
+    let images = settings.out.join("state").join("images");
+    stat_tree(&mut h, &images);
+    // Each built image's layout: a removed or rewritten one must be rebuilt.
+    let mut names: Vec<PathBuf> = fs::read_dir(&images)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| PathBuf::from(e.file_name()))
+        .collect();
+    names.sort();
+    for n in names.iter().filter_map(|n| n.file_stem()) {
+        let layout = Path::new(n).join("index.json");
+        stat_line(&mut h, &layout, &settings.out.join("images").join(&layout));
+    }
     hex::encode(h.finalize())
 }
 

@@ -65,18 +65,18 @@ pub fn run(
     let opts = BuildOptions {
         targets: recipes.to_vec(),
         rdeps: true,
+        images: true,
         ..BuildOptions::default()
     };
-    let report = pipeline::build(&s, &opts).context("building the update")?;
-    report.print(&s.shell);
-    if report.failed() {
+    let reports = pipeline::build(&s, &opts).context("building the update")?;
+    reports.print(&s.shell);
+    if reports.packages.failed() {
         bail!(
             "the build of the update failed (see {})",
             s.logs_dir().display()
         );
     }
-    let images = pipeline::images::build_changed(&s, false).context("building images")?;
-    images.print(&s.shell);
+    let images = &reports.images;
     if images.failed() {
         bail!("an image of the update failed to build");
     }

@@ -13,6 +13,7 @@ mod fuzz_regressions;
 mod graph;
 mod graphgen;
 mod image;
+mod plan;
 mod recipe;
 mod registry;
 mod registry_faults;

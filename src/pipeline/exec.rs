@@ -1,0 +1,185 @@
+//! Execution: build one dirty package unit, land its packages in the
+//! repository under one group-committed index write, and record its state.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest as _, Sha256};
+
+use super::deps;
+use super::planner::Unit;
+use crate::apk::{self, PackageSpec, WriteOptions};
+use crate::build::{self, BuildRequest};
+use crate::plan::{self, ArtifactRecord, UnitState};
+use crate::repo::Repo;
+use crate::settings::Settings;
+use crate::sign::{SigningKey, TrustedKeys};
+
+/// The repository shared by the workers. Each index write lands everything
+/// staged so far and bumps `generation`; a unit that staged its packages
+/// during generation G is done once a write with generation > G happened.
+pub(super) struct SharedRepo {
+    pub repo: Repo,
+    pub generation: u64,
+}
+
+pub(super) struct ExecCtx<'a> {
+    pub settings: &'a Settings,
+    pub arch: &'a str,
+    pub key: &'a SigningKey,
+    pub trusted: &'a TrustedKeys,
+    pub repo: &'a Mutex<SharedRepo>,
+    pub repo_dir: &'a Path,
+    pub write_opts: WriteOptions,
+}
+
+/// A unit failure, with the build log tail when there is one.
+pub(super) struct UnitError {
+    message: String,
+    log_tail: Option<(PathBuf, Vec<String>)>,
+}
+
+impl UnitError {
+    fn from_err(e: &dyn std::error::Error) -> UnitError {
+        let mut message = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            message.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        UnitError {
+            message,
+            log_tail: None,
+        }
+    }
+
+    pub(super) fn render(&self) -> String {
+        match &self.log_tail {
+            Some((log, tail)) => format!(
+                "{}\n--- last {} lines of {} ---\n{}",
+                self.message,
+                tail.len(),
+                log.display(),
+                tail.join("\n")
+            ),
+            None => self.message.clone(),
+        }
+    }
+}
+
+impl ExecCtx<'_> {
+    pub(super) fn build_unit(&self, unit: &Unit) -> Result<(), UnitError> {
+        let s = self.settings;
+        let r = &unit.recipe;
+        // build::run shows the spinner and the `Building` line.
+
+        let deps_root = s.out.join("deps").join(&r.name);
+        let installed = deps::install(&r.makedepends, self.repo_dir, self.trusted, &deps_root)
+            .map_err(|e| UnitError::from_err(&e))?;
+        if let Some(list) = &installed {
+            s.shell
+                .verbose(format!("{}: build dependencies {}", r.name, list.join(" ")));
+        }
+        let req = BuildRequest {
+            settings: s,
+            recipe: r,
+            source_date_epoch: unit.sde,
+            arch: self.arch.to_string(),
+            deps_root: installed.map(|_| deps_root.clone()),
+        };
+        let staged = build::run(&req).map_err(|e| {
+            let mut ue = UnitError::from_err(&e);
+            if let Some((log, tail)) = e.log_tail() {
+                ue.log_tail = Some((log.to_path_buf(), tail.to_vec()));
+            }
+            ue
+        })?;
+
+        // Write packages outside the repository lock (compression is the slow
+        // part), then land them and re-sign the index under it.
+        let apk_dir = build::work_dir(s, &r.name).join("apk");
+        let _ = fs::remove_dir_all(&apk_dir);
+        fs::create_dir_all(&apk_dir).map_err(|e| UnitError::from_err(&e))?;
+        let mut written = Vec::new();
+        for p in &staged.packages {
+            let spec = PackageSpec {
+                name: p.name.clone(),
+                version: r.full_version(),
+                description: p.description.clone(),
+                url: r.url.clone(),
+                license: r.license.clone(),
+                arch: if r.arch.iter().any(|a| a == "noarch") {
+                    "noarch".to_string()
+                } else {
+                    self.arch.to_string()
+                },
+                origin: r.name.clone(),
+                commit: unit.commit.clone(),
+                builddate: unit.sde,
+                packager: "forge".to_string(),
+                depends: p.depends.clone(),
+                provides: p.provides.clone(),
+                root: p.root.clone(),
+            };
+            let w = apk::write_package(&spec, self.key, &self.write_opts, &apk_dir)
+                .map_err(|e| UnitError::from_err(&e))?;
+            written.push(w.path);
+        }
+        let mut digests = Vec::with_capacity(written.len());
+        for path in &written {
+            let bytes = fs::read(path).map_err(|e| UnitError::from_err(&e))?;
+            digests.push(hex::encode(Sha256::digest(&bytes)));
+        }
+        // Group commit: stage under the lock, then write the index unless a
+        // later write (by another unit) has already landed what we staged.
+        // What the unit's previous build left that this one no longer makes
+        // (an older version, a dropped subpackage) leaves the repository with
+        // the same index write.
+        let state_path = plan::state_path(&s.out, self.arch, &r.name);
+        let previous = plan::read_state(&state_path);
+        let mut artifacts = Vec::new();
+        let wanted = {
+            let mut shared = self.repo.lock().unwrap_or_else(|e| e.into_inner());
+            for (path, sha256) in written.iter().zip(digests) {
+                let entry = shared.repo.add(path).map_err(|e| UnitError::from_err(&e))?;
+                artifacts.push(ArtifactRecord {
+                    file: entry.file_name(),
+                    sha256,
+                });
+            }
+            for old in previous.iter().flat_map(|p| &p.artifacts) {
+                if !artifacts.iter().any(|a| a.file == old.file) {
+                    s.shell
+                        .verbose(format!("{}: dropping {}", r.name, old.file));
+                    shared.repo.remove(&old.file);
+                }
+            }
+            shared.generation + 1
+        };
+        {
+            let mut shared = self.repo.lock().unwrap_or_else(|e| e.into_inner());
+            if shared.generation < wanted {
+                shared
+                    .repo
+                    .write_index(self.key, None)
+                    .map_err(|e| UnitError::from_err(&e))?;
+                shared.generation += 1;
+            }
+        }
+        let state = UnitState {
+            key: unit.inputs.key(),
+            inputs: unit.inputs.clone(),
+            artifacts,
+        };
+        write_state(&state_path, &state).map_err(|e| UnitError::from_err(&e))?;
+        let _ = fs::remove_dir_all(&apk_dir);
+        Ok(())
+    }
+}
+
+/// Write a unit's state file.
+fn write_state(path: &Path, state: &UnitState) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    crate::util::write_atomic(path, &json, None)
+}

@@ -1,0 +1,231 @@
+//! Planning: recipes, graph, selection and unit keys → a [`BuildPlan`] plus
+//! what execution needs to carry it out (the recipes, their git facts and
+//! inputs). Nothing here writes a file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use super::{BuildOptions, PipelineError, env_identity, images, par_map};
+use crate::apk;
+use crate::graph::{UnitGraph, dep_name};
+use crate::plan::value::{BuildPlan, PlannedUnit, UnitKind};
+use crate::plan::{self, ArtifactRecord, DirtyReason, Freshness, Inputs};
+use crate::recipe::{self, Recipe};
+use crate::repo;
+use crate::settings::Settings;
+use crate::sign::TrustedKeys;
+
+/// One package unit as execution needs it.
+pub(super) struct Unit {
+    pub recipe: Recipe,
+    pub sde: i64,
+    pub commit: Option<String>,
+    pub inputs: Inputs,
+}
+
+/// The plan and what executing it needs.
+pub(super) struct Planned {
+    /// The plan value (packages, then images).
+    pub plan: BuildPlan,
+    /// Package units by name.
+    pub units: BTreeMap<String, Unit>,
+    /// Image units' inputs by image name (without `image:`).
+    pub images: BTreeMap<String, Inputs>,
+    /// `out/repo/<arch>/`.
+    pub repo_dir: PathBuf,
+}
+
+/// The recipes that build for `arch`.
+fn recipes_for(settings: &Settings, arch: &str) -> Result<Vec<Recipe>, PipelineError> {
+    let all = recipe::load_all(&settings.recipes_dir())?;
+    Ok(all
+        .into_iter()
+        .filter(|r| {
+            r.arch
+                .iter()
+                .any(|a| a == arch || a == "noarch" || a == "all")
+        })
+        .collect())
+}
+
+/// Provides recorded in the signed index (`so:`, `pc:`), mapped to the
+/// recipe (origin) that made them, for recipes that still exist.
+fn index_provides(
+    entries: &[apk::index::IndexEntry],
+    recipes: &[Recipe],
+) -> BTreeMap<String, String> {
+    let mut extra = BTreeMap::new();
+    for e in entries {
+        let origin = e.origin.clone().unwrap_or_else(|| e.name.clone());
+        for p in &e.provides {
+            extra.insert(dep_name(p).to_string(), origin.clone());
+        }
+    }
+    let known: BTreeSet<&str> = recipes.iter().map(|r| r.name.as_str()).collect();
+    extra.retain(|_, origin| known.contains(origin.as_str()));
+    extra
+}
+
+fn select(graph: &UnitGraph, opts: &BuildOptions) -> Result<BTreeSet<String>, PipelineError> {
+    Ok(if opts.targets.is_empty() {
+        graph.names().map(str::to_string).collect()
+    } else if opts.rdeps {
+        let up = graph.reverse_closure(&opts.targets)?;
+        graph.closure(&up.into_iter().collect::<Vec<_>>())?
+    } else {
+        graph.closure(&opts.targets)?
+    })
+}
+
+/// Plan every selected unit (and, with `opts.images`, every image).
+pub(super) fn plan(
+    settings: &Settings,
+    arch: &str,
+    opts: &BuildOptions,
+) -> Result<Planned, PipelineError> {
+    let recipes = recipes_for(settings, arch)?;
+    let trusted = crate::sign::load_trust(settings, &settings.keys_dir())?;
+    let repo_dir = settings.repo_dir().join(arch);
+    let index_entries = read_index_entries(&repo_dir, &trusted);
+    let indexed: BTreeMap<String, [u8; 20]> = index_entries
+        .iter()
+        .map(|e| (e.file_name(), e.checksum))
+        .collect();
+    let graph = UnitGraph::new(&recipes, &index_provides(&index_entries, &recipes))?;
+    let order = graph.order(&select(&graph, opts)?);
+    let mut by_name: BTreeMap<String, Recipe> =
+        recipes.into_iter().map(|r| (r.name.clone(), r)).collect();
+    let ordered: Vec<Recipe> = order
+        .iter()
+        .map(|n| by_name.remove(n).expect("ordered units are recipes"))
+        .collect();
+
+    // Per-unit facts that need I/O are gathered in parallel (one git walk for
+    // all recipes); keys then follow the order, since a unit's key holds its
+    // dependencies' keys; artifact checks run in parallel again.
+    let env = env_identity(settings, arch, opts);
+    let dirs: Vec<&Path> = ordered.iter().map(|r| r.dir.as_path()).collect();
+    let gits = recipe::git_info_many(&dirs)?;
+    let digests = par_map(&ordered, settings.jobs, |r| {
+        crate::source::input_digests(r).map_err(|source| PipelineError::Source {
+            recipe: r.name.clone(),
+            source: Box::new(source),
+        })
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    let mut planned: Vec<Inputs> = Vec::with_capacity(order.len());
+    for (i, name) in order.iter().enumerate() {
+        let dep_keys: BTreeMap<String, String> = graph
+            .deps_of(name)
+            .filter_map(|d| keys.get(d).map(|k| (d.to_string(), k.clone())))
+            .collect();
+        let inputs = plan::unit_inputs(
+            &ordered[i],
+            gits[i].source_date_epoch,
+            gits[i].commit.as_deref(),
+            &digests[i],
+            &dep_keys,
+            &env,
+        );
+        keys.insert(name.clone(), inputs.key());
+        planned.push(inputs);
+    }
+    let positions: Vec<usize> = (0..order.len()).collect();
+    let verdicts = par_map(&positions, settings.jobs, |&i| {
+        if opts.force && opts.targets.contains(&order[i]) {
+            return Freshness::Dirty(DirtyReason::Forced);
+        }
+        let previous = plan::read_state(&plan::state_path(&settings.out, arch, &order[i]));
+        plan::freshness(previous.as_ref(), &planned[i], |a| {
+            check_artifact(&repo_dir, a, &indexed, &trusted)
+        })
+    });
+
+    let mut value = BuildPlan::new(arch);
+    let mut units = BTreeMap::new();
+    for (((recipe, git), inputs), freshness) in
+        ordered.into_iter().zip(gits).zip(planned).zip(verdicts)
+    {
+        let mut pu = PlannedUnit {
+            name: recipe.name.clone(),
+            kind: UnitKind::Package,
+            version: recipe.full_version(),
+            arch: arch.to_string(),
+            key: inputs.key(),
+            fresh: true,
+            dirty: None,
+            reasons: Vec::new(),
+            deps: graph.deps_of(&recipe.name).map(str::to_string).collect(),
+        };
+        pu.set_freshness(&freshness);
+        value.units.push(pu);
+        let unit = Unit {
+            sde: git.source_date_epoch,
+            commit: git.commit,
+            inputs,
+            recipe,
+        };
+        units.insert(unit.recipe.name.clone(), unit);
+    }
+    let mut image_inputs = BTreeMap::new();
+    if opts.images {
+        let planned_origins: BTreeSet<&str> = units.keys().map(String::as_str).collect();
+        let foreign: Vec<(String, [u8; 20])> = index_entries
+            .iter()
+            .filter(|e| !planned_origins.contains(e.origin.as_deref().unwrap_or(&e.name)))
+            .map(|e| (e.file_name(), e.checksum))
+            .collect();
+        for (pu, inputs) in images::plan(settings, arch, &value.units, &foreign)? {
+            image_inputs.insert(pu.name.trim_start_matches("image:").to_string(), inputs);
+            value.units.push(pu);
+        }
+    }
+    Ok(Planned {
+        plan: value,
+        units,
+        images: image_inputs,
+        repo_dir,
+    })
+}
+
+fn read_index_entries(repo_dir: &Path, trusted: &TrustedKeys) -> Vec<apk::index::IndexEntry> {
+    let path = repo_dir.join(repo::INDEX_FILE);
+    match apk::index::Index::read(&path, trusted) {
+        Ok(i) => i.entries,
+        // No index yet, or one we cannot trust: plan without its provides;
+        // every unit's artifacts are re-verified on their own anyway.
+        Err(e) => {
+            tracing::debug!("ignoring index {}: {e}", path.display());
+            Vec::new()
+        }
+    }
+}
+
+/// A recorded artifact is usable when the file is there, has the recorded
+/// digest, is vouched for (its identity is the `C:` of the verified signed
+/// index, or else its own signature verifies), and its datahash matches. The
+/// per-file checksums are checked when the files are used.
+fn check_artifact(
+    repo_dir: &Path,
+    a: &ArtifactRecord,
+    indexed: &BTreeMap<String, [u8; 20]>,
+    trusted: &TrustedKeys,
+) -> Result<(), String> {
+    let path = repo_dir.join(&a.file);
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read: {e}"))?;
+    let digest = hex::encode(Sha256::digest(&bytes));
+    if digest != a.sha256 {
+        return Err("content differs from the recorded digest".into());
+    }
+    let trust = match indexed.get(&a.file) {
+        Some(identity) => apk::Trust::Indexed(identity),
+        None => apk::Trust::Signed(trusted),
+    };
+    apk::verify_parts(&bytes, trust)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
