@@ -15,6 +15,7 @@
 //! | [`plan`] | unit keys, fresh/dirty verdicts and why |
 //! | [`jobs`] | the parallel job queue (dependency order, -j, keep-going) |
 //! | [`pipeline`] | `forge build`: plan, build deps from the repo, run units, images, no-op stamp |
+//! | [`ci`] | the plan as a GitLab child pipeline; checks on CI documents; `forge pin` |
 //! | [`source`] | fetching, verifying, caching and unpacking sources |
 //! | [`apk`] | apk v2 packages: writer, reader, verification, APKINDEX format |
 //! | [`resolve`] | dependency resolution with apk's rules, for build roots and images (pure) |
@@ -33,6 +34,7 @@
 
 pub mod apk;
 pub mod build;
+pub mod ci;
 pub mod cli;
 pub mod epoch;
 pub mod graph;

@@ -13,6 +13,7 @@ use crate::output::{ColorChoice, Shell, Verbosity};
 use crate::settings::{self, ConfigFile, SandboxMode, Settings};
 
 mod build;
+mod ci;
 mod fetch;
 mod graph;
 mod image;
@@ -97,6 +98,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Create a signing key pair in keys/.
     Keygen(keygen::Args),
+    /// CI pipelines from the build plan (`forge ci plan`).
+    Ci(ci::Args),
     /// Print the build plan: every unit's key, verdict, reasons and dependencies.
     Plan(plan::Args),
     /// Print the dependency graph (build order, or Graphviz with --dot).
@@ -165,6 +168,7 @@ fn run(cli: Cli, shell: Shell) -> Result<ExitCode> {
         Command::Build(args) => build::run(&settings_for(&cli.global, shell)?, args),
         Command::Fetch(args) => fetch::run(&settings_for(&cli.global, shell)?, args),
         Command::Image(args) => image::run(&settings_for(&cli.global, shell)?, args),
+        Command::Ci(args) => ci::run(&settings_for(&cli.global, shell)?, args),
         Command::Plan(args) => plan::run(&settings_for(&cli.global, shell)?, args),
         Command::Graph(args) => graph::run(&settings_for(&cli.global, shell)?, args),
         Command::Lint(args) => lint::run(&settings_for(&cli.global, shell)?, args),

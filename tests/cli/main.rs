@@ -6,6 +6,7 @@
 
 mod apk;
 mod build;
+mod ci;
 mod crun;
 mod examples;
 mod faults;
