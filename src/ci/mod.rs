@@ -18,6 +18,8 @@
 //! Every document is checked ([`check`]) before it is written.
 
 pub mod check;
+pub mod kustomize;
+pub mod pin;
 pub mod yaml;
 
 use serde_json::{Value, json};

@@ -22,6 +22,7 @@ mod inspect;
 mod keygen;
 mod lint;
 mod new;
+mod pin;
 mod plan;
 mod publish;
 mod pull_repo;
@@ -100,6 +101,8 @@ enum Command {
     Keygen(keygen::Args),
     /// CI pipelines from the build plan (`forge ci plan`).
     Ci(ci::Args),
+    /// Pin published image digests in a kustomize manifests checkout (a commit on a branch).
+    Pin(pin::Args),
     /// Print the build plan: every unit's key, verdict, reasons and dependencies.
     Plan(plan::Args),
     /// Print the dependency graph (build order, or Graphviz with --dot).
@@ -169,6 +172,7 @@ fn run(cli: Cli, shell: Shell) -> Result<ExitCode> {
         Command::Fetch(args) => fetch::run(&settings_for(&cli.global, shell)?, args),
         Command::Image(args) => image::run(&settings_for(&cli.global, shell)?, args),
         Command::Ci(args) => ci::run(&settings_for(&cli.global, shell)?, args),
+        Command::Pin(args) => pin::run(&shell, args),
         Command::Plan(args) => plan::run(&settings_for(&cli.global, shell)?, args),
         Command::Graph(args) => graph::run(&settings_for(&cli.global, shell)?, args),
         Command::Lint(args) => lint::run(&settings_for(&cli.global, shell)?, args),

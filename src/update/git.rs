@@ -149,6 +149,28 @@ impl Repo {
         )
     }
 
+    /// The commit `refs/heads/<branch>` points at.
+    pub fn branch_commit(&self, branch: &str) -> Result<Oid, GitError> {
+        let r = git(
+            format!("reading branch {branch}"),
+            self.repo.find_reference(&format!("refs/heads/{branch}")),
+        )?;
+        git(format!("reading branch {branch}"), r.peel_to_commit()).map(|c| c.id())
+    }
+
+    /// The tree of `refs/heads/<branch>`'s commit.
+    pub fn branch_tree(&self, branch: &str) -> Result<Oid, GitError> {
+        self.commit_tree(self.branch_commit(branch)?)
+    }
+
+    /// The tree of `commit`.
+    pub fn commit_tree(&self, commit: Oid) -> Result<Oid, GitError> {
+        git(
+            "reading a commit",
+            self.repo.find_commit(commit).map(|c| c.tree_id()),
+        )
+    }
+
     /// The work tree root.
     pub fn workdir(&self) -> &Path {
         &self.workdir

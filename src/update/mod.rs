@@ -27,7 +27,7 @@ mod dependents;
 mod download;
 pub mod feed;
 pub mod fetch;
-mod git;
+pub mod git;
 pub mod pick;
 pub mod prebuild;
 mod recipe_run;

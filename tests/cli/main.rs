@@ -14,6 +14,7 @@ mod fuzz_regressions;
 mod graph;
 mod graphgen;
 mod image;
+mod pin;
 mod plan;
 mod recipe;
 mod registry;

@@ -187,3 +187,17 @@ pub fn registry_client(host: &str) -> forge::registry::Client {
     c.ping().expect("the registry answers");
     c
 }
+
+/// Validate GitLab CI files against GitLab's schema (check-jsonschema's
+/// vendored copy, with the flags of its `check-gitlab-ci` hook). The caller
+/// gates on `require_tool("check-jsonschema")`.
+pub fn check_gitlab_ci<P: AsRef<Path>>(files: &[P]) -> Output {
+    let mut cmd = Command::new("check-jsonschema");
+    cmd.args(["--builtin-schema", "vendor.gitlab-ci"])
+        .args(["--data-transform", "gitlab-ci"])
+        .args(["--regex-variant", "nonunicode"]);
+    for f in files {
+        cmd.arg(f.as_ref());
+    }
+    run(&mut cmd)
+}

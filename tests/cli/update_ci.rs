@@ -14,17 +14,7 @@ use crate::support::{Project, copy_tree, forge_bin, repo_root, require_tool, req
 const PIPELINE: &str = "ci/update.gitlab-ci.yml";
 
 fn check_jsonschema(file: &Path) -> std::process::Output {
-    Command::new("check-jsonschema")
-        .args(["--builtin-schema", "vendor.gitlab-ci"])
-        .args([
-            "--data-transform",
-            "gitlab-ci",
-            "--regex-variant",
-            "nonunicode",
-        ])
-        .arg(file)
-        .output()
-        .unwrap()
+    crate::support::check_gitlab_ci(&[file])
 }
 
 #[test]
