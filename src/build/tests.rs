@@ -39,32 +39,11 @@ fn request<'a>(settings: &'a Settings, recipe: &'a Recipe) -> BuildRequest<'a> {
     }
 }
 
-/// `(relative path, kind+mode, mtime, contents or link target)` of a tree.
-fn listing(root: &Path) -> Vec<(String, u32, i64, Vec<u8>)> {
-    walkdir::WalkDir::new(root)
-        .sort_by_file_name()
-        .into_iter()
-        .map(|e| {
-            let e = e.unwrap();
-            let m = std::fs::symlink_metadata(e.path()).unwrap();
-            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
-            let data = if m.file_type().is_file() {
-                std::fs::read(e.path()).unwrap()
-            } else if m.file_type().is_symlink() {
-                std::fs::read_link(e.path())
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else {
-                Vec::new()
-            };
-            (rel, m.mode(), m.mtime(), data)
-        })
-        .collect()
-}
-
 fn names(root: &Path) -> Vec<String> {
-    listing(root).into_iter().map(|(n, ..)| n).collect()
+    crate::test_project::tree_listing(root)
+        .into_iter()
+        .map(|(n, ..)| n)
+        .collect()
 }
 
 fn env_probe_build() -> &'static str {
@@ -108,7 +87,7 @@ fn bwrap_build_sees_fixed_paths_and_clean_env() {
         std::fs::read_to_string(root.join("usr/share/probe/pwd")).unwrap(),
         "/forge/src\n"
     );
-    for (rel, mode, mtime, _) in listing(root) {
+    for (rel, mode, mtime, _) in crate::test_project::tree_listing(root) {
         assert_eq!(mtime, EPOCH, "{rel}");
         assert_eq!(mode & 0o022, 0, "{rel} {mode:o}");
     }

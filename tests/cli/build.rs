@@ -46,31 +46,6 @@ fn build(root: &Path, recipe: &Recipe) -> Result<Staged, BuildError> {
     })
 }
 
-/// Every entry of a tree: path, mode (with type bits), mtime, and contents
-/// or link target.
-fn listing(root: &Path) -> Vec<(String, u32, i64, Vec<u8>)> {
-    walkdir::WalkDir::new(root)
-        .sort_by_file_name()
-        .into_iter()
-        .map(|e| {
-            let e = e.unwrap();
-            let m = std::fs::symlink_metadata(e.path()).unwrap();
-            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
-            let data = if m.is_file() {
-                std::fs::read(e.path()).unwrap()
-            } else if m.file_type().is_symlink() {
-                std::fs::read_link(e.path())
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else {
-                Vec::new()
-            };
-            (rel, m.mode(), m.mtime(), data)
-        })
-        .collect()
-}
-
 #[test]
 fn build_sandbox_has_no_network() {
     if !support::require_bwrap() || !support::require_tool("bash") {
@@ -193,7 +168,10 @@ fn build_is_reproducible_across_folders_and_times() {
     let names: Vec<&str> = s1.packages.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["hello", "hello-doc", "hello-dev"]);
     for (a, b) in s1.packages.iter().zip(&s2.packages) {
-        let (la, lb) = (listing(&a.root), listing(&b.root));
+        let (la, lb) = (
+            support::tree_listing(&a.root),
+            support::tree_listing(&b.root),
+        );
         assert!(la.len() > 1, "{} is empty", a.name);
         assert_eq!(la, lb, "staged trees of {} differ", a.name);
         for (rel, mode, mtime, _) in &la {
@@ -220,7 +198,7 @@ fn load_copy(root: &Path, name: &str) -> Recipe {
 
 /// Relative paths of the entries of a tree (without the root itself).
 fn paths(root: &Path) -> Vec<String> {
-    listing(root)
+    support::tree_listing(root)
         .into_iter()
         .map(|(rel, ..)| rel)
         .filter(|rel| !rel.is_empty())

@@ -10,7 +10,7 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::support::http::{Reply, Server};
-use crate::support::{Project, forge, run, run_ok};
+use crate::support::{Project, forge, git_stdout, run, run_ok};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(
@@ -59,16 +59,6 @@ script = "true"
 {update}
 "#
     )
-}
-
-fn git_out(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn update(root: &Path, server: &Server) -> Command {
@@ -145,7 +135,7 @@ fn three_feeds() -> (Project, Server) {
 fn updates_make_one_commit_branches_and_a_second_run_is_all_304() {
     let (p, server) = three_feeds();
     let root = p.path();
-    let head = git_out(root, &["rev-parse", "HEAD"]);
+    let head = git_stdout(root, &["rev-parse", "HEAD"]);
     let before = std::fs::read_to_string(root.join("recipes/widget/recipe.toml")).unwrap();
 
     let (stdout, _) = run_ok(update(root, &server).arg("--json"));
@@ -170,9 +160,9 @@ fn updates_make_one_commit_branches_and_a_second_run_is_all_304() {
     assert_eq!(events.len(), 3, "user has no [update]: {events:?}");
 
     // Nothing on the current branch or in the work tree moved.
-    assert_eq!(git_out(root, &["rev-parse", "HEAD"]), head);
+    assert_eq!(git_stdout(root, &["rev-parse", "HEAD"]), head);
     assert_eq!(
-        git_out(root, &["status", "--porcelain", "--untracked-files=no"]),
+        git_stdout(root, &["status", "--porcelain", "--untracked-files=no"]),
         ""
     );
     for (name, old, new, files) in [
@@ -182,18 +172,21 @@ fn updates_make_one_commit_branches_and_a_second_run_is_all_304() {
     ] {
         let branch = format!("update/{name}-{new}");
         assert_eq!(
-            git_out(root, &["rev-list", "--count", &format!("{head}..{branch}")]),
+            git_stdout(root, &["rev-list", "--count", &format!("{head}..{branch}")]),
             "1"
         );
-        assert_eq!(git_out(root, &["rev-parse", &format!("{branch}^")]), head);
-        let changed = git_out(root, &["diff", "--name-only", &head, &branch]);
+        assert_eq!(
+            git_stdout(root, &["rev-parse", &format!("{branch}^")]),
+            head
+        );
+        let changed = git_stdout(root, &["diff", "--name-only", &head, &branch]);
         assert_eq!(changed.lines().count(), files, "{changed}");
         assert!(changed.contains(&format!("recipes/{name}/recipe.toml")));
-        let text = git_out(
+        let text = git_stdout(
             root,
             &["show", &format!("{branch}:recipes/{name}/recipe.toml")],
         );
-        let was = git_out(
+        let was = git_stdout(
             root,
             &["show", &format!("{head}:recipes/{name}/recipe.toml")],
         );
@@ -207,7 +200,7 @@ fn updates_make_one_commit_branches_and_a_second_run_is_all_304() {
         assert_eq!(text, want, "comments and layout kept");
     }
     // widget's build dependent gets a release bump in the same commit.
-    let user = git_out(
+    let user = git_stdout(
         root,
         &["show", "update/widget-1.10.0:recipes/user/recipe.toml"],
     );
@@ -219,7 +212,7 @@ fn updates_make_one_commit_branches_and_a_second_run_is_all_304() {
 
     // Second run: conditional requests, 304s, nothing downloaded or made.
     let first = server.requests().len();
-    let branches = git_out(root, &["branch", "--list"]);
+    let branches = git_stdout(root, &["branch", "--list"]);
     let (stdout, _) = run_ok(update(root, &server).arg("--json"));
     let again: Vec<_> = server.requests()[first..].to_vec();
     assert_eq!(again.len(), 3, "{again:?}");
@@ -227,7 +220,7 @@ fn updates_make_one_commit_branches_and_a_second_run_is_all_304() {
         assert_eq!(r.status, 304, "{r:?}");
         assert!(r.headers.iter().any(|(k, _)| k == "if-none-match"), "{r:?}");
     }
-    assert_eq!(git_out(root, &["branch", "--list"]), branches);
+    assert_eq!(git_stdout(root, &["branch", "--list"]), branches);
     assert_eq!(
         stdout.matches("\"already-proposed\"").count(),
         3,
@@ -246,7 +239,7 @@ fn dry_run_reports_and_changes_nothing() {
     );
     assert!(stderr.contains("release bumped: user"), "{stderr}");
     assert!(stdout.is_empty());
-    assert_eq!(git_out(root, &["branch", "--list"]), "* main");
+    assert_eq!(git_stdout(root, &["branch", "--list"]), "* main");
     assert!(!server.hits().iter().any(|h| h.starts_with("/dl/")));
 }
 
@@ -295,7 +288,7 @@ fn each_failure_is_reported_against_its_recipe_and_the_others_proceed() {
     let server = Server::start::<String>(vec![]);
     let p = failing_project(&server);
     let root = p.path();
-    let head = git_out(root, &["rev-parse", "HEAD"]);
+    let head = git_stdout(root, &["rev-parse", "HEAD"]);
     let out =
         run(update(root, &server).args(["--feed-timeout", "2", "--max-feed-size", "1048576"]));
     assert!(!out.status.success());
@@ -324,12 +317,12 @@ fn each_failure_is_reported_against_its_recipe_and_the_others_proceed() {
     }
     // The good recipe was updated; no other branch; HEAD and the work tree as they were.
     assert_eq!(
-        git_out(root, &["branch", "--list"]),
+        git_stdout(root, &["branch", "--list"]),
         "* main\n  update/good-2.0"
     );
-    assert_eq!(git_out(root, &["rev-parse", "HEAD"]), head);
+    assert_eq!(git_stdout(root, &["rev-parse", "HEAD"]), head);
     assert_eq!(
-        git_out(root, &["status", "--porcelain", "--untracked-files=no"]),
+        git_stdout(root, &["status", "--porcelain", "--untracked-files=no"]),
         ""
     );
     // No distfile for the mismatching download was kept.

@@ -9,7 +9,9 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::support::http::{Reply, Server};
-use crate::support::{Project, copy_tree, forge_bin, repo_root, require_tool, require_tools};
+use crate::support::{
+    Project, copy_tree, forge_bin, git_stdout, repo_root, require_tool, require_tools,
+};
 
 const PIPELINE: &str = "ci/update.gitlab-ci.yml";
 
@@ -36,16 +38,6 @@ fn update_pipeline_validates_against_gitlab_schema() {
     let yml = std::fs::read_to_string(repo_root().join(PIPELINE)).unwrap();
     std::fs::write(&bad, yml.replace("  script:", "  scirpt:")).unwrap();
     assert!(!check_jsonschema(&bad).status.success());
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]
@@ -78,9 +70,9 @@ fn update_pipeline_runs_under_gitlab_ci_local_and_pushes_the_branch() {
     copy_tree(&repo_root().join("ci"), &root.join("ci"));
     p.commit();
     let remote = root.join("remote.git");
-    git(root, &["init", "-q", "--bare", remote.to_str().unwrap()]);
-    git(root, &["remote", "add", "origin", remote.to_str().unwrap()]);
-    let head = git(root, &["rev-parse", "HEAD"]);
+    git_stdout(root, &["init", "-q", "--bare", remote.to_str().unwrap()]);
+    git_stdout(root, &["remote", "add", "origin", remote.to_str().unwrap()]);
+    let head = git_stdout(root, &["rev-parse", "HEAD"]);
 
     let var = |k: &str, v: &str| format!("{k}={v}");
     let out = Command::new("gitlab-ci-local")
@@ -117,11 +109,11 @@ fn update_pipeline_runs_under_gitlab_ci_local_and_pushes_the_branch() {
         "{log}"
     );
     // The branch reached the remote, with its one commit on top of HEAD.
-    let pushed = git(&remote, &["rev-parse", "update/w-2.0^"]);
+    let pushed = git_stdout(&remote, &["rev-parse", "update/w-2.0^"]);
     assert_eq!(pushed, head);
     // The checkout is as it was: HEAD, manifests, recipes.
-    assert_eq!(git(root, &["rev-parse", "HEAD"]), head);
-    assert_eq!(git(root, &["status", "--porcelain"]), "");
+    assert_eq!(git_stdout(root, &["rev-parse", "HEAD"]), head);
+    assert_eq!(git_stdout(root, &["status", "--porcelain"]), "");
     assert_eq!(
         std::fs::read_to_string(root.join("manifests/w.yaml")).unwrap(),
         "image: registry.lan/forge/w:1.0\n"

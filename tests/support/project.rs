@@ -344,6 +344,42 @@ pub fn git(dir: &Path, args: &[&str], date: &str) {
     assert!(out.status.success(), "git {args:?}: {out:?}");
 }
 
+/// Run `git args` in `dir` as it is (the caller's identity and dates) and
+/// return its trimmed stdout.
+pub fn git_stdout(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Every entry of a tree, sorted: relative path, mode (with type bits),
+/// mtime, and contents or link target (folders: empty).
+pub fn tree_listing(root: &Path) -> Vec<(String, u32, i64, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt as _;
+    walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.expect("walking the tree");
+            let m = std::fs::symlink_metadata(e.path()).expect("metadata");
+            let rel = e.path().strip_prefix(root).expect("below the root");
+            let data = if m.is_file() {
+                std::fs::read(e.path()).expect("reading a file")
+            } else if m.file_type().is_symlink() {
+                let target = std::fs::read_link(e.path()).expect("reading a link");
+                target.into_os_string().into_encoded_bytes()
+            } else {
+                Vec::new()
+            };
+            (rel.display().to_string(), m.mode(), m.mtime(), data)
+        })
+        .collect()
+}
+
 /// `git init` (if needed) and commit everything in `dir` at `date`.
 pub fn git_commit_all(dir: &Path, date: &str) {
     if !dir.join(".git").exists() {
