@@ -76,7 +76,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         problems.push(e.to_string());
     }
     for name in &image_names {
-        if let Err(e) = image_def::load(&image_def::path_for(&images_dir, name)) {
+        if let Err(e) = image_def::load_any(&image_def::path_for(&images_dir, name)) {
             problems.push(with_causes(&e));
         }
     }

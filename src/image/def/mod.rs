@@ -3,7 +3,10 @@
 //! Unknown keys are errors (a typo such as `entrypoin` must not silently
 //! build the wrong image), reported as `file:line:col` with a did-you-mean
 //! hint. The raw serde structs stay private; callers get a validated
-//! [`ImageDef`]. The format is documented in `docs/images.md`.
+//! [`Definition`]: a container [`ImageDef`] or, with `kind = "os"`, an
+//! [`OsDef`] ([`os`]). Both go through [`Src`], the one place that turns
+//! TOML and validation failures into positioned errors. The formats are
+//! documented in `docs/images.md` and `docs/os.md`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -15,8 +18,12 @@ use toml::Spanned;
 use crate::oci::Platform;
 
 mod model;
+pub mod os;
 
-pub use model::{Account, ExtraKind, ExtraPath, Group, ImageDef, Layering, LayeringMode};
+pub use model::{
+    Account, Definition, ExtraKind, ExtraPath, Group, ImageDef, Layering, LayeringMode, OemFile,
+    OsDef, PartitionSizes, Profile,
+};
 
 /// Why an image file was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +55,8 @@ pub enum DefError {
 #[serde(deny_unknown_fields)]
 struct Raw {
     schema: Spanned<u32>,
+    #[serde(rename = "kind")]
+    _kind: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     description: String,
     version: Option<String>,
@@ -133,7 +142,88 @@ pub fn path_for(images_dir: &Path, name: &str) -> PathBuf {
     images_dir.join(format!("{name}.toml"))
 }
 
-/// Read and validate an image file; the image name is the file stem.
+/// The kinds an image file may declare.
+const KINDS: [&str; 2] = ["container", "os"];
+
+/// The text of one image file, for positioned errors: the one mechanism
+/// behind every message of both kinds.
+pub(crate) struct Src<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Src<'_> {
+    /// An error at `span` of the file.
+    fn fail(&self, span: Range<usize>, message: String) -> DefError {
+        let (line, col) = line_col(self.text, span.start);
+        DefError::Invalid {
+            path: self.file.to_path_buf(),
+            line,
+            col,
+            message,
+        }
+    }
+
+    /// Deserialize the whole file, unknown fields with a did-you-mean hint.
+    fn from_toml<T: serde::de::DeserializeOwned>(&self) -> Result<T, DefError> {
+        toml::from_str(self.text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            self.fail(span, hint(e.message()))
+        })
+    }
+
+    fn check_schema(&self, schema: &Spanned<u32>) -> Result<(), DefError> {
+        if *schema.get_ref() != 1 {
+            return Err(self.fail(
+                schema.span(),
+                format!("unsupported schema {} (expected 1)", schema.get_ref()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Only the `kind` key, read first to pick the schema.
+#[derive(Deserialize)]
+struct Peek {
+    kind: Option<Spanned<String>>,
+}
+
+/// Read and validate an image file of either kind; the name is the file stem.
+pub fn load_any(path: &Path) -> Result<Definition, DefError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DefError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parse_any(&name, path, &text)
+}
+
+/// Validate the text of an image file of either kind.
+pub fn parse_any(name: &str, file: &Path, text: &str) -> Result<Definition, DefError> {
+    let src = Src { file, text };
+    let peek: Peek = src.from_toml()?;
+    match peek.kind.as_ref().map(|k| k.get_ref().as_str()) {
+        None | Some("container") => parse(name, file, text).map(Definition::Container),
+        Some("os") => os::parse(name, file, &src).map(Definition::Os),
+        Some(other) => {
+            let span = peek.kind.as_ref().map_or(0..0, |k| k.span());
+            Err(src.fail(
+                span,
+                format!(
+                    "unknown kind `{other}` (expected {})",
+                    KINDS.map(|k| format!("`{k}`")).join(" or ")
+                ),
+            ))
+        }
+    }
+}
+
+/// Read and validate a container image file; the image name is the file stem.
+/// An OS image (`kind = "os"`) is an error here: see [`load_any`].
 pub fn load(path: &Path) -> Result<ImageDef, DefError> {
     let text = std::fs::read_to_string(path).map_err(|source| DefError::Read {
         path: path.to_path_buf(),
@@ -146,40 +236,44 @@ pub fn load(path: &Path) -> Result<ImageDef, DefError> {
     parse(&name, path, &text)
 }
 
-/// Validate the text of an image file.
-pub fn parse(name: &str, file: &Path, text: &str) -> Result<ImageDef, DefError> {
-    let fail = |span: Range<usize>, message: String| {
-        let (line, col) = line_col(text, span.start);
-        DefError::Invalid {
-            path: file.to_path_buf(),
-            line,
-            col,
-            message,
-        }
-    };
-    let raw: Raw = toml::from_str(text).map_err(|e| {
-        let span = e.span().unwrap_or(0..0);
-        fail(span, hint(e.message()))
-    })?;
-    if *raw.schema.get_ref() != 1 {
-        return Err(fail(
-            raw.schema.span(),
-            format!("unsupported schema {} (expected 1)", raw.schema.get_ref()),
-        ));
-    }
-    if raw.packages.get_ref().is_empty() {
-        return Err(fail(
-            raw.packages.span(),
+/// The packages list of either kind: at least one, each one word.
+fn check_packages(
+    src: &Src<'_>,
+    raw: &Spanned<Vec<Spanned<String>>>,
+) -> Result<Vec<String>, DefError> {
+    if raw.get_ref().is_empty() {
+        return Err(src.fail(
+            raw.span(),
             "`packages` must list at least one package".into(),
         ));
     }
     let mut packages = Vec::new();
-    for p in raw.packages.get_ref() {
+    for p in raw.get_ref() {
         if p.get_ref().trim().is_empty() || p.get_ref().contains(char::is_whitespace) {
-            return Err(fail(p.span(), format!("invalid package `{}`", p.get_ref())));
+            return Err(src.fail(p.span(), format!("invalid package `{}`", p.get_ref())));
         }
         packages.push(p.get_ref().clone());
     }
+    Ok(packages)
+}
+
+/// Validate the text of a container image file.
+pub fn parse(name: &str, file: &Path, text: &str) -> Result<ImageDef, DefError> {
+    let src = Src { file, text };
+    let fail = |span: Range<usize>, message: String| src.fail(span, message);
+    let peek: Peek = src.from_toml()?;
+    match peek.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
+        None | Some(("container", _)) => {}
+        Some((other, span)) => {
+            return Err(fail(
+                span,
+                format!("kind `{other}` is not a container image (expected `container`)"),
+            ));
+        }
+    }
+    let raw: Raw = src.from_toml()?;
+    src.check_schema(&raw.schema)?;
+    let packages = check_packages(&src, &raw.packages)?;
     let mut archs = Vec::new();
     for a in raw.archs.unwrap_or_default() {
         if Platform::from_apk_arch(a.get_ref()).is_none() {
@@ -474,167 +568,4 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(text: &str) -> Result<ImageDef, String> {
-        parse("t", Path::new("images/t.toml"), text).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn full_definition() {
-        let d = p(r#"
-schema = 1
-packages = ["hello", "busybox>=1.36"]
-archs = ["x86_64", "aarch64"]
-entrypoint = ["/usr/bin/hello"]
-cmd = ["--loud"]
-env = { PATH = "/usr/bin:/bin", LANG = "C.UTF-8" }
-workdir = "/srv"
-user = "app"
-labels = { "a.b" = "c" }
-[[accounts]]
-name = "app"
-uid = 1000
-[[groups]]
-name = "staff"
-gid = 50
-members = ["app"]
-[[paths]]
-path = "/srv"
-type = "dir"
-uid = 1000
-gid = 1000
-mode = "0750"
-[[paths]]
-path = "/etc/motd"
-type = "file"
-content = "hi\n"
-[[paths]]
-path = "/bin/hi"
-type = "symlink"
-target = "/usr/bin/hello"
-[layering]
-max_layers = 4
-"#)
-        .unwrap();
-        assert_eq!(d.archs, ["x86_64", "aarch64"]);
-        assert_eq!(d.env.keys().collect::<Vec<_>>(), ["LANG", "PATH"]);
-        assert_eq!(
-            d.accounts,
-            [Account {
-                name: "app".into(),
-                uid: 1000,
-                gid: 1000,
-                home: "/home/app".into(),
-                shell: "/sbin/nologin".into()
-            }]
-        );
-        assert_eq!(
-            d.groups
-                .iter()
-                .map(|g| (g.name.as_str(), g.gid))
-                .collect::<Vec<_>>(),
-            [("staff", 50), ("app", 1000)]
-        );
-        assert_eq!(
-            d.paths[0],
-            ExtraPath {
-                path: "srv".into(),
-                kind: ExtraKind::Dir,
-                mode: 0o750,
-                uid: 1000,
-                gid: 1000
-            }
-        );
-        assert_eq!(d.paths[1].mode, 0o644);
-        assert_eq!(
-            d.layering,
-            Layering {
-                mode: LayeringMode::Origin,
-                max_layers: Some(4)
-            }
-        );
-    }
-
-    #[test]
-    fn defaults() {
-        let d = p("schema = 1\npackages = [\"hello\"]\n").unwrap();
-        assert_eq!(d.archs, ["x86_64"]);
-        assert_eq!(d.layering.mode, LayeringMode::Origin);
-        assert!(d.user.is_empty() && d.workdir.is_empty() && d.accounts.is_empty());
-    }
-
-    #[test]
-    fn errors_carry_position_and_hint() {
-        let cases = [
-            (
-                "schema = 1\npackages = [\"a\"]\nentrypoin = []\n",
-                "images/t.toml:3:1: unknown field `entrypoin`",
-                Some("did you mean `entrypoint`?"),
-            ),
-            (
-                "schema = 2\npackages = [\"a\"]\n",
-                "images/t.toml:1:10: unsupported schema 2",
-                None,
-            ),
-            (
-                "schema = 1\npackages = []\n",
-                "images/t.toml:2:12: `packages` must list",
-                None,
-            ),
-            (
-                "schema = 1\npackages = [\"a\"]\narchs = [\"sparc\"]\n",
-                "images/t.toml:3:10: unknown architecture `sparc`",
-                None,
-            ),
-            (
-                "schema = 1\npackages = [\"a\"]\nuser = \"nobody\"\n",
-                "images/t.toml:3:8: `user` names unknown account",
-                None,
-            ),
-            (
-                "schema = 1\npackages = [\"a\"]\nworkdir = \"srv\"\n",
-                "images/t.toml:3:11: `workdir` must be an absolute path",
-                None,
-            ),
-            (
-                "schema = 1\npackages = [\"a\"]\n[[paths]]\npath = \"/a/../b\"\ntype = \"dir\"\n",
-                "images/t.toml:3:1: path `/a/../b` must be absolute",
-                None,
-            ),
-            (
-                "schema = 1\npackages = [\"a\"]\n[[paths]]\npath = \"/a\"\ntype = \"file\"\n",
-                "a file needs `content`",
-                None,
-            ),
-            (
-                "schema = 1\npackages = [\"a\"]\n[layering]\nmode = \"single\"\nmax_layers = 3\n",
-                "`max_layers` only applies",
-                None,
-            ),
-            (
-                "schema = 1\npackages = [\"a\"]\n[layering]\nmode = \"flat\"\n",
-                "unknown layering mode `flat`",
-                None,
-            ),
-            (
-                "schema = 1\npackages = [\"a\"]\n[layering]\nmax_layers = 1\n",
-                "must be at least 2",
-                None,
-            ),
-            (
-                "schema = 1\npackages = [\"a\"]\n[[paths]]\npath = \"/a\"\ntype = \"dir\"\nowner = 3\n",
-                "images/t.toml:6:1: unknown field `owner`",
-                None,
-            ),
-        ];
-        for (text, want, hint) in cases {
-            let err = p(text).unwrap_err();
-            assert!(err.contains(want), "{text:?}: got {err}");
-            if let Some(h) = hint {
-                assert!(err.contains(h), "{err}");
-            }
-        }
-    }
-}
+mod tests;

@@ -115,3 +115,85 @@ pub enum LayeringMode {
     /// Everything in one layer.
     Single,
 }
+
+/// What an image file defines: `kind = "container"` (the default) or
+/// `kind = "os"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Definition {
+    /// An OCI container image ([`ImageDef`]).
+    Container(ImageDef),
+    /// A bootable OS disk image ([`OsDef`]).
+    Os(OsDef),
+}
+
+/// A validated OS image definition (`kind = "os"`): what `crate::os` turns
+/// into `out/os/NAME.raw`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsDef {
+    /// Image name (the file stem).
+    pub name: String,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Free-text description.
+    pub description: String,
+    /// Image version (shown to the node as the slot's version), if any.
+    pub version: Option<String>,
+    /// The target machine.
+    pub profile: Profile,
+    /// Packages whose files make `/usr` (apk dependency strings).
+    pub packages: Vec<String>,
+    /// Kernel command-line additions, in order (forge adds `usrhash=` itself).
+    pub cmdline: Vec<String>,
+    /// Partition sizes.
+    pub partitions: PartitionSizes,
+    /// Files of the OEM partition (per-site configuration).
+    pub oem: Vec<OemFile>,
+}
+
+/// A target machine: firmware, partition table and architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// x86_64 with UEFI firmware: GPT, an EFI system partition.
+    X86_64Uefi,
+}
+
+impl Profile {
+    /// Every profile, for error messages.
+    pub const ALL: [Profile; 1] = [Profile::X86_64Uefi];
+
+    /// The name used in image files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::X86_64Uefi => "x86_64-uefi",
+        }
+    }
+
+    /// The apk architecture whose repository supplies `/usr`.
+    pub fn arch(self) -> &'static str {
+        match self {
+            Profile::X86_64Uefi => "x86_64",
+        }
+    }
+}
+
+/// Partition sizes in bytes, each a whole number of MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionSizes {
+    /// The EFI system partition (FAT32).
+    pub esp: u64,
+    /// Each of USR-A and USR-B (erofs + its dm-verity tree).
+    pub usr: u64,
+    /// The OEM partition (FAT).
+    pub oem: u64,
+    /// ROOT, formatted and grown on first boot.
+    pub root: u64,
+}
+
+/// One file on the OEM partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OemFile {
+    /// Relative path of plain names (`config/site.conf`).
+    pub path: String,
+    /// The file's content.
+    pub content: String,
+}

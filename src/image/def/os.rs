@@ -1,0 +1,206 @@
+//! OS image definitions (`kind = "os"`): the same file, the same TOML
+//! mechanism and the same `file:line:col` errors as container images, with
+//! their own schema so a container-only key (`entrypoint`, `layering`) in an
+//! OS image is an unknown field with a did-you-mean hint, not silently
+//! ignored. The format is documented in `docs/os.md`.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::model::{OemFile, OsDef, PartitionSizes, Profile};
+use super::{DefError, Src, check_packages};
+
+/// Partition sizes when the definition names none.
+pub const DEFAULT_SIZES: PartitionSizes = PartitionSizes {
+    esp: 64 << 20,
+    usr: 512 << 20,
+    oem: 32 << 20,
+    root: 64 << 20,
+};
+
+/// The smallest EFI system partition that FAT32 can fill with 512-byte
+/// clusters (65525 clusters plus the FATs and reserved sectors).
+const MIN_ESP: u64 = 36 << 20;
+/// The largest size accepted for any partition (a typo guard: 1 TiB).
+const MAX_PART: u64 = 1 << 40;
+/// Kernel command-line keys forge sets itself.
+const RESERVED_CMDLINE: [&str; 3] = ["usrhash", "mount.usr", "mount.usrflags"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOs {
+    schema: Spanned<u32>,
+    #[serde(rename = "kind")]
+    _kind: serde::de::IgnoredAny,
+    #[serde(default)]
+    description: String,
+    version: Option<String>,
+    profile: Spanned<String>,
+    packages: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    cmdline: Vec<Spanned<String>>,
+    partitions: Option<RawPartitions>,
+    #[serde(default)]
+    oem: Vec<Spanned<RawOem>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPartitions {
+    esp: Option<Spanned<String>>,
+    usr: Option<Spanned<String>>,
+    oem: Option<Spanned<String>>,
+    root: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOem {
+    path: String,
+    content: String,
+}
+
+/// Validate an OS image file (`kind = "os"` already seen).
+pub(super) fn parse(name: &str, file: &Path, src: &Src<'_>) -> Result<OsDef, DefError> {
+    let raw: RawOs = src.from_toml()?;
+    src.check_schema(&raw.schema)?;
+    let profile = profile(src, &raw.profile)?;
+    let packages = check_packages(src, &raw.packages)?;
+    let mut cmdline = Vec::new();
+    for arg in &raw.cmdline {
+        cmdline.push(cmdline_arg(arg.get_ref()).map_err(|m| src.fail(arg.span(), m))?);
+    }
+    let partitions = match raw.partitions {
+        None => DEFAULT_SIZES,
+        Some(p) => sizes(src, p)?,
+    };
+    let mut oem: Vec<OemFile> = Vec::new();
+    for entry in raw.oem {
+        let span = entry.span();
+        let e = entry.into_inner();
+        let path = oem_path(&e.path).map_err(|m| src.fail(span.clone(), m))?;
+        if oem.iter().any(|o| o.path == path) {
+            return Err(src.fail(span, format!("oem path `{}` listed twice", e.path)));
+        }
+        oem.push(OemFile {
+            path,
+            content: e.content,
+        });
+    }
+    Ok(OsDef {
+        name: name.to_string(),
+        file: file.to_path_buf(),
+        description: raw.description,
+        version: raw.version,
+        profile,
+        packages,
+        cmdline,
+        partitions,
+        oem,
+    })
+}
+
+fn profile(src: &Src<'_>, raw: &Spanned<String>) -> Result<Profile, DefError> {
+    let want = raw.get_ref();
+    if let Some(p) = Profile::ALL.iter().find(|p| p.name() == want) {
+        return Ok(*p);
+    }
+    let known: Vec<&str> = Profile::ALL.iter().map(|p| p.name()).collect();
+    let close = known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(want, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let hint = match close {
+        Some((_, k)) => format!(" (did you mean `{k}`?)"),
+        None => String::new(),
+    };
+    Err(src.fail(
+        raw.span(),
+        format!(
+            "unknown profile `{want}`{hint}; known profiles: {}",
+            known.join(", ")
+        ),
+    ))
+}
+
+fn cmdline_arg(arg: &str) -> Result<String, String> {
+    if arg.is_empty()
+        || arg
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"')
+    {
+        return Err(format!(
+            "invalid kernel argument `{arg}` (one word: no spaces, quotes or control characters)"
+        ));
+    }
+    let key = arg.split('=').next().unwrap_or(arg);
+    if RESERVED_CMDLINE.contains(&key) {
+        return Err(format!(
+            "kernel argument `{key}` is set by forge (it points at the verity /usr)"
+        ));
+    }
+    Ok(arg.to_string())
+}
+
+fn sizes(src: &Src<'_>, raw: RawPartitions) -> Result<PartitionSizes, DefError> {
+    let one = |field: &str, v: Option<Spanned<String>>, default: u64, min: u64| match v {
+        None => Ok(default),
+        Some(s) => size(s.get_ref(), min)
+            .map_err(|m| src.fail(s.span(), format!("`partitions.{field}`: {m}"))),
+    };
+    Ok(PartitionSizes {
+        esp: one("esp", raw.esp, DEFAULT_SIZES.esp, MIN_ESP)?,
+        usr: one("usr", raw.usr, DEFAULT_SIZES.usr, 1 << 20)?,
+        oem: one("oem", raw.oem, DEFAULT_SIZES.oem, 1 << 20)?,
+        root: one("root", raw.root, DEFAULT_SIZES.root, 1 << 20)?,
+    })
+}
+
+/// `"64M"` or `"2G"` → bytes, at least `min`.
+fn size(text: &str, min: u64) -> Result<u64, String> {
+    let bad = || format!("invalid size `{text}` (a whole number of MiB or GiB: \"64M\", \"2G\")");
+    let (digits, shift) = if let Some(d) = text.strip_suffix('M') {
+        (d, 20)
+    } else if let Some(d) = text.strip_suffix('G') {
+        (d, 30)
+    } else {
+        return Err(bad());
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 7 {
+        return Err(bad());
+    }
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let bytes = n << shift;
+    if bytes < min {
+        return Err(format!("{text} is below the minimum of {}M", min >> 20));
+    }
+    if bytes > MAX_PART {
+        return Err(format!("{text} is above the maximum of 1024G"));
+    }
+    Ok(bytes)
+}
+
+fn oem_path(path: &str) -> Result<String, String> {
+    let rel = path.strip_prefix('/').unwrap_or(path);
+    let plain = |c: &str| {
+        !c.is_empty()
+            && c != "."
+            && c != ".."
+            && c.len() <= 255
+            && !c.starts_with('-')
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
+    };
+    if rel.is_empty() || rel.len() > 1024 || !rel.split('/').all(plain) {
+        return Err(format!(
+            "oem path `{path}` must be a normalized path of plain names ([A-Za-z0-9._+-], no `.`, `..`, `//`)"
+        ));
+    }
+    Ok(rel.to_string())
+}
+
+#[cfg(test)]
+mod tests;
