@@ -165,7 +165,7 @@ impl Src<'_> {
     }
 
     /// Deserialize the whole file, unknown fields with a did-you-mean hint.
-    fn from_toml<T: serde::de::DeserializeOwned>(&self) -> Result<T, DefError> {
+    fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, DefError> {
         toml::from_str(self.text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             self.fail(span, hint(e.message()))
@@ -205,9 +205,11 @@ pub fn load_any(path: &Path) -> Result<Definition, DefError> {
 /// Validate the text of an image file of either kind.
 pub fn parse_any(name: &str, file: &Path, text: &str) -> Result<Definition, DefError> {
     let src = Src { file, text };
-    let peek: Peek = src.from_toml()?;
+    let peek: Peek = src.deserialize()?;
     match peek.kind.as_ref().map(|k| k.get_ref().as_str()) {
-        None | Some("container") => parse(name, file, text).map(Definition::Container),
+        None | Some("container") => {
+            parse(name, file, text).map(|d| Definition::Container(Box::new(d)))
+        }
         Some("os") => os::parse(name, file, &src).map(Definition::Os),
         Some(other) => {
             let span = peek.kind.as_ref().map_or(0..0, |k| k.span());
@@ -261,7 +263,7 @@ fn check_packages(
 pub fn parse(name: &str, file: &Path, text: &str) -> Result<ImageDef, DefError> {
     let src = Src { file, text };
     let fail = |span: Range<usize>, message: String| src.fail(span, message);
-    let peek: Peek = src.from_toml()?;
+    let peek: Peek = src.deserialize()?;
     match peek.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
         None | Some(("container", _)) => {}
         Some((other, span)) => {
@@ -271,7 +273,7 @@ pub fn parse(name: &str, file: &Path, text: &str) -> Result<ImageDef, DefError> 
             ));
         }
     }
-    let raw: Raw = src.from_toml()?;
+    let raw: Raw = src.deserialize()?;
     src.check_schema(&raw.schema)?;
     let packages = check_packages(&src, &raw.packages)?;
     let mut archs = Vec::new();

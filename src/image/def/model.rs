@@ -121,7 +121,7 @@ pub enum LayeringMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Definition {
     /// An OCI container image ([`ImageDef`]).
-    Container(ImageDef),
+    Container(Box<ImageDef>),
     /// A bootable OS disk image ([`OsDef`]).
     Os(OsDef),
 }

@@ -64,7 +64,7 @@ struct RawOem {
 
 /// Validate an OS image file (`kind = "os"` already seen).
 pub(super) fn parse(name: &str, file: &Path, src: &Src<'_>) -> Result<OsDef, DefError> {
-    let raw: RawOs = src.from_toml()?;
+    let raw: RawOs = src.deserialize()?;
     src.check_schema(&raw.schema)?;
     let profile = profile(src, &raw.profile)?;
     let packages = check_packages(src, &raw.packages)?;
