@@ -217,7 +217,7 @@ fn publish_script(o: &ChildOptions) -> Vec<String> {
             .to_string(),
         format!("{} index", o.forge),
         format!(
-            "{} verify \"out/repo/$FORGE_ARCH/APKINDEX.tar.gz\"",
+            "{} verify \"${{FORGE_OUT:-out}}/repo/$FORGE_ARCH/APKINDEX.tar.gz\"",
             o.forge
         ),
         format!("{} publish --repo $FORGE_PUBLISH_FLAGS", o.forge),

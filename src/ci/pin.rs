@@ -1,7 +1,7 @@
 //! `forge pin`: write the digests just published into a manifests checkout.
 //!
 //! Every `kustomization.yaml` (or `.yml`, or `Kustomization`) committed in
-//! the checkout has its matching `images:` entries rewritten in place
+//! the checkout (read from `HEAD`, not the work tree) has its matching `images:` entries rewritten in place
 //! ([`super::kustomize`]): `newTag` and `digest` both, so the reference is
 //! readable and pinned. The edited files go into one commit on top of
 //! `HEAD`, given a new branch; the current branch, index and work tree are
@@ -120,21 +120,20 @@ pub fn parse_reference(reference: &str, tag: Option<&str>) -> Result<Pin, PinErr
     })
 }
 
-/// Kustomization files under `dir`, work-tree relative, sorted.
+/// Kustomization files committed under `dir`, work-tree relative, sorted
+/// (what the work tree holds besides, such as CI build copies, is not read).
 fn kustomizations(repo: &Repo, dir: &Path) -> Result<Vec<String>, PinError> {
-    let mut files = Vec::new();
-    let walk = walkdir::WalkDir::new(dir)
-        .sort_by_file_name()
+    let prefix = repo.relative(dir)?;
+    let mut files: Vec<String> = repo
+        .head_paths()?
         .into_iter()
-        .filter_entry(|e| e.file_name() != ".git");
-    for e in walk.flatten() {
-        let n = e.file_name();
-        if e.file_type().is_file()
-            && (n == "kustomization.yaml" || n == "kustomization.yml" || n == "Kustomization")
-        {
-            files.push(repo.relative(e.path())?);
-        }
-    }
+        .filter(|p| prefix.is_empty() || p.starts_with(&format!("{prefix}/")))
+        .filter(|p| {
+            let name = p.rsplit('/').next().unwrap_or(p);
+            name == "kustomization.yaml" || name == "kustomization.yml" || name == "Kustomization"
+        })
+        .collect();
+    files.sort();
     Ok(files)
 }
 

@@ -149,6 +149,25 @@ impl Repo {
         )
     }
 
+    /// Every file path in `HEAD`'s tree (work-tree relative, `/`-separated).
+    pub fn head_paths(&self) -> Result<Vec<String>, GitError> {
+        let tree = git(
+            "reading HEAD",
+            self.repo.head().and_then(|h| h.peel_to_tree()),
+        )?;
+        let mut paths = Vec::new();
+        git(
+            "listing HEAD",
+            tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+                if entry.kind() == Some(ObjectType::Blob) {
+                    paths.push(format!("{dir}{}", entry.name().unwrap_or("")));
+                }
+                git2::TreeWalkResult::Ok
+            }),
+        )?;
+        Ok(paths)
+    }
+
     /// The commit `refs/heads/<branch>` points at.
     pub fn branch_commit(&self, branch: &str) -> Result<Oid, GitError> {
         let r = git(

@@ -7,6 +7,7 @@
 mod apk;
 mod build;
 mod ci;
+mod ci_loop;
 mod crun;
 mod examples;
 mod faults;
