@@ -101,6 +101,12 @@ fn pin_commits_the_digest_on_a_branch_and_keeps_formatting() {
 #[test]
 fn pin_errors_name_the_image_and_the_files() {
     let dir = manifests();
+    // Only committed kustomizations are read (not, e.g., CI build copies).
+    support::write(
+        dir.path(),
+        ".gitlab-ci-local/builds/lab/kustomization.yaml",
+        KUSTOMIZATION,
+    );
     let digest = format!("sha256:{}", "ab".repeat(32));
     let err = run_err(forge(dir.path()).args([
         "pin",
