@@ -123,6 +123,9 @@ fn report_json(r: &PushReport) -> serde_json::Value {
 pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     let shell = &settings.shell;
     let target = Target::parse(&args.registry)?;
+    // One writer on out/ at a time: publish records its upload state under
+    // out/registry, and taking the lock also sweeps what a killed run left.
+    let _lock = crate::pipeline::OutLock::acquire(settings)?;
     let names = if args.repo_only {
         Vec::new()
     } else if args.names.is_empty() {
