@@ -19,6 +19,9 @@ use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 
 use super::state::FeedMemo;
 
+/// The longest a `Retry-After` answer holds back a host's other feeds.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
 /// Redirects followed before a feed counts as a redirect loop.
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -102,11 +105,17 @@ impl Limiter {
         }
     }
 
+    /// Push this host's next slot `delay` away (a `Retry-After` answer),
+    /// capped at [`MAX_BACKOFF`].
+    pub fn defer(&self, url: &str, delay: Duration) {
+        let until = Instant::now() + delay.min(MAX_BACKOFF);
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = next.entry(host_of(url)).or_insert(until);
+        *slot = (*slot).max(until);
+    }
+
     /// Wait for this host's next slot.
     pub fn wait(&self, url: &str) {
-        if self.interval.is_zero() {
-            return;
-        }
         let host = host_of(url);
         let now = Instant::now();
         let slot = {
@@ -206,6 +215,14 @@ pub fn fetch_all(
                     let Some(url) = urls.get(i) else { break };
                     limiter.wait(url);
                     let r = fetch(&client, url, memos.get(url), opts.max_bytes);
+                    // A host that asks to be left alone is, for its other feeds.
+                    if let Err(FetchError::Status {
+                        retry: Some(after), ..
+                    }) = &r
+                        && let Ok(secs) = after.trim().parse::<u64>()
+                    {
+                        limiter.defer(url, Duration::from_secs(secs));
+                    }
                     results
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -237,5 +254,17 @@ mod tests {
         let took = t.elapsed();
         assert!(took >= Duration::from_millis(100), "{took:?}");
         assert!(took < Duration::from_millis(1000), "{took:?}");
+        // Retry-After defers the host's next slot; other hosts are not held.
+        let l = Limiter::new(Duration::ZERO);
+        l.defer("http://busy/x", Duration::from_millis(300));
+        let t = Instant::now();
+        l.wait("http://idle/x");
+        assert!(t.elapsed() < Duration::from_millis(200));
+        l.wait("http://busy/y");
+        assert!(
+            t.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

@@ -353,3 +353,71 @@ fn lint_checks_the_update_section() {
     assert!(stderr.contains("has both `github` and `feed`"), "{stderr}");
     assert!(stderr.contains("does not contain `${version}`"), "{stderr}");
 }
+
+/// Figures for docs and reports (run by hand, release build recommended):
+/// `cargo test --release --test cli update::figures -- --ignored --nocapture`.
+/// 1,000 recipes' feeds against one loopback server, a first run and a
+/// second one answered only by 304s; and the peak memory (max RSS, from
+/// `/usr/bin/time -v`) of a run whose one feed is a 50 MB body.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn figures() {
+    let server = Server::start::<String>(vec![]);
+    let p = Project::new();
+    let rss = b"<rss><channel><item><title>1.0</title></item><item><title>0.9</title></item></channel></rss>";
+    for i in 0..1000 {
+        let name = format!("r{i}");
+        server.route(
+            format!("/f/{name}.rss"),
+            Reply::Tagged(rss.to_vec(), "\"v1\""),
+        );
+        let update = format!("feed = \"{}\"", server.url(&format!("/f/{name}.rss")));
+        let url = format!("{}/dl/{name}-${{version}}.tar.gz", server.url(""));
+        let text = recipe_text(&name, "1.0", &update, &url, &"0".repeat(64), "");
+        p.write(&format!("recipes/{name}/recipe.toml"), &text);
+    }
+    p.commit();
+    for run_no in 1..=2 {
+        let t = std::time::Instant::now();
+        let (stdout, _) = run_ok(update(p.path(), &server).arg("--json"));
+        let secs = t.elapsed().as_secs_f64();
+        let status = if run_no == 1 {
+            "up-to-date"
+        } else {
+            "not-modified"
+        };
+        assert_eq!(stdout.matches(status).count(), 1000, "run {run_no}");
+        eprintln!("FIGURE run {run_no}: 1000 feeds in {secs:.2}s ({status})");
+    }
+    let statuses: Vec<u16> = server.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 304).count(), 1000);
+
+    server.route("/huge.rss", Reply::Huge(50 << 20));
+    let q = Project::new();
+    let update_line = format!("feed = \"{}\"", server.url("/huge.rss"));
+    let text = recipe_text(
+        "h",
+        "1.0",
+        &update_line,
+        "https://x.invalid/h-${version}.tar.gz",
+        &"0".repeat(64),
+        "",
+    );
+    q.write("recipes/h/recipe.toml", &text);
+    q.commit();
+    let out = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(crate::support::forge_bin())
+        .args(["update", "--host-interval", "0"])
+        .current_dir(q.path())
+        .env("FORGE_CACHE_DIR", q.path().join(".forge-cache"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("larger than"), "{err}");
+    let rss = err
+        .lines()
+        .find(|l| l.contains("Maximum resident set size"))
+        .unwrap_or_default();
+    eprintln!("FIGURE 50 MB feed body: refused; {}", rss.trim());
+}
