@@ -23,6 +23,7 @@
 //! | [`sign`] | RSA signing keys: generation, loading, trust |
 //! | [`oci`] | OCI documents, canonical JSON, image layout writer |
 //! | [`image`] | `images/NAME.toml` → OCI image layout + SPDX SBOMs |
+//! | [`os`] | `kind = "os"` images → raw GPT disks: erofs `/usr` + dm-verity, FAT ESP/OEM |
 //! | [`build`] | sandboxed build steps → staged package trees (`out/stage/`) |
 //! | [`process`] | the one wrapper for running external commands |
 //! | [`registry`] | OCI distribution client: push layouts and artifacts, pull them back |
@@ -42,6 +43,7 @@ pub mod image;
 pub mod imagesign;
 pub mod jobs;
 pub mod oci;
+pub mod os;
 pub mod output;
 pub mod pipeline;
 pub mod plan;

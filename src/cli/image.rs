@@ -17,6 +17,10 @@ pub struct Args {
 
 /// Run `forge image`.
 pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
+    let file = image::def::path_for(&settings.images_dir(), &args.name);
+    if let Ok(image::def::Definition::Os(_)) = image::def::load_any(&file) {
+        return super::os::build(settings, &args.name);
+    }
     let opts = BuildOptions {
         name: args.name.clone(),
     };

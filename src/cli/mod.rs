@@ -22,6 +22,7 @@ mod inspect;
 mod keygen;
 mod lint;
 mod new;
+mod os;
 mod pin;
 mod plan;
 mod publish;
@@ -111,6 +112,8 @@ enum Command {
     Lint(lint::Args),
     /// Scaffold a new recipe.
     New(new::Args),
+    /// OS disk images (`kind = "os"`): `forge os build NAME`.
+    Os(os::Args),
     /// Verify packages and indexes: signature, datahash, file checksums.
     Verify(verify::Args),
     /// Push built images (signed, with SBOM and provenance) to a registry.
@@ -175,6 +178,7 @@ fn run(cli: Cli, shell: Shell) -> Result<ExitCode> {
         Command::Pin(args) => pin::run(&shell, args),
         Command::Plan(args) => plan::run(&settings_for(&cli.global, shell)?, args),
         Command::Graph(args) => graph::run(&settings_for(&cli.global, shell)?, args),
+        Command::Os(args) => os::run(&settings_for(&cli.global, shell)?, args),
         Command::Lint(args) => lint::run(&settings_for(&cli.global, shell)?, args),
         Command::Index(args) => index::run(&settings_for(&cli.global, shell)?, args),
         Command::Inspect(args) => inspect::run(&shell, args),

@@ -74,7 +74,7 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<BuiltImage, Ima
     for arch in &def.archs {
         shell.status("Resolving", format!("{} for {arch}", def.name));
         let t = std::time::Instant::now();
-        let input = load_arch(settings, &def, arch, &trusted)?;
+        let input = load_arch(settings, &def.packages, arch, &trusted)?;
         shell.verbose(format!(
             "verified and read {} packages for {arch} in {:.2}s",
             input.packages.len(),
@@ -281,6 +281,12 @@ impl GitInfo {
             file_time,
         })
     }
+}
+
+/// Commit time of the newest commit that changed `file` (the definition's
+/// part of the epoch rule), when `file` is in a git work tree.
+pub(crate) fn definition_time(file: &Path) -> Option<u64> {
+    GitInfo::for_file(file).and_then(|g| g.file_time)
 }
 
 /// Commit time of the newest commit (first-parent walk) that changed `rel`.

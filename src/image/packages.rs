@@ -10,7 +10,6 @@ use base64::Engine as _;
 
 use super::ImageError;
 use super::assemble::ArchInput;
-use super::def::ImageDef;
 use super::rootfs::{Entry, EntryKind, InstalledPackage, PackageMeta};
 use super::sbom::SourceRef;
 use crate::apk::index::{Index, IndexEntry};
@@ -20,10 +19,11 @@ use crate::resolve::{Candidate, Request, resolve};
 use crate::settings::Settings;
 use crate::sign::TrustedKeys;
 
-/// Resolve the definition's packages for `arch` and read them, verified.
-pub(super) fn load_arch(
+/// Resolve `packages` (apk dependency strings) for `arch` and read them,
+/// verified. Container images and OS images (`crate::os`) both use it.
+pub(crate) fn load_arch(
     settings: &Settings,
-    def: &ImageDef,
+    packages: &[String],
     arch: &str,
     trusted: &TrustedKeys,
 ) -> Result<ArchInput, ImageError> {
@@ -41,7 +41,7 @@ pub(super) fn load_arch(
     })?;
     let candidates: Vec<Candidate> = index.entries.iter().map(Candidate::from).collect();
     let request = Request {
-        deps: &def.packages,
+        deps: packages,
         by: "the image",
         missing_transitive_ok: false,
     };

@@ -83,6 +83,8 @@ fn swept_folders(out: &Path) -> Vec<PathBuf> {
         out.join("registry"),
         out.join("stage"),
         out.join("images"),
+        // OS disks: `.NAME.raw.tmp-*` and the `.NAME.tmp-work-*` folder.
+        out.join("os"),
     ];
     dirs.extend(subdirs(out.join("repo")));
     dirs.extend(subdirs(out.join("state")));

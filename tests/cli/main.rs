@@ -15,6 +15,7 @@ mod fuzz_regressions;
 mod graph;
 mod graphgen;
 mod image;
+mod os;
 mod pin;
 mod plan;
 mod recipe;

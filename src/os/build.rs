@@ -1,0 +1,250 @@
+//! `forge os build NAME`: one OS image from its definition and the signed
+//! repository to `out/os/NAME.raw` and its manifest `out/os/NAME.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::disk::{self, Piece, Placed};
+use super::fat::{self, FatSpec};
+use super::seed::Seed;
+use super::{OsError, usr};
+use crate::image::def::{self, Definition, OsDef};
+use crate::settings::Settings;
+
+/// The manifest written beside the disk: what a test, `veritysetup verify`
+/// or a later update step needs to know about it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Manifest {
+    /// The image name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The profile.
+    pub profile: String,
+    /// The epoch every time in the image equals.
+    pub epoch: u64,
+    /// The disk GUID.
+    pub disk_guid: String,
+    /// The dm-verity root hash of USR-A.
+    pub usr_root_hash: String,
+    /// Bytes of the erofs `/usr` (the hash tree starts here in USR-A).
+    pub usr_hash_offset: u64,
+    /// Data blocks of 4096 bytes covered by the hash tree.
+    pub usr_data_blocks: u64,
+    /// The kernel command line (additions, then forge's own arguments).
+    pub cmdline: String,
+    /// Where each partition landed.
+    pub partitions: Vec<Placed>,
+}
+
+/// A finished OS image.
+#[derive(Debug, Clone)]
+pub struct BuiltOs {
+    /// `out/os/NAME.raw`.
+    pub disk: PathBuf,
+    /// `out/os/NAME.json`.
+    pub manifest_path: PathBuf,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+/// Build `images/NAME.toml` (which must say `kind = "os"`).
+pub fn build(settings: &Settings, name: &str) -> Result<BuiltOs, OsError> {
+    let valid = name.bytes().enumerate().all(|(i, b)| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && b"._-".contains(&b))
+    });
+    if name.is_empty() || !valid {
+        return Err(OsError::InvalidName(name.to_string()));
+    }
+    let file = def::path_for(&settings.images_dir(), name);
+    if !file.is_file() {
+        return Err(OsError::NotFound { path: file });
+    }
+    let def = match def::load_any(&file)? {
+        Definition::Os(d) => d,
+        Definition::Container(_) => {
+            return Err(OsError::NotOs {
+                name: name.to_string(),
+                file,
+            });
+        }
+    };
+    super::check_host_tools()?;
+    let shell = &settings.shell;
+    let arch = def.profile.arch();
+    shell.status("Resolving", format!("{name} for {arch}"));
+    let packages = (|| {
+        let trusted = crate::sign::load_trust(settings, &settings.keys_dir())
+            .map_err(crate::image::ImageError::Keys)?;
+        crate::image::packages::load_arch(settings, &def.packages, arch, &trusted)
+    })()
+    .map_err(|e| OsError::Packages {
+        name: name.to_string(),
+        source: Box::new(e),
+    })?;
+    let newest = packages
+        .packages
+        .iter()
+        .map(|p| p.meta.builddate)
+        .chain(crate::image::build::definition_time(&def.file))
+        .max()
+        .map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+    let env = std::env::var(crate::epoch::ENV).ok();
+    let (epoch, _) = crate::epoch::source_date_epoch(newest, env.as_deref())?;
+    let epoch = epoch.max(0) as u64;
+
+    let out_dir = settings.out.join("os");
+    std::fs::create_dir_all(&out_dir).map_err(OsError::io("creating", &out_dir))?;
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-work-"))
+        .tempdir_in(&out_dir)
+        .map_err(OsError::io("creating a folder in", &out_dir))?;
+    let t = Instant::now();
+    shell.status("Assembling", format!("{name} ({})", def.profile.name()));
+    let built = assemble(&def, &packages.packages, work.path(), &out_dir, epoch)?;
+    shell.verbose(format!(
+        "assembled {} in {:.2}s",
+        built.disk.display(),
+        t.elapsed().as_secs_f64()
+    ));
+    shell.status("Built", built.disk.display().to_string());
+    Ok(built)
+}
+
+/// Everything after the packages are read: the filesystems, the disk and
+/// the manifest. `work` is scratch space; `out_dir` receives the results.
+pub fn assemble(
+    def: &OsDef,
+    packages: &[crate::image::rootfs::InstalledPackage],
+    work: &Path,
+    out_dir: &Path,
+    epoch: u64,
+) -> Result<BuiltOs, OsError> {
+    let seed = Seed::for_image(&def.name);
+    let tree = work.join("usr");
+    usr::write_tree(def, packages, &tree, epoch)?;
+    let usr = usr::make(&tree, work, &seed, epoch)?;
+    let need = usr.fs_bytes + usr.hash_bytes;
+    if need > def.partitions.usr {
+        return Err(OsError::UsrTooBig {
+            file: def.file.clone(),
+            need,
+            fs: usr.fs_bytes,
+            hash: usr.hash_bytes,
+            have: def.partitions.usr,
+        });
+    }
+    let esp = work.join("esp.fat");
+    fat::make(&esp, &esp_spec(def, &seed), &work.join("esp-src"), epoch)?;
+    let oem = work.join("oem.fat");
+    fat::make(&oem, &oem_spec(def, &seed), &work.join("oem-src"), epoch)?;
+    let pieces = pieces(def, &seed, &usr, esp, oem);
+    let table = disk::layout(seed.guid("disk"), &pieces)?;
+    let disk_path = out_dir.join(format!("{}.raw", def.name));
+    let partitions = disk::write(&disk_path, &table, &pieces)?;
+    let usr_a = &partitions[1].partuuid;
+    let mut cmdline = def.cmdline.clone();
+    cmdline.push(format!("mount.usr=PARTUUID={usr_a}"));
+    cmdline.push("mount.usrflags=ro".to_string());
+    cmdline.push(format!("usrhash={}", usr.root_hash));
+    let manifest = Manifest {
+        name: def.name.clone(),
+        version: def.version.clone().unwrap_or_default(),
+        profile: def.profile.name().to_string(),
+        epoch,
+        disk_guid: seed.guid("disk").to_string(),
+        usr_root_hash: usr.root_hash.clone(),
+        usr_hash_offset: usr.fs_bytes,
+        usr_data_blocks: usr.fs_bytes / usr::BLOCK,
+        cmdline: cmdline.join(" "),
+        partitions,
+    };
+    let manifest_path = out_dir.join(format!("{}.json", def.name));
+    let mut json = serde_json::to_vec_pretty(&manifest)
+        .map_err(std::io::Error::other)
+        .map_err(OsError::io("encoding", &manifest_path))?;
+    json.push(b'\n');
+    crate::util::write_atomic(&manifest_path, &json, Some(0o644))
+        .map_err(OsError::io("writing", &manifest_path))?;
+    Ok(BuiltOs {
+        disk: disk_path,
+        manifest_path,
+        manifest,
+    })
+}
+
+fn esp_spec<'a>(def: &OsDef, seed: &Seed) -> FatSpec<'a> {
+    let mut files = BTreeMap::new();
+    files.insert("loader/loader.conf".to_string(), b"timeout 0\n".to_vec());
+    FatSpec {
+        label: "EFI-SYSTEM",
+        volume_id: seed.hex4("esp-volume-id"),
+        size: def.partitions.esp,
+        fat32: true,
+        dirs: vec!["EFI".into(), "EFI/BOOT".into(), "EFI/Linux".into()],
+        files,
+    }
+}
+
+fn oem_spec<'a>(def: &OsDef, seed: &Seed) -> FatSpec<'a> {
+    FatSpec {
+        label: "OEM",
+        volume_id: seed.hex4("oem-volume-id"),
+        size: def.partitions.oem,
+        fat32: false,
+        dirs: Vec::new(),
+        files: def
+            .oem
+            .iter()
+            .map(|f| (f.path.clone(), f.content.clone().into_bytes()))
+            .collect(),
+    }
+}
+
+fn pieces(def: &OsDef, seed: &Seed, usr: &usr::UsrImage, esp: PathBuf, oem: PathBuf) -> Vec<Piece> {
+    let ro = super::gpt::ATTR_READ_ONLY;
+    let sizes = def.partitions;
+    vec![
+        Piece {
+            label: "EFI-SYSTEM",
+            type_guid: super::TYPE_ESP,
+            guid: seed.guid("esp"),
+            attributes: 0,
+            size: sizes.esp,
+            content: vec![(0, esp)],
+        },
+        Piece {
+            label: "USR-A",
+            type_guid: super::TYPE_USR_X86_64,
+            guid: seed.guid("usr-a"),
+            attributes: ro,
+            size: sizes.usr,
+            content: vec![(0, usr.fs.clone()), (usr.fs_bytes, usr.hash.clone())],
+        },
+        Piece {
+            label: "USR-B",
+            type_guid: super::TYPE_USR_X86_64,
+            guid: seed.guid("usr-b"),
+            attributes: ro,
+            size: sizes.usr,
+            content: Vec::new(),
+        },
+        Piece {
+            label: "OEM",
+            type_guid: super::TYPE_LINUX_DATA,
+            guid: seed.guid("oem"),
+            attributes: 0,
+            size: sizes.oem,
+            content: vec![(0, oem)],
+        },
+        Piece {
+            label: "ROOT",
+            type_guid: super::TYPE_ROOT_X86_64,
+            guid: seed.guid("root"),
+            attributes: 0,
+            size: sizes.root,
+            content: Vec::new(),
+        },
+    ]
+}

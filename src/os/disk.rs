@@ -1,0 +1,170 @@
+//! The raw disk: partitions placed at 1 MiB boundaries, each filled from its
+//! filesystem file, the GPT written around them, all into a temporary file
+//! in the destination folder that is fsynced and renamed over
+//! `out/os/NAME.raw` only when complete. An error at any step drops the
+//! temporary file: there is never a partial `.raw`.
+//!
+//! Blocks of zeros are not written (the file stays sparse), so an empty
+//! USR-B or ROOT costs no disk space and no time.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::OsError;
+use super::gpt::{self, Gpt, Partition, SECTOR};
+use super::seed::Guid;
+
+/// Partitions start and end on this boundary.
+const ALIGN: u64 = 1 << 20;
+
+/// One partition to place, with the files that fill it (in order, each
+/// starting where the previous ended).
+#[derive(Debug, Clone)]
+pub struct Piece {
+    /// Label.
+    pub label: &'static str,
+    /// Type GUID.
+    pub type_guid: Guid,
+    /// Unique GUID.
+    pub guid: Guid,
+    /// Attribute bits.
+    pub attributes: u64,
+    /// Size in bytes (a whole number of MiB).
+    pub size: u64,
+    /// Contents: (offset inside the partition, file).
+    pub content: Vec<(u64, PathBuf)>,
+}
+
+/// Where each partition landed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Placed {
+    /// Label.
+    pub label: String,
+    /// Partition number (from 1).
+    pub number: usize,
+    /// Unique GUID (`PARTUUID`).
+    pub partuuid: String,
+    /// First byte on the disk.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The table for `pieces`, laid out from 1 MiB with 1 MiB alignment and
+/// 1 MiB free at the end (the backup table lives there).
+pub fn layout(disk_guid: Guid, pieces: &[Piece]) -> Result<Gpt, OsError> {
+    let mut at = ALIGN;
+    let mut partitions = Vec::new();
+    for p in pieces {
+        let size = p.size.div_ceil(ALIGN) * ALIGN;
+        partitions.push(Partition {
+            type_guid: p.type_guid,
+            guid: p.guid,
+            name: p.label.to_string(),
+            first_lba: at / SECTOR,
+            last_lba: (at + size) / SECTOR - 1,
+            attributes: p.attributes,
+        });
+        at += size;
+    }
+    let g = Gpt {
+        disk_guid,
+        total_sectors: (at + ALIGN) / SECTOR,
+        partitions,
+    };
+    g.check()?;
+    Ok(g)
+}
+
+/// Write the disk to `dest` atomically; returns where each piece landed.
+pub fn write(dest: &Path, table: &Gpt, pieces: &[Piece]) -> Result<Vec<Placed>, OsError> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-"))
+        .tempfile_in(dir)
+        .map_err(OsError::io("creating a file in", dir))?;
+    let tmp_path = tmp.path().to_path_buf();
+    let io = |what| OsError::io(what, &tmp_path);
+    let f = tmp.as_file_mut();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io("setting the mode of"))?;
+    }
+    f.set_len(table.total_sectors * SECTOR)
+        .map_err(io("sizing"))?;
+    f.write_all(&table.primary()).map_err(io("writing"))?;
+    let backup_at = (table.total_sectors - gpt::BACKUP_SECTORS) * SECTOR;
+    f.seek(SeekFrom::Start(backup_at)).map_err(io("seeking"))?;
+    f.write_all(&table.backup()).map_err(io("writing"))?;
+    let mut placed = Vec::new();
+    for (i, (piece, part)) in pieces.iter().zip(&table.partitions).enumerate() {
+        let start = part.first_lba * SECTOR;
+        let size = (part.last_lba + 1 - part.first_lba) * SECTOR;
+        for (offset, file) in &piece.content {
+            splice(f, start + offset, start + size, file, &tmp_path)?;
+        }
+        placed.push(Placed {
+            label: piece.label.to_string(),
+            number: i + 1,
+            partuuid: piece.guid.to_string(),
+            offset: start,
+            size,
+        });
+    }
+    f.sync_all().map_err(io("syncing"))?;
+    tmp.persist(dest)
+        .map_err(|e| OsError::io("renaming", dest)(e.error))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(OsError::io("syncing", dir))?;
+    Ok(placed)
+}
+
+/// Copy `file` into `disk` at `at`, never past `end`, skipping zero blocks.
+fn splice(
+    disk: &mut File,
+    at: u64,
+    end: u64,
+    file: &Path,
+    disk_path: &Path,
+) -> Result<(), OsError> {
+    let mut src = File::open(file).map_err(OsError::io("opening", file))?;
+    let len = src.metadata().map_err(OsError::io("reading", file))?.len();
+    if at + len > end {
+        return Err(OsError::io("placing", file)(std::io::Error::other(
+            "the file is larger than its partition",
+        )));
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = at;
+    loop {
+        let n = read_full(&mut src, &mut buf).map_err(OsError::io("reading", file))?;
+        if n == 0 {
+            return Ok(());
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            disk.seek(SeekFrom::Start(pos))
+                .map_err(OsError::io("seeking", disk_path))?;
+            disk.write_all(&buf[..n])
+                .map_err(OsError::io("writing", disk_path))?;
+        }
+        pos += n as u64;
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}

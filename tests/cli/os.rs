@@ -1,0 +1,283 @@
+//! OS disk images (`forge os build`): the disk from the example `hello`
+//! package passes sgdisk, fsck.vfat, fsck.erofs and `veritysetup verify`
+//! with its root hash; two projects in different folders, built at
+//! different times, give the same bytes; bad input is a clear error that
+//! leaves no partial `out/os/*.raw`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::{self, Project, forge, run_err, run_ok};
+
+/// Every host tool these tests run.
+const TOOLS: [&str; 8] = [
+    "mkfs.erofs",
+    "fsck.erofs",
+    "veritysetup",
+    "mkfs.vfat",
+    "fsck.vfat",
+    "mmd",
+    "mcopy",
+    "sgdisk",
+];
+
+const OS_IMAGE: &str = r#"schema = 1
+kind = "os"
+version = "1.0"
+profile = "x86_64-uefi"
+packages = ["hello"]
+cmdline = ["console=ttyS0"]
+[partitions]
+esp = "40M"
+usr = "4M"
+oem = "4M"
+root = "4M"
+[[oem]]
+path = "forge/site.conf"
+content = "registry = \"registry.lan:5000/forge\"\n"
+"#;
+
+fn ready() -> bool {
+    support::require_bwrap() && support::require_tools(&TOOLS)
+}
+
+/// A project with the `hello` example built and `images/t.toml` = `image`.
+fn project_with_hello(image: &str) -> Project {
+    let p = Project::new();
+    p.copy_recipes(&["hello"])
+        .write("images/t.toml", image)
+        .key()
+        .commit();
+    run_ok(forge(p.path()).args(["build", "hello", "--no-images"]));
+    p
+}
+
+fn manifest(root: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(root.join("out/os/t.json")).unwrap()).unwrap()
+}
+
+fn sha256(path: &Path) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// Copy `len` bytes at `offset` of `disk` into a file of their own.
+fn extract(disk: &Path, offset: u64, len: u64, to: &Path) -> PathBuf {
+    use std::io::{Read as _, Seek as _};
+    let mut f = std::fs::File::open(disk).unwrap();
+    f.seek(std::io::SeekFrom::Start(offset)).unwrap();
+    let mut buf = vec![0u8; len as usize];
+    f.read_exact(&mut buf).unwrap();
+    std::fs::write(to, buf).unwrap();
+    to.to_path_buf()
+}
+
+fn partition(m: &Value, label: &str) -> (u64, u64) {
+    let p = m["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["label"] == label)
+        .unwrap_or_else(|| panic!("no partition {label}"));
+    (p["offset"].as_u64().unwrap(), p["size"].as_u64().unwrap())
+}
+
+fn tool(program: &str, args: &[&str], paths: &[&Path]) -> String {
+    let (out, err) = run_ok(Command::new(program).args(args).args(paths));
+    format!("{out}{err}")
+}
+
+/// Names of files in `out/os/`: no temporary leftovers, no partial disk.
+fn out_os(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("out/os"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn os_image_passes_the_checks_and_two_builds_are_identical() {
+    if !ready() {
+        return;
+    }
+    let a = project_with_hello(OS_IMAGE);
+    let (stdout, _) = run_ok(forge(a.path()).args(["os", "build", "t"]));
+    // A different folder, a later time (FAT times have 2 s resolution).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let b = project_with_hello(OS_IMAGE);
+    run_ok(forge(b.path()).args(["image", "t"]));
+    let disk = a.path().join("out/os/t.raw");
+    let m = manifest(a.path());
+    let root_hash = m["usr_root_hash"].as_str().unwrap().to_string();
+    assert_eq!(stdout.trim(), root_hash, "the root hash is forge's output");
+    assert_eq!(sha256(&disk), sha256(&b.path().join("out/os/t.raw")));
+    assert_eq!(manifest(b.path())["usr_root_hash"], root_hash.as_str());
+    assert_eq!(out_os(a.path()), ["t.json", "t.raw"]);
+
+    let gpt = tool("sgdisk", &["-v"], &[&disk]);
+    assert!(gpt.contains("No problems found"), "{gpt}");
+    let parts = tool("sgdisk", &["-p"], &[&disk]);
+    for label in ["EFI-SYSTEM", "USR-A", "USR-B", "OEM", "ROOT"] {
+        assert!(parts.contains(label), "{parts}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (off, len) = partition(&m, "EFI-SYSTEM");
+    let esp = extract(&disk, off, len, &tmp.path().join("esp"));
+    tool("fsck.vfat", &["-n"], &[&esp]);
+    let (off, len) = partition(&m, "OEM");
+    let oem = extract(&disk, off, len, &tmp.path().join("oem"));
+    tool("fsck.vfat", &["-n"], &[&oem]);
+    let (site, _) = run_ok(
+        Command::new("mtype")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(&oem)
+            .arg("::/forge/site.conf"),
+    );
+    assert_eq!(site, "registry = \"registry.lan:5000/forge\"\n");
+
+    let (off, len) = partition(&m, "USR-A");
+    let usr = extract(&disk, off, len, &tmp.path().join("usr"));
+    let fs_bytes = m["usr_hash_offset"].as_u64().unwrap();
+    let fs = extract(&disk, off, fs_bytes, &tmp.path().join("usr.erofs"));
+    let tree = tmp.path().join("tree");
+    tool(
+        "fsck.erofs",
+        &[&format!("--extract={}", tree.display())],
+        &[&fs],
+    );
+    assert!(tree.join("bin/hello").is_file(), "usr/bin/hello is in /usr");
+    let release = std::fs::read_to_string(tree.join("lib/os-release")).unwrap();
+    assert!(release.contains("IMAGE_VERSION=1.0"), "{release}");
+    let blocks = m["usr_data_blocks"].as_u64().unwrap().to_string();
+    tool(
+        "veritysetup",
+        &[
+            "verify",
+            &format!("--hash-offset={fs_bytes}"),
+            &format!("--data-blocks={blocks}"),
+        ],
+        &[&usr, &usr, Path::new(&root_hash)],
+    );
+    let cmdline = m["cmdline"].as_str().unwrap();
+    assert!(cmdline.starts_with("console=ttyS0 "), "{cmdline}");
+    assert!(
+        cmdline.ends_with(&format!(" usrhash={root_hash}")),
+        "{cmdline}"
+    );
+
+    // One flipped byte inside the filesystem and verity refuses it.
+    let mut bytes = std::fs::read(&usr).unwrap();
+    bytes[1024] ^= 0x01;
+    std::fs::write(&usr, bytes).unwrap();
+    let out = Command::new("veritysetup")
+        .args([
+            "verify",
+            &format!("--hash-offset={fs_bytes}"),
+            &format!("--data-blocks={blocks}"),
+        ])
+        .args([&usr, &usr, Path::new(&root_hash)])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a corrupted /usr must not verify");
+}
+
+#[test]
+fn unknown_profile_is_a_positioned_error_and_writes_nothing() {
+    let p = Project::new();
+    p.write(
+        "images/t.toml",
+        &OS_IMAGE.replace("x86_64-uefi", "x86_64-bios"),
+    )
+    .key()
+    .commit();
+    let err = run_err(forge(p.path()).args(["os", "build", "t"]));
+    assert!(
+        err.contains("images/t.toml:4:11: unknown profile `x86_64-bios`")
+            && err.contains("known profiles: x86_64-uefi"),
+        "{err}"
+    );
+    assert!(out_os(p.path()).is_empty(), "{:?}", out_os(p.path()));
+}
+
+#[test]
+fn missing_package_and_oversized_usr_fail_cleanly_and_keep_the_old_disk() {
+    if !ready() {
+        return;
+    }
+    let p = project_with_hello(OS_IMAGE);
+    run_ok(forge(p.path()).args(["os", "build", "t"]));
+    let disk = p.path().join("out/os/t.raw");
+    let good = sha256(&disk);
+
+    support::write(
+        p.path(),
+        "images/t.toml",
+        &OS_IMAGE.replace(r#"["hello"]"#, r#"["hello", "linux"]"#),
+    );
+    let err = run_err(forge(p.path()).args(["os", "build", "t"]));
+    assert!(
+        err.contains("reading the packages of OS image `t`")
+            && err.contains("nothing in the repository provides `linux`"),
+        "{err}"
+    );
+    assert_eq!(out_os(p.path()), ["t.json", "t.raw"]);
+    assert_eq!(sha256(&disk), good, "the old disk is untouched");
+
+    // A package bigger than USR-A (incompressible, so erofs cannot shrink it).
+    p.recipe("blob")
+        .tools(&["head"])
+        .script(
+            "mkdir -p $pkgdir/usr/share && head -c 5000000 /dev/urandom > $pkgdir/usr/share/blob",
+        )
+        .write();
+    support::git_commit_all(p.path(), "@1700000000 +0000");
+    run_ok(forge(p.path()).args(["build", "blob", "--no-images"]));
+    support::write(
+        p.path(),
+        "images/t.toml",
+        &OS_IMAGE.replace(r#"["hello"]"#, r#"["hello", "blob"]"#),
+    );
+    let err = run_err(forge(p.path()).args(["os", "build", "t"]));
+    assert!(
+        err.contains("images/t.toml: `partitions.usr` is 4194304 bytes, but /usr needs")
+            && err.contains("raise it to at least"),
+        "{err}"
+    );
+    assert_eq!(out_os(p.path()), ["t.json", "t.raw"]);
+    assert_eq!(sha256(&disk), good, "the old disk is untouched");
+}
+
+#[test]
+fn a_missing_host_tool_is_named_before_anything_is_written() {
+    if !ready() {
+        return;
+    }
+    let p = project_with_hello(OS_IMAGE);
+    // A PATH with every tool but mkfs.erofs.
+    let bin = tempfile::tempdir().unwrap();
+    let path = std::env::var_os("PATH").unwrap();
+    for t in ["veritysetup", "mkfs.vfat", "mmd", "mcopy"] {
+        let real = std::env::split_paths(&path)
+            .map(|d| d.join(t))
+            .find(|p| p.is_file())
+            .unwrap();
+        std::os::unix::fs::symlink(real, bin.path().join(t)).unwrap();
+    }
+    let err = run_err(
+        forge(p.path())
+            .env("PATH", bin.path())
+            .args(["os", "build", "t"]),
+    );
+    assert!(
+        err.contains("host tool `mkfs.erofs` is not installed (Debian package erofs-utils)"),
+        "{err}"
+    );
+    assert!(out_os(p.path()).is_empty(), "{:?}", out_os(p.path()));
+}
