@@ -173,3 +173,29 @@ fn every_file_in_ci_is_valid_gitlab_ci() {
         }
     }
 }
+
+/// The publish job stops first, with a message naming the variable, when
+/// FORGE_REGISTRY is not set (nothing is indexed or pushed).
+#[test]
+fn ci_publish_job_names_a_missing_registry_variable() {
+    let p = small_project();
+    let (doc, _) = ci_plan(p.path(), &[]);
+    let publish = format!("publish:{}", std::env::consts::ARCH);
+    let script: Vec<String> = serde_json::from_value(doc[&publish]["script"].clone()).unwrap();
+    let out = run(Command::new("sh")
+        .args(["-c", &script.join("\n")])
+        .env_remove("FORGE_REGISTRY")
+        .current_dir(p.path()));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "FORGE_REGISTRY: set FORGE_REGISTRY (HOST[:PORT]/PREFIX) in the CI/CD variables"
+        ),
+        "{err}"
+    );
+    assert!(
+        !p.path().join("out").exists(),
+        "nothing ran before the check"
+    );
+}
