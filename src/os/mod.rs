@@ -26,6 +26,9 @@ pub mod usr;
 
 mod build;
 
+#[cfg(test)]
+mod bench_tests;
+
 pub use build::{BuiltOs, Manifest, build};
 
 use std::path::{Path, PathBuf};
