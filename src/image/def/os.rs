@@ -23,7 +23,10 @@ pub const DEFAULT_SIZES: PartitionSizes = PartitionSizes {
 /// The smallest EFI system partition that FAT32 can fill with 512-byte
 /// clusters (65525 clusters plus the FATs and reserved sectors).
 const MIN_ESP: u64 = 36 << 20;
-/// The largest size accepted for any partition (a typo guard: 1 TiB).
+/// The largest EFI system partition: FAT32 made with 512-byte clusters
+/// holds at most 2^28 clusters (128 GiB); 4 GiB is plenty for UKIs.
+const MAX_ESP: u64 = 4 << 30;
+/// The largest size accepted for any other partition (a typo guard: 1 TiB).
 const MAX_PART: u64 = 1 << 40;
 /// Kernel command-line keys forge sets itself.
 const RESERVED_CMDLINE: [&str; 3] = ["usrhash", "mount.usr", "mount.usrflags"];
@@ -81,8 +84,15 @@ pub(super) fn parse(name: &str, file: &Path, src: &Src<'_>) -> Result<OsDef, Def
         let span = entry.span();
         let e = entry.into_inner();
         let path = oem_path(&e.path).map_err(|m| src.fail(span.clone(), m))?;
-        if oem.iter().any(|o| o.path == path) {
-            return Err(src.fail(span, format!("oem path `{}` listed twice", e.path)));
+        // FAT names are case-insensitive: `A` and `a` would be one file.
+        if oem.iter().any(|o| o.path.eq_ignore_ascii_case(&path)) {
+            return Err(src.fail(
+                span,
+                format!(
+                    "oem path `{}` listed twice (OEM is FAT: names are case-insensitive)",
+                    e.path
+                ),
+            ));
         }
         oem.push(OemFile {
             path,
@@ -146,21 +156,22 @@ fn cmdline_arg(arg: &str) -> Result<String, String> {
 }
 
 fn sizes(src: &Src<'_>, raw: RawPartitions) -> Result<PartitionSizes, DefError> {
-    let one = |field: &str, v: Option<Spanned<String>>, default: u64, min: u64| match v {
+    let one = |field: &str, v: Option<Spanned<String>>, default: u64, range: (u64, u64)| match v {
         None => Ok(default),
-        Some(s) => size(s.get_ref(), min)
+        Some(s) => size(s.get_ref(), range)
             .map_err(|m| src.fail(s.span(), format!("`partitions.{field}`: {m}"))),
     };
+    let any = (1 << 20, MAX_PART);
     Ok(PartitionSizes {
-        esp: one("esp", raw.esp, DEFAULT_SIZES.esp, MIN_ESP)?,
-        usr: one("usr", raw.usr, DEFAULT_SIZES.usr, 1 << 20)?,
-        oem: one("oem", raw.oem, DEFAULT_SIZES.oem, 1 << 20)?,
-        root: one("root", raw.root, DEFAULT_SIZES.root, 1 << 20)?,
+        esp: one("esp", raw.esp, DEFAULT_SIZES.esp, (MIN_ESP, MAX_ESP))?,
+        usr: one("usr", raw.usr, DEFAULT_SIZES.usr, any)?,
+        oem: one("oem", raw.oem, DEFAULT_SIZES.oem, any)?,
+        root: one("root", raw.root, DEFAULT_SIZES.root, any)?,
     })
 }
 
-/// `"64M"` or `"2G"` → bytes, at least `min`.
-fn size(text: &str, min: u64) -> Result<u64, String> {
+/// `"64M"` or `"2G"` → bytes, within `(min, max)`.
+fn size(text: &str, (min, max): (u64, u64)) -> Result<u64, String> {
     let bad = || format!("invalid size `{text}` (a whole number of MiB or GiB: \"64M\", \"2G\")");
     let (digits, shift) = if let Some(d) = text.strip_suffix('M') {
         (d, 20)
@@ -177,8 +188,8 @@ fn size(text: &str, min: u64) -> Result<u64, String> {
     if bytes < min {
         return Err(format!("{text} is below the minimum of {}M", min >> 20));
     }
-    if bytes > MAX_PART {
-        return Err(format!("{text} is above the maximum of 1024G"));
+    if bytes > max {
+        return Err(format!("{text} is above the maximum of {}G", max >> 30));
     }
     Ok(bytes)
 }

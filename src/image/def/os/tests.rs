@@ -117,6 +117,16 @@ fn errors_carry_position_field_and_hint() {
             "`partitions.root`: 2048G is above the maximum",
         ),
         (
+            &format!("{HEAD}[partitions]\nesp = \"5G\"\n"),
+            "images/node.toml:6:7: `partitions.esp`: 5G is above the maximum of 4G",
+        ),
+        (
+            &format!(
+                "{HEAD}[[oem]]\npath = \"a/B.conf\"\ncontent = \"\"\n[[oem]]\npath = \"a/b.conf\"\ncontent = \"\"\n"
+            ),
+            "images/node.toml:8:1: oem path `a/b.conf` listed twice (OEM is FAT: names are case-insensitive)",
+        ),
+        (
             &format!("{HEAD}[partitions]\nvar = \"1G\"\n"),
             "images/node.toml:6:1: unknown field `var`",
         ),
