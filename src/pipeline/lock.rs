@@ -146,6 +146,8 @@ mod tests {
             "images/hello/blobs/sha256/.tmp-blob-b",
             "registry/.tmp-m",
             "work/hello/apk/.tmpQ8zz1a",
+            "os/.node.raw.tmp-Ab12",
+            "os/.node.tmp-work-Cd34/usr/bin/hello",
         ];
         let kept = [
             "repo/x86_64/APKINDEX.tar.gz",
@@ -156,6 +158,8 @@ mod tests {
             "work/hello/apk/hello-1.0-r0.apk",
             "deps/hello/usr/.tmp-keep",
             "images/hello/index.json",
+            "os/node.raw",
+            "os/node.json",
         ];
         for rel in stale.iter().chain(&kept) {
             let p = out.join(rel);
