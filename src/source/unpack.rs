@@ -129,6 +129,13 @@ fn corrupt(archive: &Path, source: std::io::Error) -> SourceError {
     }
 }
 
+/// A tar mtime as a time, `None` when it is past what the system can
+/// represent: a base-256 field holds up to `u64::MAX` seconds, and a plain
+/// `UNIX_EPOCH + secs` would panic on it.
+fn mtime_from_secs(secs: u64) -> Option<SystemTime> {
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
+}
+
 fn unpack_tar<R: Read>(reader: R, archive: &Path, w: &mut TreeWriter) -> Result<(), SourceError> {
     use tar::EntryType as T;
     let mut ar = tar::Archive::new(reader);
@@ -137,10 +144,13 @@ fn unpack_tar<R: Read>(reader: R, archive: &Path, w: &mut TreeWriter) -> Result<
         let path = entry.path().map_err(|e| corrupt(archive, e))?.into_owned();
         let header = entry.header();
         let mode = header.mode().unwrap_or(0o644);
-        let mtime = header
-            .mtime()
-            .ok()
-            .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        let mtime = match header.mtime() {
+            Ok(secs) => Some(
+                mtime_from_secs(secs)
+                    .ok_or_else(|| w.refuse(&path, format!("mtime {secs} is out of range")))?,
+            ),
+            Err(_) => None,
+        };
         let kind = header.entry_type();
         match kind {
             // Old tars mark folders as regular files whose name ends in `/`.

@@ -343,3 +343,28 @@ fn zip_good_and_bad() {
         assert!(!tmp.path().join("a/b/x").exists() && !tmp.path().join("x").exists());
     }
 }
+
+/// A base-256 mtime near `u64::MAX` is an error naming the entry; before,
+/// adding it to the Unix epoch overflowed `SystemTime` and panicked.
+#[test]
+fn huge_tar_mtime_is_an_error_not_a_panic() {
+    for mtime in [u64::MAX, i64::MAX as u64 + 1] {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_path("top/x").unwrap();
+        h.set_mode(0o644);
+        h.set_size(1);
+        h.set_mtime(mtime);
+        h.set_cksum();
+        b.append(&h, &b"x"[..]).unwrap();
+        let bytes = b.into_inner().unwrap();
+        assert_eq!(bytes[136] & 0x80, 0x80, "base-256 mtime");
+        let (_tmp, res) = unpack_bytes("huge-mtime.tar", &bytes);
+        let err = crate::util::error_chain(&res.unwrap_err());
+        assert!(err.contains("`top/x`"), "{mtime}: {err}");
+        assert!(
+            err.contains(&format!("mtime {mtime} is out of range")),
+            "{err}"
+        );
+    }
+}
