@@ -6,8 +6,9 @@
 //! folders, symlinks and hard links to an earlier regular file of the same
 //! package, at relative paths of plain names (no `..`, no `.`, no empty
 //! component, nothing absolute). Devices, FIFOs, GNU long-name and sparse
-//! entries, global PAX headers and anything else are refused by name; so
-//! are oversized paths, too many entries and a decompressed size past
+//! entries, global PAX headers, a path given twice and anything else are
+//! refused by name; so are names that are not UTF-8 ([`super::tar`]),
+//! oversized paths, too many entries and a decompressed size past
 //! [`MAX_DATA_SIZE`] (gzip bombs). Setuid/setgid bits are kept: they are
 //! part of the signed package (Alpine ships setuid programs), and each
 //! consumer decides: images keep them, build roots drop them.
@@ -122,6 +123,9 @@ pub(crate) fn walk<R: Read>(
         inner: stream,
         left: MAX_DATA_SIZE,
     });
+    // Every path seen (a second entry at the same path would leave which
+    // one counts to the consumer), and the regular files among them.
+    let mut paths = BTreeSet::new();
     let mut files = BTreeSet::new();
     let mut buf = vec![0u8; 1 << 16];
     while let Some(e) = r.next_entry().map_err(|e| corrupt(&e))? {
@@ -137,6 +141,9 @@ pub(crate) fn walk<R: Read>(
             ));
         }
         let path = check_path(&e.path).map_err(|why| unsafe_entry(&e.path, why))?;
+        if !paths.insert(path.to_string()) {
+            return Err(unsafe_entry(&e.path, "duplicate path in the package"));
+        }
         let mut slot = None;
         let actual = match e.kind {
             Kind::File => {

@@ -9,7 +9,9 @@
 //!
 //! The parser reads exactly what the writer (and abuild/apk-tools) produce:
 //! ustar or GNU headers, `x` PAX headers with `path`, `linkpath` and
-//! `APK-TOOLS.checksum.*` records, and an optional end-of-archive.
+//! `APK-TOOLS.checksum.*` records, and an optional end-of-archive. Names
+//! and link targets must be UTF-8 (apk's and forge's always are): a lossy
+//! reading would give two different byte names the same text.
 
 use std::io::{self, Read};
 
@@ -103,6 +105,9 @@ pub enum TarError {
     /// A header block is malformed.
     #[error("malformed tar header: {0}")]
     Malformed(String),
+    /// A name or link target is not UTF-8 (the text says which, escaped).
+    #[error("{0} is not UTF-8")]
+    NotUtf8(String),
     /// The stream ended inside an entry.
     #[error("tar stream ends inside an entry")]
     Truncated,
@@ -296,9 +301,17 @@ fn octal(field: &[u8]) -> Result<u64, TarError> {
     u64::from_str_radix(text, 8).map_err(|_| TarError::Malformed(format!("bad number `{text}`")))
 }
 
-fn cstr(field: &[u8]) -> String {
+/// The bytes of a NUL-terminated header field.
+fn cbytes(field: &[u8]) -> &[u8] {
     let end = field.iter().position(|&c| c == 0).unwrap_or(field.len());
-    String::from_utf8_lossy(&field[..end]).into_owned()
+    &field[..end]
+}
+
+/// A name as text. apk packages and indexes are UTF-8; reading other bytes
+/// lossily would map different names to the same U+FFFD-laden string.
+fn utf8(bytes: &[u8], what: impl FnOnce(String) -> String) -> Result<String, TarError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| TarError::NotUtf8(what(bytes.escape_ascii().to_string())))
 }
 
 /// Read up to a full buffer; returns how many bytes were read (less only at EOF).
@@ -413,28 +426,34 @@ impl<R: Read> Reader<R> {
                     return Err(TarError::Truncated);
                 }
                 self.skip(padding(size) as u64)?;
-                for (k, v) in parse_pax(&data)? {
+                for (k, v) in parse_pax_raw(&data)? {
+                    let text = |what: &str| utf8(v, |v| format!("PAX {what} `{v}`"));
                     match k.as_str() {
-                        "path" => pax_path = Some(v),
-                        "linkpath" => pax_link = Some(v),
-                        "APK-TOOLS.checksum.SHA1" => sha1 = Some(v),
+                        "path" => pax_path = Some(text("path")?),
+                        "linkpath" => pax_link = Some(text("linkpath")?),
+                        "APK-TOOLS.checksum.SHA1" => sha1 = Some(text("checksum")?),
                         _ => {}
                     }
                 }
                 continue;
             }
-            let mut path = cstr(&b[0..100]);
-            let prefix = cstr(&b[345..500]);
-            if &b[257..263] == b"ustar\0" && !prefix.is_empty() {
-                path = format!("{prefix}/{path}");
-            }
+            let path = match pax_path {
+                Some(p) => p,
+                None => header_path(&b)?,
+            };
+            let link = match pax_link {
+                Some(l) => l,
+                None => utf8(cbytes(&b[157..257]), |l| {
+                    format!("link target `{l}` of `{path}`")
+                })?,
+            };
             let entry = Entry {
-                path: pax_path.unwrap_or(path),
+                path,
                 mode: octal(&b[100..108])? as u32,
                 size,
                 mtime: octal(&b[136..148])?,
                 kind,
-                link: pax_link.unwrap_or_else(|| cstr(&b[157..257])),
+                link,
                 sha1,
             };
             self.remaining = if matches!(kind, Kind::HardLink | Kind::Symlink | Kind::Dir) {
@@ -476,8 +495,21 @@ impl<R: Read> Read for ContentReader<'_, R> {
     }
 }
 
-/// Split PAX records into (key, value) pairs.
-pub fn parse_pax(mut data: &[u8]) -> Result<Vec<(String, String)>, TarError> {
+/// The path of a header block: the name field, after the ustar prefix.
+fn header_path(b: &[u8; BLOCK]) -> Result<String, TarError> {
+    let name = cbytes(&b[0..100]);
+    let prefix = cbytes(&b[345..500]);
+    let full = if &b[257..263] == b"ustar\0" && !prefix.is_empty() {
+        [prefix, b"/", name].concat()
+    } else {
+        name.to_vec()
+    };
+    utf8(&full, |p| format!("entry name `{p}`"))
+}
+
+/// Split PAX records into (key, value) pairs; values stay bytes (xattr
+/// records hold binary), keys are text.
+fn parse_pax_raw(mut data: &[u8]) -> Result<Vec<(String, &[u8])>, TarError> {
     let bad = || TarError::Malformed("bad PAX record".into());
     let mut out = Vec::new();
     while !data.is_empty() {
@@ -493,7 +525,7 @@ pub fn parse_pax(mut data: &[u8]) -> Result<Vec<(String, String)>, TarError> {
         let eq = rec.iter().position(|&c| c == b'=').ok_or_else(bad)?;
         out.push((
             String::from_utf8_lossy(&rec[..eq]).into_owned(),
-            String::from_utf8_lossy(&rec[eq + 1..]).into_owned(),
+            &rec[eq + 1..],
         ));
         data = &data[len..];
     }

@@ -627,6 +627,20 @@ fn verified_reader_refuses_hostile_entries() {
             (Kind::HardLink, "usr/h", "../x", b""),
             "entry `usr/h`: hard link target `../x`: path contains `..`",
         ),
+        // The same path twice: which one a consumer used would depend on
+        // the consumer (before, both were handed out).
+        (
+            (Kind::File, "usr/ok", "", b"other"),
+            "entry `usr/ok`: duplicate path in the package",
+        ),
+        (
+            (Kind::Dir, "usr/ok/", "", b""),
+            "entry `usr/ok/`: duplicate path in the package",
+        ),
+        (
+            (Kind::Symlink, "usr/ok", "/etc/shadow", b""),
+            "entry `usr/ok`: duplicate path in the package",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (bad, want) in cases {
@@ -708,5 +722,63 @@ fn sha1_only_signatures_are_refused_unless_accepted() {
     assert_eq!(
         check_signatures(&sha1_only, data, &trust),
         Ok(key.name().to_string())
+    );
+}
+
+/// Replace every `from` byte in the header names of `tar` by `to` and fix
+/// the header checksums: a tar whose names are not UTF-8.
+fn patch_names(mut tar: Vec<u8>, from: u8, to: u8) -> Vec<u8> {
+    let mut at = 0;
+    while at + tar::BLOCK <= tar.len() {
+        let block = &mut tar[at..at + tar::BLOCK];
+        if &block[257..262] != b"ustar" {
+            at += tar::BLOCK;
+            continue;
+        }
+        for i in (0..100).chain(157..257) {
+            if block[i] == from {
+                block[i] = to;
+            }
+        }
+        block[148..156].fill(b' ');
+        let sum: u64 = block.iter().map(|&x| u64::from(x)).sum();
+        block[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        let size = u64::from_str_radix(std::str::from_utf8(&block[124..135]).unwrap(), 8).unwrap();
+        at += tar::BLOCK * (1 + size.div_ceil(tar::BLOCK as u64) as usize);
+    }
+    tar
+}
+
+/// Names that are not UTF-8 are refused with the raw bytes escaped; before,
+/// they were read lossily, so `usr/b\xffd` and `usr/b\xfed` both became
+/// `usr/b\u{FFFD}d` and one silently replaced the other.
+#[test]
+fn verified_reader_refuses_non_utf8_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(RawEntry, &str)] = &[
+        (
+            (Kind::File, "usr/b~d", "", b"x"),
+            "entry name `usr/b\\xffd` is not UTF-8",
+        ),
+        (
+            (Kind::Symlink, "usr/l", "b~d", b""),
+            "link target `b\\xffd` of `usr/l` is not UTF-8",
+        ),
+    ];
+    for (entry, want) in cases {
+        let tar = patch_names(raw_data_tar(&[*entry]), b'~', 0xff);
+        let (bytes, _) = craft_package("latin1", &tar);
+        let path = dir.path().join("latin1.apk");
+        fs::write(&path, &bytes).unwrap();
+        let err = VerifiedPackage::open(&path, Trust::Signed(&test_trust())).unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    // The plain tar reader says the same.
+    let tar = patch_names(raw_data_tar(&[cases[0].0]), b'~', 0xff);
+    let mut r = tar::Reader::new(&tar[..]);
+    let err = r.next_entry().unwrap_err().to_string();
+    assert!(
+        err.contains("entry name `usr/b\\xffd` is not UTF-8"),
+        "{err}"
     );
 }
