@@ -21,10 +21,28 @@ use super::rootfs::{EntryKind, InstalledPackage};
 
 /// `Q1` + base64 SHA-1 of `bytes`, apk's checksum notation.
 pub fn q1_sha1(bytes: &[u8]) -> String {
+    q1(&Sha1::digest(bytes).into())
+}
+
+/// `Q1` + base64 of a SHA-1 digest.
+fn q1(digest: &[u8; 20]) -> String {
     format!(
         "Q1{}",
-        base64::engine::general_purpose::STANDARD.encode(Sha1::digest(bytes))
+        base64::engine::general_purpose::STANDARD.encode(digest)
     )
+}
+
+/// The `Z:` checksum of a file or symlink entry: the digest the verified
+/// reader computed when there is one, else computed here.
+fn entry_q1(e: &super::rootfs::Entry) -> Option<String> {
+    if let Some(d) = &e.sha1 {
+        return Some(q1(d));
+    }
+    match &e.kind {
+        EntryKind::File(data) => Some(q1_sha1(data)),
+        EntryKind::Symlink(t) => Some(q1_sha1(t.as_bytes())),
+        EntryKind::Hardlink(_) | EntryKind::Dir => None,
+    }
 }
 
 /// The text of `/lib/apk/db/installed` for `packages` (written sorted by name).
@@ -98,13 +116,11 @@ fn write_package(p: &InstalledPackage, out: &mut String) {
                 out.push_str(&format!("a:{}:{}:{:o}\n", f.uid, f.gid, f.mode & 0o7777));
             }
             let sum = match &f.kind {
-                EntryKind::File(data) => Some(q1_sha1(data)),
-                EntryKind::Symlink(t) => Some(q1_sha1(t.as_bytes())),
-                EntryKind::Hardlink(t) => by_path.get(t.as_str()).and_then(|e| match &e.kind {
-                    EntryKind::File(data) => Some(q1_sha1(data)),
-                    _ => None,
-                }),
-                EntryKind::Dir => None,
+                EntryKind::Hardlink(t) => by_path
+                    .get(t.as_str())
+                    .filter(|e| matches!(e.kind, EntryKind::File(_)))
+                    .and_then(|e| entry_q1(e)),
+                _ => entry_q1(f),
             };
             if let Some(s) = sum {
                 out.push_str(&format!("Z:{s}\n"));
@@ -174,6 +190,30 @@ F:var/lib/app\nM:100:101:750\n\n",
                 q1_sha1(b"su")
             )
         );
+    }
+
+    /// A digest carried from the verified reader is used as is: the
+    /// content is not hashed a second time (for a file, a symlink and a
+    /// hard link to the file).
+    #[test]
+    fn carried_digests_are_reused() {
+        let carried: [u8; 20] = Sha1::digest(b"as the reader saw it").into();
+        let mut file = Entry::file("bin/a", 0o644, b"content".to_vec());
+        file.sha1 = Some(carried);
+        let mut link = Entry::symlink("bin/l", "a");
+        link.sha1 = Some(carried);
+        let hard = Entry {
+            kind: EntryKind::Hardlink("bin/a".into()),
+            ..Entry::file("bin/h", 0o644, Vec::new())
+        };
+        let pkg = InstalledPackage {
+            meta: PackageMeta::default(),
+            entries: vec![Entry::dir("bin", 0o755), file, link, hard],
+        };
+        let text = installed(&[&pkg]);
+        let z = format!("Z:{}\n", q1(&carried));
+        assert_eq!(text.matches(&z).count(), 3, "{text}");
+        assert!(!text.contains(&q1_sha1(b"content")), "{text}");
     }
 
     #[test]

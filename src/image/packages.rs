@@ -147,6 +147,12 @@ fn take_entries(pkg: &mut VerifiedPackage) -> std::io::Result<Vec<Entry>> {
     for n in 0..pkg.entries().len() {
         let e = &pkg.entries()[n];
         let (path, mode, mtime) = (e.path.clone(), e.mode, e.mtime);
+        // The reader hashed every file and symlink target and checked it
+        // against the package's record: the image's apk database reuses it.
+        let sha1 = e.actual_sha1.as_deref().and_then(|h| {
+            let mut raw = [0u8; 20];
+            hex::decode_to_slice(h, &mut raw).ok().map(|()| raw)
+        });
         let kind = match e.kind {
             Kind::Dir => EntryKind::Dir,
             Kind::Symlink => EntryKind::Symlink(e.link.clone()),
@@ -161,6 +167,7 @@ fn take_entries(pkg: &mut VerifiedPackage) -> std::io::Result<Vec<Entry>> {
             gid: 0,
             mtime,
             xattrs: BTreeMap::new(),
+            sha1,
         });
     }
     Ok(out)
@@ -249,6 +256,10 @@ mod tests {
         let p = load_package(&path, &entry, &trusted).unwrap();
         assert_eq!(p.entries[1].kind, EntryKind::File(b"hello".to_vec()));
         assert_eq!(p.entries[2].kind, EntryKind::Hardlink("usr/x".into()));
+        // The reader's SHA-1 travels with the entry (the apk database reuses it).
+        use sha1::Digest as _;
+        assert_eq!(p.entries[1].sha1, Some(sha1::Sha1::digest(b"hello").into()));
+        assert_eq!(p.entries[0].sha1, None);
         assert_eq!(p.entries[0].path, "usr");
         use sha2::Digest as _;
         assert_eq!(p.meta.sha256, hex::encode(sha2::Sha256::digest(&bytes)));

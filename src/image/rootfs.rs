@@ -38,6 +38,10 @@ pub struct Entry {
     pub mtime: u64,
     /// Extended attributes.
     pub xattrs: BTreeMap<String, Vec<u8>>,
+    /// SHA-1 of the content (files) or the target (symlinks), when the
+    /// verified reader already computed it; `None` means compute it when
+    /// needed. Whoever sets it vouches that it matches `kind`.
+    pub sha1: Option<[u8; 20]>,
 }
 
 impl Entry {
@@ -62,6 +66,7 @@ impl Entry {
             gid: 0,
             mtime: 0,
             xattrs: BTreeMap::new(),
+            sha1: None,
         }
     }
     /// Whether this is a folder.
