@@ -257,7 +257,6 @@ mod tests {
         assert_eq!(p.entries[1].kind, EntryKind::File(b"hello".to_vec()));
         assert_eq!(p.entries[2].kind, EntryKind::Hardlink("usr/x".into()));
         // The reader's SHA-1 travels with the entry (the apk database reuses it).
-        use sha1::Digest as _;
         assert_eq!(p.entries[1].sha1, Some(sha1::Sha1::digest(b"hello").into()));
         assert_eq!(p.entries[0].sha1, None);
         assert_eq!(p.entries[0].path, "usr");

@@ -8,10 +8,16 @@
 //!
 //! The output depends only on the input, the level and [`BLOCK`], never on the
 //! number of threads, so digests stay reproducible across machines.
+//!
+//! It is a pipeline, as pigz's: the caller (the layer's tar writer and its
+//! DiffID hash) keeps producing the next block while `jobs` long-lived
+//! workers deflate the previous ones and compute each block's CRC-32 (the
+//! CRCs are combined in order). A batch-at-a-time scheme left the workers
+//! idle while the tar was produced and the producer idle while they ran.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 
@@ -56,57 +62,55 @@ fn deflate_block(dict: &[u8], input: &[u8], last: bool, level: u32) -> io::Resul
     }
 }
 
-/// Deflate the `blocks` (ranges of `buf`) in parallel, each primed with the
-/// 32 KiB before it. Returns the compressed blocks in order.
-fn deflate_blocks(
-    buf: &[u8],
-    blocks: &[(usize, usize)],
-    last_is_final: bool,
+/// A compressed block and the CRC-32 of its input.
+type Deflated = io::Result<(Vec<u8>, Crc)>;
+
+/// One block handed to a worker: its input, the 32 KiB before it, whether
+/// it ends the stream, and where the result goes.
+struct Job {
+    dict: Vec<u8>,
+    input: Vec<u8>,
+    last: bool,
     level: u32,
-    jobs: usize,
-) -> io::Result<Vec<Vec<u8>>> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<io::Result<Vec<u8>>>>> =
-        Mutex::new((0..blocks.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, blocks.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&(start, end)) = blocks.get(i) else {
-                        break;
-                    };
-                    // `buf` starts with the kept tail, so this is the 32 KiB
-                    // of input before the block (less at the very start).
-                    let dict = &buf[start.saturating_sub(DICT)..start];
-                    let last = last_is_final && i + 1 == blocks.len();
-                    let r = deflate_block(dict, &buf[start..end], last, level);
-                    results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(r);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .map(|r| r.expect("every block was compressed"))
-        .collect()
+    done: mpsc::SyncSender<Deflated>,
 }
 
-/// A streaming parallel gzip writer: input is buffered until a batch of
-/// blocks is ready, the batch is compressed on `jobs` threads and written in
-/// order. Memory stays around `(2 * jobs + 1)` blocks; the bytes equal
-/// [`compress`] of the whole input.
+/// Deflate jobs from `queue` until it closes.
+fn worker(queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    loop {
+        let job = match queue.lock().unwrap_or_else(|e| e.into_inner()).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        let r = deflate_block(&job.dict, &job.input, job.last, job.level).map(|out| {
+            let mut crc = Crc::new();
+            crc.update(&job.input);
+            (out, crc)
+        });
+        // The writer may be gone (an error elsewhere): nothing to report to.
+        let _ = job.done.send(r);
+    }
+}
+
+/// A streaming parallel gzip writer (the pigz pipeline): input fills one
+/// block at a time; each full block goes to one of `jobs` worker threads as
+/// soon as more input follows it, while the caller keeps producing; the
+/// compressed blocks are written in order. At most `2 * jobs` blocks are in
+/// flight, so memory stays around `(2 * jobs + 1)` blocks; the bytes equal
+/// [`compress`] of the whole input, whatever `jobs` is.
 pub struct Writer<W: Write> {
     out: W,
     level: u32,
     jobs: usize,
-    /// The last (up to) 32 KiB already compressed, then pending input.
-    buf: Vec<u8>,
-    dict_len: usize,
+    /// The block being filled.
+    block: Vec<u8>,
+    /// The 32 KiB of input before `block`.
+    dict: Vec<u8>,
+    /// Results of submitted blocks, oldest first.
+    in_flight: VecDeque<mpsc::Receiver<Deflated>>,
+    queue: Option<mpsc::Sender<Job>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
     crc: Crc,
-    total: u64,
     started: bool,
 }
 
@@ -114,76 +118,107 @@ impl<W: Write> Writer<W> {
     /// A writer compressing at `level` on up to `jobs` threads into `out`.
     pub fn new(out: W, level: u32, jobs: usize) -> Writer<W> {
         let jobs = jobs.max(1);
+        let (tx, rx) = mpsc::channel();
+        let rx = Arc::new(Mutex::new(rx));
+        let workers = (0..jobs)
+            .map(|_| {
+                let rx = Arc::clone(&rx);
+                std::thread::spawn(move || worker(rx))
+            })
+            .collect();
         Writer {
             out,
             level,
             jobs,
-            buf: Vec::with_capacity((2 * jobs + 1) * BLOCK + DICT),
-            dict_len: 0,
+            block: Vec::with_capacity(BLOCK),
+            dict: Vec::new(),
+            in_flight: VecDeque::new(),
+            queue: Some(tx),
+            workers,
             crc: Crc::new(),
-            total: 0,
             started: false,
         }
     }
 
-    /// Compress full blocks that are certainly not the last one (`final`:
-    /// everything, the last block ending the stream).
-    fn drain(&mut self, last: bool) -> io::Result<()> {
-        let pending = self.buf.len() - self.dict_len;
-        let mut blocks = Vec::new();
-        let mut start = self.dict_len;
-        if last {
-            loop {
-                let end = (start + BLOCK).min(self.buf.len());
-                blocks.push((start, end));
-                start = end;
-                if start >= self.buf.len() {
-                    break;
-                }
-            }
+    /// Hand the current block to the workers (`last`: it ends the stream).
+    fn submit(&mut self, last: bool) -> io::Result<()> {
+        let input = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK));
+        let keep = input.len().min(DICT);
+        let next_dict = if keep == DICT {
+            input[input.len() - DICT..].to_vec()
         } else {
-            // Keep the tail block: only a block with data after it is
-            // compressed with a sync flush, as in the one-shot form.
-            while start + BLOCK < self.dict_len + pending {
-                blocks.push((start, start + BLOCK));
-                start += BLOCK;
-            }
-            if blocks.is_empty() {
-                return Ok(());
-            }
+            // A short block is the last one; a dictionary is never needed.
+            Vec::new()
+        };
+        let dict = std::mem::replace(&mut self.dict, next_dict);
+        let (done, result) = mpsc::sync_channel(1);
+        let job = Job {
+            dict,
+            input,
+            last,
+            level: self.level,
+            done,
+        };
+        self.queue
+            .as_ref()
+            .and_then(|q| q.send(job).ok())
+            .ok_or_else(|| io::Error::other("gzip workers are gone"))?;
+        self.in_flight.push_back(result);
+        while self.in_flight.len() > 2 * self.jobs {
+            self.write_oldest()?;
         }
-        let parts = deflate_blocks(&self.buf, &blocks, last, self.level, self.jobs)?;
+        Ok(())
+    }
+
+    /// Wait for the oldest block in flight and write it out.
+    fn write_oldest(&mut self) -> io::Result<()> {
+        let Some(result) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let (bytes, crc) = result
+            .recv()
+            .map_err(|_| io::Error::other("a gzip worker stopped"))??;
         if !self.started {
             self.out.write_all(&HEADER)?;
             self.started = true;
         }
-        for p in parts {
-            self.out.write_all(&p)?;
-        }
-        let keep_from = start.saturating_sub(DICT);
-        self.buf.drain(..keep_from);
-        self.dict_len = start - keep_from;
+        self.out.write_all(&bytes)?;
+        self.crc.combine(&crc);
         Ok(())
     }
 
     /// Compress what is left, write the trailer, return the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
-        self.drain(true)?;
-        self.out.write_all(&self.crc.sum().to_le_bytes())?;
-        self.out.write_all(&(self.total as u32).to_le_bytes())?;
+        self.submit(true)?;
+        while !self.in_flight.is_empty() {
+            self.write_oldest()?;
+        }
+        let (sum, len) = (self.crc.sum(), self.crc.amount());
+        self.out.write_all(&sum.to_le_bytes())?;
+        self.out.write_all(&len.to_le_bytes())?;
+        // Closing the queue stops the workers. (A writer dropped without
+        // `finish` closes it too; its workers end after their current block.)
+        self.queue = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
         Ok(self.out)
     }
 }
 
 impl<W: Write> Write for Writer<W> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        self.crc.update(data);
-        self.total += data.len() as u64;
-        if self.buf.len() - self.dict_len > 2 * self.jobs * BLOCK {
-            self.drain(false)?;
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let n = data.len();
+        while !data.is_empty() {
+            if self.block.len() == BLOCK {
+                // Input follows this block, so it is not the last one.
+                self.submit(false)?;
+            }
+            let take = (BLOCK - self.block.len()).min(data.len());
+            self.block.extend_from_slice(&data[..take]);
+            data = &data[take..];
         }
-        Ok(data.len())
+        Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
