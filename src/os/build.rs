@@ -32,8 +32,12 @@ pub struct Manifest {
     pub usr_hash_offset: u64,
     /// Data blocks of 4096 bytes covered by the hash tree.
     pub usr_data_blocks: u64,
-    /// The kernel command line (additions, then forge's own arguments).
+    /// The kernel command line (additions, then forge's own arguments), as
+    /// the UKI's `.cmdline` carries it.
     pub cmdline: String,
+    /// The UKI on the ESP (`EFI/Linux/NAME-VERSION.efi`), when `/usr` holds
+    /// a kernel.
+    pub uki: Option<String>,
     /// Where each partition landed.
     pub partitions: Vec<Placed>,
 }
@@ -135,19 +139,35 @@ pub fn assemble(
             have: def.partitions.usr,
         });
     }
+    let usr_a = seed.guid("usr-a").to_string();
+    let mut cmdline = def.cmdline.clone();
+    cmdline.push(format!("mount.usr=PARTUUID={usr_a}"));
+    cmdline.push("mount.usrflags=ro".to_string());
+    cmdline.push(format!("usrhash={}", usr.root_hash));
+    let cmdline = cmdline.join(" ");
+    let mut esp_files = esp_spec(def, &seed);
+    let mut uki = None;
+    if let Some(kernel) = super::uki::find_kernel(&tree)? {
+        let efi = work.join("uki.efi");
+        let os_release = tree.join("lib/os-release");
+        super::uki::make(&kernel, &os_release, &cmdline, work, &efi, epoch)?;
+        let version = def.version.as_deref().unwrap_or("0");
+        let name = format!("EFI/Linux/{}-{version}.efi", def.name);
+        esp_files.files.insert(name.clone(), read(&efi)?);
+        let boot = std::path::Path::new(super::uki::BOOT_EFI);
+        esp_files
+            .files
+            .insert("EFI/BOOT/BOOTX64.EFI".into(), read(boot)?);
+        uki = Some(name);
+    }
     let esp = work.join("esp.fat");
-    fat::make(&esp, &esp_spec(def, &seed), &work.join("esp-src"), epoch)?;
+    fat::make(&esp, &esp_files, &work.join("esp-src"), epoch)?;
     let oem = work.join("oem.fat");
     fat::make(&oem, &oem_spec(def, &seed), &work.join("oem-src"), epoch)?;
     let pieces = pieces(def, &seed, &usr, esp, oem);
     let table = disk::layout(seed.guid("disk"), &pieces)?;
     let disk_path = out_dir.join(format!("{}.raw", def.name));
     let partitions = disk::write(&disk_path, &table, &pieces)?;
-    let usr_a = &partitions[1].partuuid;
-    let mut cmdline = def.cmdline.clone();
-    cmdline.push(format!("mount.usr=PARTUUID={usr_a}"));
-    cmdline.push("mount.usrflags=ro".to_string());
-    cmdline.push(format!("usrhash={}", usr.root_hash));
     let manifest = Manifest {
         name: def.name.clone(),
         version: def.version.clone().unwrap_or_default(),
@@ -157,7 +177,8 @@ pub fn assemble(
         usr_root_hash: usr.root_hash.clone(),
         usr_hash_offset: usr.fs_bytes,
         usr_data_blocks: usr.fs_bytes / usr::BLOCK,
-        cmdline: cmdline.join(" "),
+        cmdline,
+        uki,
         partitions,
     };
     let manifest_path = out_dir.join(format!("{}.json", def.name));
@@ -172,6 +193,10 @@ pub fn assemble(
         manifest_path,
         manifest,
     })
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, OsError> {
+    std::fs::read(path).map_err(OsError::io("reading", path))
 }
 
 fn esp_spec<'a>(def: &OsDef, seed: &Seed) -> FatSpec<'a> {

@@ -8,7 +8,9 @@
 //! 2. the packages, resolved and verified from the signed repository of the
 //!    profile's architecture (the container images' reader);
 //! 3. [`usr`]: the merged `/usr` tree → erofs → dm-verity hash tree;
-//! 4. [`fat`]: the EFI system partition and OEM as FAT files;
+//! 4. [`uki`]: with a kernel in `/usr`, the unified kernel image (its
+//!    `.cmdline` carries the root hash) and systemd-boot for the ESP;
+//!    [`fat`]: the EFI system partition and OEM as FAT files;
 //! 5. [`disk`]: the partitions at 1 MiB boundaries and the table of [`gpt`]
 //!    (written by forge byte by byte) in a temporary file renamed to
 //!    `out/os/NAME.raw` when complete; then `out/os/NAME.json`, the
@@ -22,6 +24,7 @@ pub mod disk;
 pub mod fat;
 pub mod gpt;
 pub mod seed;
+pub mod uki;
 pub mod usr;
 
 mod build;
@@ -48,12 +51,13 @@ pub const TYPE_LINUX_DATA: Guid =
     Guid::from_fields(0x0FC63DAF, 0x8483, 0x4772, 0x8E79, 0x3D69D8477DE4);
 
 /// Host tools an OS image build runs, with the Debian package of each.
-pub const HOST_TOOLS: [(&str, &str); 5] = [
+pub const HOST_TOOLS: [(&str, &str); 6] = [
     ("mkfs.erofs", "erofs-utils"),
     ("veritysetup", "cryptsetup-bin"),
     ("mkfs.vfat", "dosfstools"),
     ("mmd", "mtools"),
     ("mcopy", "mtools"),
+    ("objcopy", "binutils"),
 ];
 
 /// Why an OS image was not built. Whatever the cause, no `out/os/*.raw` is
@@ -146,6 +150,17 @@ pub enum OsError {
     /// An outside tool failed.
     #[error(transparent)]
     Tool(#[from] Box<crate::process::ProcessError>),
+    /// More than one kernel in `/usr`.
+    #[error("/usr holds more than one kernel (lib/modules/{{{}}}/vmlinuz); an OS image boots exactly one", .0.join(","))]
+    Kernels(Vec<String>),
+    /// A host file the build needs is missing.
+    #[error("{} is missing (Debian package {package})", path.display())]
+    MissingFile {
+        /// The file.
+        path: PathBuf,
+        /// Its Debian package.
+        package: String,
+    },
     /// `veritysetup format` printed no root hash.
     #[error("`veritysetup format` printed no root hash")]
     NoRootHash,

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::support::{self, Project, forge, run_err, run_ok};
 
 /// Every host tool these tests run.
-const TOOLS: [&str; 8] = [
+const TOOLS: [&str; 10] = [
     "mkfs.erofs",
     "fsck.erofs",
     "veritysetup",
@@ -21,13 +21,21 @@ const TOOLS: [&str; 8] = [
     "mmd",
     "mcopy",
     "sgdisk",
+    "objcopy",
+    "objdump",
 ];
+
+/// A stand-in for the kernel package, clearly not a kernel: the UKI is
+/// assembled and checked for its sections and `.cmdline`, not booted.
+const PLACEHOLDER_KERNEL: &str = "mkdir -p $pkgdir/usr/lib/modules/0.0-placeholder
+printf 'FORGE TEST PLACEHOLDER: NOT A KERNEL\\n' > $pkgdir/usr/lib/modules/0.0-placeholder/vmlinuz
+printf 'FORGE TEST PLACEHOLDER: NOT AN INITRAMFS\\n' > $pkgdir/usr/lib/modules/0.0-placeholder/initrd";
 
 const OS_IMAGE: &str = r#"schema = 1
 kind = "os"
 version = "1.0"
 profile = "x86_64-uefi"
-packages = ["hello"]
+packages = ["hello", "testkernel"]
 cmdline = ["console=ttyS0"]
 [partitions]
 esp = "40M"
@@ -40,17 +48,19 @@ content = "registry = \"registry.lan:5000/forge\"\n"
 "#;
 
 fn ready() -> bool {
-    support::require_bwrap() && support::require_tools(&TOOLS)
+    support::require_bwrap()
+        && support::require_tools(&TOOLS)
+        && support::require_file(Path::new("/usr/lib/systemd/boot/efi/linuxx64.efi.stub"))
 }
 
-/// A project with the `hello` example built and `images/t.toml` = `image`.
+/// A project with the `hello` example and a placeholder kernel built and
+/// `images/t.toml` = `image`.
 fn project_with_hello(image: &str) -> Project {
     let p = Project::new();
-    p.copy_recipes(&["hello"])
-        .write("images/t.toml", image)
-        .key()
-        .commit();
-    run_ok(forge(p.path()).args(["build", "hello", "--no-images"]));
+    p.copy_recipes(&["hello"]).write("images/t.toml", image);
+    p.recipe("testkernel").script(PLACEHOLDER_KERNEL).write();
+    p.key().commit();
+    run_ok(forge(p.path()).args(["build", "hello", "testkernel", "--no-images"]));
     p
 }
 
@@ -130,6 +140,49 @@ fn os_image_passes_the_checks_and_two_builds_are_identical() {
     let (off, len) = partition(&m, "EFI-SYSTEM");
     let esp = extract(&disk, off, len, &tmp.path().join("esp"));
     tool("fsck.vfat", &["-n"], &[&esp]);
+    // The UKI: systemd-boot's stub with the placeholder kernel, the
+    // initramfs, os-release and the command line with the root hash.
+    assert_eq!(m["uki"], "EFI/Linux/t-1.0.efi");
+    let uki = tmp.path().join("uki.efi");
+    let boot = tmp.path().join("boot.efi");
+    for (from, to) in [
+        ("::/EFI/Linux/t-1.0.efi", &uki),
+        ("::/EFI/BOOT/BOOTX64.EFI", &boot),
+    ] {
+        run_ok(
+            Command::new("mcopy")
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .arg("-i")
+                .arg(&esp)
+                .arg(from)
+                .arg(to),
+        );
+    }
+    assert_eq!(
+        std::fs::read(&boot).unwrap(),
+        std::fs::read("/usr/lib/systemd/boot/efi/systemd-bootx64.efi").unwrap()
+    );
+    let sections = tool("objdump", &["-h"], &[&uki]);
+    for s in [".osrel", ".cmdline", ".linux", ".initrd"] {
+        assert!(sections.contains(s), "{sections}");
+    }
+    let section = |name: &str| {
+        let out = tmp.path().join(name.trim_start_matches('.'));
+        run_ok(
+            Command::new("objcopy")
+                .args(["-O", "binary", "--only-section", name])
+                .arg(&uki)
+                .arg(&out),
+        );
+        String::from_utf8(std::fs::read(&out).unwrap()).unwrap()
+    };
+    assert_eq!(
+        section(".cmdline").trim_end(),
+        m["cmdline"].as_str().unwrap()
+    );
+    assert!(section(".linux").starts_with("FORGE TEST PLACEHOLDER: NOT A KERNEL"));
+    assert!(section(".osrel").contains("IMAGE_VERSION=1.0"));
+
     let (off, len) = partition(&m, "OEM");
     let oem = extract(&disk, off, len, &tmp.path().join("oem"));
     tool("fsck.vfat", &["-n"], &[&oem]);
@@ -219,7 +272,10 @@ fn missing_package_and_oversized_usr_fail_cleanly_and_keep_the_old_disk() {
     support::write(
         p.path(),
         "images/t.toml",
-        &OS_IMAGE.replace(r#"["hello"]"#, r#"["hello", "linux"]"#),
+        &OS_IMAGE.replace(
+            r#"["hello", "testkernel"]"#,
+            r#"["hello", "testkernel", "linux"]"#,
+        ),
     );
     let err = run_err(forge(p.path()).args(["os", "build", "t"]));
     assert!(
@@ -242,7 +298,10 @@ fn missing_package_and_oversized_usr_fail_cleanly_and_keep_the_old_disk() {
     support::write(
         p.path(),
         "images/t.toml",
-        &OS_IMAGE.replace(r#"["hello"]"#, r#"["hello", "blob"]"#),
+        &OS_IMAGE.replace(
+            r#"["hello", "testkernel"]"#,
+            r#"["hello", "testkernel", "blob"]"#,
+        ),
     );
     let err = run_err(forge(p.path()).args(["os", "build", "t"]));
     assert!(
@@ -263,7 +322,7 @@ fn a_missing_host_tool_is_named_before_anything_is_written() {
     // A PATH with every tool but mkfs.erofs.
     let bin = tempfile::tempdir().unwrap();
     let path = std::env::var_os("PATH").unwrap();
-    for t in ["veritysetup", "mkfs.vfat", "mmd", "mcopy"] {
+    for t in ["veritysetup", "mkfs.vfat", "mmd", "mcopy", "objcopy"] {
         let real = std::env::split_paths(&path)
             .map(|d| d.join(t))
             .find(|p| p.is_file())
