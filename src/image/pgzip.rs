@@ -280,6 +280,18 @@ mod tests {
         }
     }
 
+    /// Eight blocks through the pipeline on three workers, pinned: the
+    /// bytes (so every image digest) must not depend on the scheduling, and
+    /// equal what the batch-at-a-time writer gave before it.
+    #[test]
+    fn many_blocks_are_pinned() {
+        use sha2::Digest as _;
+        let data = sample(7 * BLOCK + 999);
+        let gz = compress(&data, 6, 3).unwrap();
+        assert_eq!(hex::encode(sha2::Sha256::digest(&gz)), PINNED);
+    }
+    const PINNED: &str = "512db652e473189778ff351aab15074c46632127e0281fa90ffbb5cd58922a3b";
+
     #[test]
     fn dictionary_keeps_ratio_close_to_serial() {
         let data = sample(4 * BLOCK);
