@@ -14,19 +14,8 @@ use crate::support::{self, Project, Registry, copy_tree, forge, forge_bin, repo_
 
 const PASSWORD: &str = "ci-loop-pw";
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+/// `git` in `dir`, its trimmed stdout (the shared helper).
+use crate::support::git_stdout as git;
 
 /// Run `jobs` of `file` in `dir` with gitlab-ci-local; returns the log.
 fn gitlab_ci_local(dir: &Path, file: &str, jobs: &[&str], vars: &[(&str, String)]) -> String {

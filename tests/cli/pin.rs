@@ -2,9 +2,6 @@
 //! a new branch, formatting kept; pinning again is a no-op; a published
 //! image no entry names is an error.
 
-use std::path::Path;
-use std::process::Command;
-
 use crate::support::{self, forge, run_err, run_ok};
 
 const KUSTOMIZATION: &str = "\
@@ -18,19 +15,8 @@ images:
     digest: sha256:0000000000000000000000000000000000000000000000000000000000000000
 ";
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+/// `git` in `dir`, its trimmed stdout (the shared helper).
+use crate::support::git_stdout as git;
 
 fn manifests() -> tempfile::TempDir {
     let dir = support::project();
