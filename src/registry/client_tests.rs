@@ -141,6 +141,20 @@ fn connection_errors_are_retried_then_reported() {
     assert_eq!(c.request_count(), 3);
 }
 
+/// A plain-http client for a stand-in server that tries each request once
+/// (a scripted server's answers are used up in order, so no retries).
+pub(crate) fn single_try_client(host: &str) -> Client {
+    Client::new(
+        host,
+        ClientOptions {
+            insecure: true,
+            attempts: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 /// A server answering each request with the next canned response;
 /// logs each request line with its `Authorization` header.
 pub(crate) fn scripted_server(
@@ -275,15 +289,7 @@ fn a_huge_token_lifetime_is_capped_not_a_panic() {
         format!("HTTP/1.1 200 OK\r\n{CLOSE}"),
     ]);
     let realm_host = host.clone();
-    let c = Client::new(
-        &host,
-        ClientOptions {
-            insecure: true,
-            attempts: 1,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let c = single_try_client(&host);
     c.ping().unwrap();
     // The realm names the registry itself (the scripted server).
     *c.auth.lock().unwrap() = AuthState::Bearer {

@@ -380,8 +380,7 @@ pub fn blob_set(plan: &Plan) -> BTreeSet<Digest> {
 mod tests {
     use super::*;
     use crate::oci::{Descriptor, Digest};
-    use crate::registry::client::ClientOptions;
-    use crate::registry::client::tests::{CLOSE, scripted_server};
+    use crate::registry::client::tests::{CLOSE, scripted_server, single_try_client};
 
     #[test]
     fn a_refused_mount_falls_back_to_an_upload() {
@@ -390,15 +389,7 @@ mod tests {
             format!("HTTP/1.1 202 Accepted\r\nLocation: /v2/a/blobs/uploads/u1\r\n{CLOSE}"),
             format!("HTTP/1.1 201 Created\r\n{CLOSE}"),
         ]);
-        let c = Client::new(
-            &host,
-            ClientOptions {
-                insecure: true,
-                attempts: 1,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let c = single_try_client(&host);
         let bytes = std::sync::Arc::new(b"blob".to_vec());
         let b = PlanBlob {
             descriptor: Descriptor::for_bytes("application/octet-stream", &bytes),
@@ -428,15 +419,7 @@ mod tests {
             format!("HTTP/1.1 202 Accepted\r\nLocation: /v2/a/blobs/uploads/u1\r\n{CLOSE}"),
             format!("HTTP/1.1 201 Created\r\n{CLOSE}"),
         ]);
-        let c = Client::new(
-            &host,
-            ClientOptions {
-                insecure: true,
-                attempts: 1,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let c = single_try_client(&host);
         let gone = std::path::PathBuf::from("/nonexistent/forge-test/layer.tar.gz");
         let b = PlanBlob {
             descriptor: Descriptor {
