@@ -41,9 +41,6 @@ pub struct Args {
     /// Publish without signatures and attestations.
     #[arg(long)]
     no_sign: bool,
-    /// Also sign each platform manifest of an image index.
-    #[arg(long)]
-    recursive: bool,
     /// An extra tag for every image (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
@@ -168,7 +165,6 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         key: key.as_ref(),
         extra_tags: args.tags.clone(),
         layout_tags: true,
-        recursive: args.recursive,
         push: push_opts.clone(),
     };
     let started = std::time::Instant::now();

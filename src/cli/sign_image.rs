@@ -1,5 +1,6 @@
 //! `forge sign REF`: sign an image that is already in a registry with the
-//! project's image key (cosign's `.sig` format).
+//! project's image key (cosign's `.sig` format): the manifest REF names
+//! and, for an index, every platform manifest it lists.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -51,7 +52,13 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         return Err(anyhow!("registry returned {digest} for {}", args.reference));
     }
     let mut plan = Plan::new(&r.repository);
-    let new = plan_signature(&client, &mut plan, &r.repository_ref(), &digest, &key)?;
+    let mut new = plan_signature(&client, &mut plan, &r.repository_ref(), &digest, &key)?;
+    // An index's platform manifests too, as `forge publish` signs them (a
+    // node checks the one it pulls). Not JSON: no platform manifests.
+    let root = serde_json::from_slice(&manifest).unwrap_or(serde_json::Value::Null);
+    for child in crate::registry::publish::platform_manifests(&root) {
+        new |= plan_signature(&client, &mut plan, &r.repository_ref(), &child, &key)?;
+    }
     if new {
         let mut state = MountState::load(&settings.out.join("registry"), &r.registry);
         push::push(

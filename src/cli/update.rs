@@ -221,7 +221,6 @@ impl Prebuild for Publisher {
             key: Some(&key),
             extra_tags: vec![tag.clone()],
             layout_tags: false,
-            recursive: false,
             push: push_opts.clone(),
         };
         let mut out = Vec::new();

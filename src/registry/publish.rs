@@ -1,7 +1,9 @@
-//! Publishing a built image: its OCI layout, a signature, the SBOM and SLSA
-//! provenance attestations, in one push plan (blobs, then manifests, then
-//! the `.sig`/`.att` tags, then the image's own tags last, so a consumer
-//! that requires a signature never sees the tag before the signature).
+//! Publishing a built image: its OCI layout, signatures of the index and of
+//! every platform manifest (a node checks the one it pulls), the SBOM and
+//! SLSA provenance attestations, in one push plan (blobs, then manifests,
+//! then the `.sig`/`.att` tags, then the image's own tags last, so a
+//! consumer that requires a signature never sees the tag before the
+//! signature).
 
 use std::path::{Path, PathBuf};
 
@@ -126,6 +128,16 @@ pub fn predicates(
     Ok(out)
 }
 
+/// The platform manifests an image index lists (none for a single manifest).
+pub fn platform_manifests(root: &Value) -> Vec<Digest> {
+    root.get("manifests")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| Digest::parse(m.get("digest")?.as_str()?).ok())
+        .collect()
+}
+
 /// Options of [`publish_image`].
 #[derive(Debug)]
 pub struct PublishOptions<'a> {
@@ -138,8 +150,6 @@ pub struct PublishOptions<'a> {
     /// Set the layout's own tags (`latest` and the per-arch ones); off for a
     /// prebuild, which must never move `latest`.
     pub layout_tags: bool,
-    /// Also sign each platform manifest of the index (cosign `--recursive`).
-    pub recursive: bool,
     /// Push options.
     pub push: PushOptions,
 }
@@ -172,18 +182,13 @@ pub fn publish_image(
             .pointer("/annotations/org.opencontainers.image.revision")
             .and_then(Value::as_str)
             .map(str::to_string);
+        // The index (what a tag resolves to, what `cosign verify` checks)
+        // and every platform manifest: containers/image (CRI-O, podman,
+        // skopeo) checks the signature of the manifest it pulls for its
+        // platform, never the index's.
         signed = plan_signature(client, &mut plan, &reference, &digest, key)?;
-        if opts.recursive {
-            let children: Vec<Digest> = root
-                .get("manifests")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|m| Digest::parse(m.get("digest")?.as_str()?).ok())
-                .collect();
-            for child in children {
-                signed |= plan_signature(client, &mut plan, &reference, &child, key)?;
-            }
+        for child in platform_manifests(&root) {
+            signed |= plan_signature(client, &mut plan, &reference, &child, key)?;
         }
         let preds = predicates(image, &reference, revision)?;
         attested = plan_attestations(client, &mut plan, &reference, &digest, key, &preds)?;

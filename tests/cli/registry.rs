@@ -281,49 +281,7 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     // Independent check: openssl verifies the stored payload and signature.
     let c = registry_client(&host);
     let digest = Digest::parse(&root).unwrap();
-    let scopes = vec!["repository:forge/hello:pull".to_string()];
-    let (_, sig_manifest) = c
-        .get_manifest("forge/hello", &attach::signature_tag(&digest), &scopes)
-        .unwrap()
-        .unwrap();
-    let m: Value = serde_json::from_slice(&sig_manifest).unwrap();
-    let layer = &m["layers"][0];
-    assert_eq!(layer["mediaType"], MEDIA_SIMPLE_SIGNING);
-    let payload = c
-        .get_blob(
-            "forge/hello",
-            &Digest::parse(layer["digest"].as_str().unwrap()).unwrap(),
-            &scopes,
-        )
-        .unwrap();
-    let sig = base64::engine::general_purpose::STANDARD
-        .decode(
-            layer["annotations"]["dev.cosignproject.cosign/signature"]
-                .as_str()
-                .unwrap(),
-        )
-        .unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("payload"), &payload).unwrap();
-    std::fs::write(tmp.path().join("sig"), &sig).unwrap();
-    let out = Command::new("openssl")
-        .args(["dgst", "-sha256", "-verify"])
-        .arg(cosign_fixture("kat.pub"))
-        .arg("-signature")
-        .arg(tmp.path().join("sig"))
-        .arg(tmp.path().join("payload"))
-        .output()
-        .unwrap();
-    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK"));
-    let claimed: Value = serde_json::from_slice(&payload).unwrap();
-    assert_eq!(
-        claimed["critical"]["image"]["docker-manifest-digest"],
-        root.as_str()
-    );
-    assert_eq!(
-        claimed["critical"]["identity"]["docker-reference"],
-        format!("{host}/forge/hello")
-    );
+    openssl_verifies_signature(&host, "forge/hello", &digest);
 
     // Rejections, each with its own reason.
     let key = ImageKey::load(&cosign_fixture("kat.key"), b"forge-kat").unwrap();
@@ -400,43 +358,43 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
     );
     assert!(err.contains("no signature"), "{err}");
 
-    // --recursive also signs the platform manifest.
-    let platform =
-        json_file(&layout.join("blobs/sha256").join(&root[7..]))["manifests"][0]["digest"]
-            .as_str()
+    // A default publish signs every platform manifest too (a node checks
+    // the one it pulls): verify-image accepts it there, openssl agrees; an
+    // unsigned image and another key are refused there.
+    let platforms: Vec<String> =
+        json_file(&layout.join("blobs/sha256").join(&root[7..]))["manifests"]
+            .as_array()
             .unwrap()
-            .to_string();
-    let at = |prefix: &str| format!("{host}/{prefix}/hello@{platform}");
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap().to_string())
+            .collect();
+    assert!(!platforms.is_empty());
+    let other_pub = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(other_pub.path(), other.public_pem().unwrap()).unwrap();
+    for platform in &platforms {
+        let at = |prefix: &str| format!("{host}/{prefix}/hello@{platform}");
+        let verify = |r: &str, key: &Path| {
+            let mut c = forge(p.path());
+            c.args(["verify-image", "--insecure", r, "--key"]).arg(key);
+            c
+        };
+        let (_, err) = run_ok(&mut verify(&at("forge"), &cosign_fixture("kat.pub")));
+        assert!(err.contains("Verified"), "{err}");
+        openssl_verifies_signature(&host, "forge/hello", &Digest::parse(platform).unwrap());
+        let err = run_err(&mut verify(&at("unsigned"), &cosign_fixture("kat.pub")));
+        assert!(err.contains("no signature"), "{err}");
+        let err = run_err(&mut verify(&at("forge"), other_pub.path()));
+        assert!(err.contains("does not verify with the given key"), "{err}");
+    }
+    // The index is refused when a platform manifest's signature is missing.
+    let first = Digest::parse(&platforms[0]).unwrap();
+    put_signature(&c, "forge/hello", &first, vec![]);
     let err = run_err(
         forge(p.path())
-            .args([
-                "verify-image",
-                "--insecure",
-                "--signature-only",
-                &at("forge"),
-                "--key",
-            ])
+            .args(["verify-image", "--insecure", &reference, "--key"])
             .arg(cosign_fixture("kat.pub")),
     );
-    assert!(err.contains("no signature"), "{err}");
-    run_ok(forge_signing(p.path()).args([
-        "publish",
-        "--insecure",
-        "--recursive",
-        "--registry",
-        &format!("{host}/rec"),
-    ]));
-    run_ok(
-        forge(p.path())
-            .args([
-                "verify-image",
-                "--insecure",
-                "--signature-only",
-                &at("rec"),
-                "--key",
-            ])
-            .arg(cosign_fixture("kat.pub")),
-    );
+    assert!(err.contains(&format!("platform manifest {first}")), "{err}");
 
     // The package repository comes back and verifies against keys/.
     let pulled = tempfile::tempdir().unwrap();
@@ -477,6 +435,63 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
             .arg(pulled.path()),
     );
     assert!(err.contains("not a forge package repository"), "{err}");
+}
+
+/// openssl, independently of forge, verifies the `.sig` of `digest` in
+/// `repo` with the test key, and the payload names `digest` and `repo`.
+fn openssl_verifies_signature(host: &str, repo: &str, digest: &Digest) {
+    let c = registry_client(host);
+    let scopes = vec![format!("repository:{repo}:pull")];
+    let (_, sig_manifest) = c
+        .get_manifest(repo, &attach::signature_tag(digest), &scopes)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no .sig for {digest}"));
+    let m: Value = serde_json::from_slice(&sig_manifest).unwrap();
+    let layer = &m["layers"][0];
+    assert_eq!(layer["mediaType"], MEDIA_SIMPLE_SIGNING);
+    let payload = c
+        .get_blob(
+            repo,
+            &Digest::parse(layer["digest"].as_str().unwrap()).unwrap(),
+            &scopes,
+        )
+        .unwrap();
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(
+            layer["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("payload"), &payload).unwrap();
+    std::fs::write(tmp.path().join("sig"), &sig).unwrap();
+    let out = Command::new("openssl")
+        .args(["dgst", "-sha256", "-verify"])
+        .arg(cosign_fixture("kat.pub"))
+        .arg("-signature")
+        .arg(tmp.path().join("sig"))
+        .arg(tmp.path().join("payload"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK"),
+        "openssl: {digest}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let claimed: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        claimed["critical"]["image"]["docker-manifest-digest"],
+        digest.as_str()
+    );
+    assert_eq!(
+        claimed["critical"]["identity"]["docker-reference"],
+        format!("{host}/{repo}")
+    );
+    assert_eq!(
+        claimed["critical"]["type"],
+        "cosign container image signature"
+    );
 }
 
 /// A manifest or index of `repo` as JSON.
