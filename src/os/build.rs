@@ -75,6 +75,13 @@ pub fn build(settings: &Settings, name: &str) -> Result<BuiltOs, OsError> {
         }
     };
     super::check_host_tools()?;
+    let generated = match &def.containers {
+        None => Vec::new(),
+        Some(c) => {
+            let pem = super::trust::public_key(c, &settings.root, &settings.keys_dir())?;
+            super::trust::files(c, &pem)
+        }
+    };
     let shell = &settings.shell;
     let arch = def.profile.arch();
     shell.status("Resolving", format!("{name} for {arch}"));
@@ -106,7 +113,14 @@ pub fn build(settings: &Settings, name: &str) -> Result<BuiltOs, OsError> {
         .map_err(OsError::io("creating a folder in", &out_dir))?;
     let t = Instant::now();
     shell.status("Assembling", format!("{name} ({})", def.profile.name()));
-    let built = assemble(&def, &packages.packages, work.path(), &out_dir, epoch)?;
+    let built = assemble(
+        &def,
+        &packages.packages,
+        &generated,
+        work.path(),
+        &out_dir,
+        epoch,
+    )?;
     shell.verbose(format!(
         "assembled {} in {:.2}s",
         built.disk.display(),
@@ -117,17 +131,19 @@ pub fn build(settings: &Settings, name: &str) -> Result<BuiltOs, OsError> {
 }
 
 /// Everything after the packages are read: the filesystems, the disk and
-/// the manifest. `work` is scratch space; `out_dir` receives the results.
+/// the manifest. `generated`: files forge adds to `/usr` (the trust loop).
+/// `work` is scratch space; `out_dir` receives the results.
 pub fn assemble(
     def: &OsDef,
     packages: &[crate::image::rootfs::InstalledPackage],
+    generated: &[(String, super::usr::Extra)],
     work: &Path,
     out_dir: &Path,
     epoch: u64,
 ) -> Result<BuiltOs, OsError> {
     let seed = Seed::for_image(&def.name);
     let tree = work.join("usr");
-    usr::write_tree(def, packages, &tree, epoch)?;
+    usr::write_tree(def, packages, generated, &tree, epoch)?;
     let usr = usr::make(&tree, work, &seed, epoch)?;
     let need = usr.fs_bytes + usr.hash_bytes;
     if need > def.partitions.usr {

@@ -24,6 +24,7 @@ pub mod disk;
 pub mod fat;
 pub mod gpt;
 pub mod seed;
+pub mod trust;
 pub mod uki;
 pub mod usr;
 
@@ -160,6 +161,24 @@ pub enum OsError {
         path: PathBuf,
         /// Its Debian package.
         package: String,
+    },
+    /// `[containers]` is set but no image-signing public key was found.
+    #[error(
+        "`[containers]` needs the image-signing public key the node will trust: no *.cosign.pub in {} (run `forge keygen --image`, or set `containers.key`)",
+        dir.display()
+    )]
+    NoTrustKey {
+        /// The keys folder.
+        dir: PathBuf,
+    },
+    /// The image-signing public key is unusable.
+    #[error("the node's image-signing public key {}", path.display())]
+    TrustKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<crate::imagesign::ImageSignError>,
     },
     /// `veritysetup format` printed no root hash.
     #[error("`veritysetup format` printed no root hash")]

@@ -44,6 +44,15 @@ pub struct UsrImage {
     pub root_hash: String,
 }
 
+/// An entry forge adds to `/usr` itself (see [`super::trust`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Extra {
+    /// A regular file (mode 0644).
+    File(Vec<u8>),
+    /// A symlink to this target.
+    Symlink(String),
+}
+
 /// Where a package's path lands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
@@ -109,10 +118,14 @@ fn merge(packages: &[InstalledPackage]) -> Result<BTreeMap<String, (&Entry, &str
     Ok(tree)
 }
 
-/// Write the merged tree and `lib/os-release` under `root`.
+/// Write the merged tree, `lib/os-release` and the files forge generates
+/// (`generated`: path inside `/usr`, bytes; see [`super::trust`]) under
+/// `root`. A package installing a generated path is a conflict, not
+/// silently overwritten.
 pub fn write_tree(
     def: &OsDef,
     packages: &[InstalledPackage],
+    generated: &[(String, Extra)],
     root: &Path,
     epoch: u64,
 ) -> Result<(), OsError> {
@@ -153,6 +166,21 @@ pub fn write_tree(
             &mut release.as_bytes(),
         )
         .map_err(err)?;
+    }
+    for (path, extra) in generated {
+        if let Some((_, package)) = tree.get(path) {
+            return Err(OsError::Conflict {
+                path: format!("usr/{path}"),
+                first: package.to_string(),
+                second: "forge (generated from [containers])".to_string(),
+            });
+        }
+        match extra {
+            Extra::File(bytes) => w
+                .file(Path::new(path), 0o644, when, &mut bytes.as_slice())
+                .map_err(err)?,
+            Extra::Symlink(target) => w.symlink(Path::new(path), Path::new(target)).map_err(err)?,
+        }
     }
     w.finish().map_err(err)?;
     Ok(())

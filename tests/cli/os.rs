@@ -45,6 +45,8 @@ root = "4M"
 [[oem]]
 path = "forge/site.conf"
 content = "registry = \"registry.lan:5000/forge\"\n"
+[containers]
+registry = "registry.lan:5000/forge"
 "#;
 
 fn ready() -> bool {
@@ -60,8 +62,19 @@ fn project_with_hello(image: &str) -> Project {
     p.copy_recipes(&["hello"]).write("images/t.toml", image);
     p.recipe("testkernel").script(PLACEHOLDER_KERNEL).write();
     p.key().commit();
+    image_public_key(p.path());
     run_ok(forge(p.path()).args(["build", "hello", "testkernel", "--no-images"]));
     p
+}
+
+/// The image-signing public key the node will trust: the committed test
+/// key's, as `forge keygen --image` would leave it in `keys/`.
+fn image_public_key(root: &Path) {
+    std::fs::copy(
+        support::cosign_fixture("kat.pub"),
+        root.join("keys/forge-kat.cosign.pub"),
+    )
+    .unwrap();
 }
 
 fn manifest(root: &Path) -> Value {
@@ -208,6 +221,7 @@ fn os_image_passes_the_checks_and_two_builds_are_identical() {
     assert!(tree.join("bin/hello").is_file(), "usr/bin/hello is in /usr");
     let release = std::fs::read_to_string(tree.join("lib/os-release")).unwrap();
     assert!(release.contains("IMAGE_VERSION=1.0"), "{release}");
+    node_trust_files_are_valid(&tree);
     let blocks = m["usr_data_blocks"].as_u64().unwrap().to_string();
     tool(
         "veritysetup",
@@ -239,6 +253,236 @@ fn os_image_passes_the_checks_and_two_builds_are_identical() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "a corrupted /usr must not verify");
+}
+
+/// The trust loop in the extracted `/usr`: `policy.json` valid per
+/// containers-policy.json(5) (and loaded by skopeo's own parser), naming
+/// forge's key; registries.d and CRI-O's drop-in; the factory links
+/// that put them in the node's `/etc`.
+fn node_trust_files_are_valid(usr: &Path) {
+    let policy_path = usr.join("share/forge/containers/policy.json");
+    let policy: Value = serde_json::from_slice(&std::fs::read(&policy_path).unwrap()).unwrap();
+    check_policy(&policy);
+    assert_eq!(policy["default"], serde_json::json!([{"type": "reject"}]));
+    let docker = policy["transports"]["docker"].as_object().unwrap();
+    assert_eq!(
+        docker.keys().collect::<Vec<_>>(),
+        ["registry.lan:5000/forge"]
+    );
+    let req = &docker["registry.lan:5000/forge"][0];
+    assert_eq!(req["type"], "sigstoreSigned");
+    assert_eq!(req["signedIdentity"]["type"], "matchRepository");
+    let key_path = req["keyPath"].as_str().unwrap();
+    let key = usr.join(key_path.strip_prefix("/usr/").expect("the key is in /usr"));
+    assert_eq!(
+        public_der(&key),
+        public_der(&support::cosign_fixture("kat.pub")),
+        "policy.json names forge's image-signing key"
+    );
+    // skopeo (containers/image's own parser, strict about unknown keys)
+    // loads it: the error is about the missing source, not the policy.
+    if support::require_tool("skopeo") {
+        let out = Command::new("skopeo")
+            .arg("--policy")
+            .arg(&policy_path)
+            .args([
+                "copy",
+                "oci:/nonexistent-forge-test",
+                "dir:/nonexistent-forge-test",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("policy"), "skopeo refused the policy: {err}");
+        assert!(err.contains("nonexistent-forge-test"), "{err}");
+    }
+    let yaml = std::fs::read_to_string(usr.join("share/forge/containers/registries.d/forge.yaml"))
+        .unwrap();
+    assert_eq!(
+        yaml,
+        "docker:\n  registry.lan:5000/forge:\n    use-sigstore-attachments: true\n"
+    );
+    let crio =
+        std::fs::read_to_string(usr.join("share/forge/crio/crio.conf.d/10-crun.conf")).unwrap();
+    assert!(
+        crio.contains("[crio.runtime]\ndefault_runtime = \"crun\"\n"),
+        "{crio}"
+    );
+    for (etc, file) in [
+        ("containers/policy.json", "containers/policy.json"),
+        (
+            "containers/registries.d/forge.yaml",
+            "containers/registries.d/forge.yaml",
+        ),
+        (
+            "crio/crio.conf.d/10-crun.conf",
+            "crio/crio.conf.d/10-crun.conf",
+        ),
+    ] {
+        let link = usr.join("share/factory/etc").join(etc);
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            Path::new("/usr/share/forge").join(file),
+            "{etc}"
+        );
+    }
+}
+
+/// The public key of a PEM file as DER, by openssl.
+fn public_der(pem: &Path) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(["pkey", "-pubin", "-outform", "DER", "-in"])
+        .arg(pem)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// containers-policy.json(5), strictly: `default` and `transports` only;
+/// each requirement of a known type with its own fields; `sigstoreSigned`
+/// with exactly one of keyPath/keyPaths/keyData/keyDatas and a known
+/// `signedIdentity`; docker scopes `HOST[:PORT][/PATH]` without tag or
+/// digest.
+fn check_policy(v: &Value) {
+    let top = v.as_object().expect("policy is an object");
+    for k in top.keys() {
+        assert!(
+            ["default", "transports"].contains(&k.as_str()),
+            "unknown key {k}"
+        );
+    }
+    let default = v["default"].as_array().expect("default is an array");
+    assert!(!default.is_empty(), "default must not be empty");
+    default.iter().for_each(check_requirement);
+    let transports = [
+        "docker",
+        "atomic",
+        "containers-storage",
+        "dir",
+        "docker-archive",
+        "docker-daemon",
+        "oci",
+        "oci-archive",
+        "sif",
+        "tarball",
+    ];
+    for (t, scopes) in v["transports"]
+        .as_object()
+        .expect("transports is an object")
+    {
+        assert!(transports.contains(&t.as_str()), "unknown transport {t}");
+        for (scope, reqs) in scopes.as_object().expect("scopes are an object") {
+            if t == "docker" {
+                let name = scope.split('/').next_back().unwrap_or("");
+                assert!(
+                    !name.contains(':') || !scope.contains('/'),
+                    "tag in scope {scope}"
+                );
+                assert!(
+                    !scope.contains('@') && !scope.contains("://"),
+                    "scope {scope}"
+                );
+            }
+            let reqs = reqs.as_array().expect("requirements are an array");
+            assert!(!reqs.is_empty(), "empty requirements for {scope}");
+            reqs.iter().for_each(check_requirement);
+        }
+    }
+}
+
+fn check_requirement(r: &Value) {
+    let o = r.as_object().expect("a requirement is an object");
+    let allowed: &[&str] = match r["type"].as_str().expect("type") {
+        "insecureAcceptAnything" | "reject" => &["type"],
+        "signedBy" => &[
+            "type",
+            "keyType",
+            "keyPath",
+            "keyPaths",
+            "keyData",
+            "signedIdentity",
+        ],
+        "sigstoreSigned" => &[
+            "type",
+            "keyPath",
+            "keyPaths",
+            "keyData",
+            "keyDatas",
+            "fulcio",
+            "rekorPublicKeyPath",
+            "rekorPublicKeyPaths",
+            "rekorPublicKeyData",
+            "rekorPublicKeyDatas",
+            "pki",
+            "signedIdentity",
+        ],
+        other => panic!("unknown requirement type {other}"),
+    };
+    for k in o.keys() {
+        assert!(allowed.contains(&k.as_str()), "unknown key {k} in {r}");
+    }
+    if r["type"] == "sigstoreSigned" {
+        let sources = [
+            "keyPath", "keyPaths", "keyData", "keyDatas", "fulcio", "pki",
+        ];
+        assert_eq!(
+            sources.iter().filter(|s| o.contains_key(**s)).count(),
+            1,
+            "{r}"
+        );
+        if let Some(p) = o.get("keyPath") {
+            assert!(
+                p.as_str().is_some_and(|p| p.starts_with('/')),
+                "keyPath is absolute"
+            );
+        }
+    }
+    if let Some(id) = o.get("signedIdentity") {
+        let fields: &[&str] = match id["type"].as_str().expect("signedIdentity type") {
+            "matchExact" | "matchRepoDigestOrExact" | "matchRepository" => &["type"],
+            "exactReference" => &["type", "dockerReference"],
+            "exactRepository" => &["type", "dockerRepository"],
+            "remapIdentity" => &["type", "prefix", "signedPrefix"],
+            other => panic!("unknown signedIdentity type {other}"),
+        };
+        for k in id.as_object().unwrap().keys() {
+            assert!(fields.contains(&k.as_str()), "unknown key {k} in {id}");
+        }
+        for f in &fields[1..] {
+            assert!(id[f].is_string(), "{f} missing in {id}");
+        }
+    }
+}
+
+#[test]
+fn containers_without_an_image_public_key_is_an_error_before_anything_is_written() {
+    if !ready() {
+        return;
+    }
+    let p = Project::new();
+    p.write("images/t.toml", OS_IMAGE).key().commit();
+    let err = run_err(forge(p.path()).args(["os", "build", "t"]));
+    assert!(
+        err.contains("`[containers]` needs the image-signing public key")
+            && err.contains("forge keygen --image"),
+        "{err}"
+    );
+    assert!(out_os(p.path()).is_empty(), "{:?}", out_os(p.path()));
+    // A registry scope with a tag is a positioned error.
+    p.write(
+        "images/t.toml",
+        &OS_IMAGE.replace(
+            "[containers]\nregistry = \"registry.lan:5000/forge\"",
+            "[containers]\nregistry = \"registry.lan:5000/forge:v1\"",
+        ),
+    );
+    let err = run_err(forge(p.path()).args(["os", "build", "t"]));
+    assert!(err.contains("`containers.registry`"), "{err}");
 }
 
 #[test]

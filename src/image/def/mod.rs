@@ -21,8 +21,8 @@ mod model;
 pub mod os;
 
 pub use model::{
-    Account, Definition, ExtraKind, ExtraPath, Group, ImageDef, Layering, LayeringMode, OemFile,
-    OsDef, PartitionSizes, Profile,
+    Account, ContainersDef, Definition, ExtraKind, ExtraPath, Group, ImageDef, Layering,
+    LayeringMode, OemFile, OsDef, PartitionSizes, Profile,
 };
 
 /// Why an image file was rejected.

@@ -148,6 +148,20 @@ pub struct OsDef {
     pub partitions: PartitionSizes,
     /// Files of the OEM partition (per-site configuration).
     pub oem: Vec<OemFile>,
+    /// The container trust loop (`[containers]`): the registry nodes pull
+    /// signed images from, and the public key they require.
+    pub containers: Option<Box<ContainersDef>>,
+}
+
+/// `[containers]` of an OS image: what the node's `policy.json` trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainersDef {
+    /// The cluster's registry scope, `HOST[:PORT][/PATH]`: images under it
+    /// must carry a signature by the key; everything else is rejected.
+    pub registry: String,
+    /// The image-signing public key (PEM), relative to the project; default:
+    /// the newest `keys/*.cosign.pub`.
+    pub key: Option<String>,
 }
 
 /// A target machine: firmware, partition table and architecture.

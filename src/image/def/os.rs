@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::model::{OemFile, OsDef, PartitionSizes, Profile};
+use super::model::{ContainersDef, OemFile, OsDef, PartitionSizes, Profile};
 use super::{DefError, Src, check_packages};
 
 /// Partition sizes when the definition names none.
@@ -47,6 +47,14 @@ struct RawOs {
     partitions: Option<RawPartitions>,
     #[serde(default)]
     oem: Vec<Spanned<RawOem>>,
+    containers: Option<RawContainers>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContainers {
+    registry: Spanned<String>,
+    key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +107,10 @@ pub(super) fn parse(name: &str, file: &Path, src: &Src<'_>) -> Result<OsDef, Def
             content: e.content,
         });
     }
+    let containers = match raw.containers {
+        None => None,
+        Some(c) => Some(Box::new(containers(src, c)?)),
+    };
     Ok(OsDef {
         name: name.to_string(),
         file: file.to_path_buf(),
@@ -109,7 +121,72 @@ pub(super) fn parse(name: &str, file: &Path, src: &Src<'_>) -> Result<OsDef, Def
         cmdline,
         partitions,
         oem,
+        containers,
     })
+}
+
+fn containers(src: &Src<'_>, raw: RawContainers) -> Result<ContainersDef, DefError> {
+    let registry = registry_scope(raw.registry.get_ref())
+        .map_err(|m| src.fail(raw.registry.span(), format!("`containers.registry`: {m}")))?;
+    let key = match raw.key {
+        None => None,
+        Some(k) => {
+            let path = k.get_ref();
+            let ok = !path.is_empty()
+                && !path.starts_with('/')
+                && path
+                    .split('/')
+                    .all(|c| !c.is_empty() && c != "." && c != "..");
+            if !ok {
+                return Err(src.fail(
+                    k.span(),
+                    format!("`containers.key`: `{path}` must be a relative path inside the project (keys/NAME.cosign.pub)"),
+                ));
+            }
+            Some(path.clone())
+        }
+    };
+    Ok(ContainersDef { registry, key })
+}
+
+/// A policy scope for the cluster's registry: `HOST[:PORT][/PATH]`, lower
+/// case, no scheme, tag or digest (containers-policy.json(5) scopes).
+fn registry_scope(text: &str) -> Result<String, String> {
+    let bad = |why: &str| {
+        format!(
+            "`{text}` is not a registry scope HOST[:PORT][/PATH] ({why}), e.g. \"registry.lan:5000/forge\""
+        )
+    };
+    if text.contains("://") {
+        return Err(bad("no scheme"));
+    }
+    if text.contains('@') {
+        return Err(bad("no digest"));
+    }
+    let (hostport, path) = text.split_once('/').unwrap_or((text, ""));
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, ""));
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if !host_ok {
+        return Err(bad("lower-case host name"));
+    }
+    if hostport.contains(':')
+        && (port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad("the port is a number"));
+    }
+    let comp_ok = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+    };
+    if !path.is_empty() && !path.split('/').all(comp_ok) {
+        return Err(bad("path components are [a-z0-9._-], no tag"));
+    }
+    Ok(text.to_string())
 }
 
 fn profile(src: &Src<'_>, raw: &Spanned<String>) -> Result<Profile, DefError> {

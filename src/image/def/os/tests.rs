@@ -166,3 +166,43 @@ fn load_of_an_os_file_as_a_container_names_the_kind() {
         "{err}"
     );
 }
+
+#[test]
+fn containers_registry_and_key() {
+    let d = p(&format!(
+        "{HEAD}[containers]\nregistry = \"registry.lan:5000/forge\"\nkey = \"keys/node.cosign.pub\"\n"
+    ))
+    .unwrap();
+    let c = d.containers.unwrap();
+    assert_eq!(c.registry, "registry.lan:5000/forge");
+    assert_eq!(c.key.as_deref(), Some("keys/node.cosign.pub"));
+    assert_eq!(p(HEAD).unwrap().containers, None);
+    for good in ["registry.lan", "10.0.0.1:5000", "reg.example/a/b-c_d.e"] {
+        assert_eq!(registry_scope(good).as_deref(), Ok(good), "{good}");
+    }
+    for (bad, line) in [
+        ("registry = \"https://registry.lan/forge\"", "no scheme"),
+        ("registry = \"registry.lan/forge:v1\"", "no tag"),
+        ("registry = \"registry.lan/forge@sha256:00\"", "no digest"),
+        ("registry = \"Registry.lan/forge\"", "lower-case host"),
+        (
+            "registry = \"registry.lan:port/forge\"",
+            "the port is a number",
+        ),
+        ("registry = \"registry.lan//forge\"", "path components"),
+        ("registry = \"\"", "lower-case host"),
+    ] {
+        let err = p(&format!("{HEAD}[containers]\n{line}\n", line = bad)).unwrap_err();
+        assert!(
+            err.starts_with("images/node.toml:6:12: `containers.registry`") && err.contains(line),
+            "{bad}: {err}"
+        );
+    }
+    let err = p(&format!(
+        "{HEAD}[containers]\nregistry = \"r.lan\"\nkey = \"../outside.pub\"\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("`containers.key`"), "{err}");
+    let err = p(&format!("{HEAD}[containers]\nregistri = \"r.lan\"\n")).unwrap_err();
+    assert!(err.contains("registri"), "{err}");
+}
