@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Seed a forge source mirror folder with the upstream release files of the
 # real recipes (recipes/crun, recipes/busybox), taken from Debian's source
-# packages.
+# packages, and with the seed's wheel (recipes/zig), taken with
+# `pip download` from the Python package index.
 #
 #   usage: .ci/seed-mirror.sh MIRROR_DIR
 #
@@ -14,7 +15,8 @@
 # all are present nothing is downloaded.
 #
 # Needs root (writes an apt sources file, runs apt-get update) unless every
-# file is already in place. Idempotent.
+# Debian file is already in place, and `pip` (or `python3 -m pip`) for the
+# wheel. Idempotent.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -53,6 +55,53 @@ recipe_sha256() {
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 
 mkdir -p "$mirror"
+
+# recipe | pip requirement | wheel file name (the last segment of the url)
+wheels=(
+  "zig|ziglang==0.17.0|ziglang-0.17.0-py3-none-manylinux_2_12_x86_64.manylinux2010_x86_64.musllinux_1_1_x86_64.whl"
+)
+pip_cmd() {
+  if command -v pip >/dev/null 2>&1; then
+    pip "$@"
+  else
+    python3 -m pip "$@"
+  fi
+}
+for w in "${wheels[@]}"; do
+  IFS='|' read -r recipe req file <<<"$w"
+  want=$(recipe_sha256 "$recipe" "$file")
+  if [ -z "$want" ]; then
+    echo "seed-mirror: recipes/$recipe/recipe.toml has no sha256 for $file" >&2
+    exit 1
+  fi
+  if [ -f "$mirror/$file" ] && [ "$(sha_of "$mirror/$file")" = "$want" ]; then
+    echo "seed-mirror: $file already present"
+    continue
+  fi
+  wdir=$(mktemp -d)
+  # On an x86_64 Linux host pip picks the manylinux x86_64 wheel.
+  pip_cmd download --quiet --no-deps --only-binary=:all: --dest "$wdir" "$req" || {
+    echo "seed-mirror: pip download $req failed" >&2
+    rm -rf "$wdir"
+    exit 1
+  }
+  if [ ! -f "$wdir/$file" ]; then
+    echo "seed-mirror: pip download $req gave $(ls "$wdir" | tr '\n' ' '), not $file" >&2
+    rm -rf "$wdir"
+    exit 1
+  fi
+  got=$(sha_of "$wdir/$file")
+  if [ "$got" != "$want" ]; then
+    echo "seed-mirror: $file has sha256 $got, recipes/$recipe pins $want" >&2
+    rm -rf "$wdir"
+    exit 1
+  fi
+  mv "$wdir/$file" "$mirror/$file.tmp"
+  mv "$mirror/$file.tmp" "$mirror/$file"
+  rm -rf "$wdir"
+  echo "seed-mirror: $file <- pip download $req (sha256 $got)"
+done
+
 missing=()
 for e in "${entries[@]}"; do
   IFS='|' read -r recipe srcpkg debfile upname <<<"$e"

@@ -21,6 +21,7 @@ mod plan;
 mod recipe;
 mod registry;
 mod registry_faults;
+mod seed;
 mod source;
 mod support;
 mod update;
