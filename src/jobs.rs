@@ -10,11 +10,22 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// How a unit's work succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// It was built.
+    Built,
+    /// Its outputs were taken from the build cache.
+    Pulled,
+}
+
 /// How one unit ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Built successfully.
     Built,
+    /// Taken from the build cache.
+    Pulled,
     /// Failed with this message.
     Failed(String),
     /// Not started: a dependency failed, or the run stopped after a failure.
@@ -44,7 +55,7 @@ pub fn run<D, W>(
 ) -> Vec<UnitResult>
 where
     D: Fn(&str) -> Vec<String>,
-    W: Fn(&str) -> Result<(), String> + Sync,
+    W: Fn(&str) -> Result<Done, String> + Sync,
 {
     let in_run: BTreeSet<&str> = units.iter().map(String::as_str).collect();
     let mut waiting: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -73,7 +84,7 @@ where
     let mut stopped = false;
     let work = &work;
     std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<(String, Result<(), String>, Duration)>();
+        let (tx, rx) = mpsc::channel::<(String, Result<Done, String>, Duration)>();
         let mut running = 0usize;
         loop {
             while running < jobs && !stopped {
@@ -100,7 +111,8 @@ where
             results.push(UnitResult {
                 name: name.clone(),
                 outcome: match r {
-                    Ok(()) => Outcome::Built,
+                    Ok(Done::Built) => Outcome::Built,
+                    Ok(Done::Pulled) => Outcome::Pulled,
                     Err(e) => Outcome::Failed(e),
                 },
                 elapsed,
@@ -179,7 +191,7 @@ mod tests {
             false,
             |n| {
                 log.lock().unwrap().push(n.to_string());
-                Ok(())
+                Ok(Done::Built)
             },
         );
         assert_eq!(*log.lock().unwrap(), vec!["base", "lib", "app"]);
@@ -202,7 +214,7 @@ mod tests {
                 }
                 std::thread::sleep(Duration::from_millis(50));
                 active.lock().unwrap().0 -= 1;
-                Ok(())
+                Ok(Done::Built)
             },
         );
         assert_eq!(res.len(), 4);
@@ -216,7 +228,7 @@ mod tests {
             if n == "lib" {
                 Err("boom".to_string())
             } else {
-                Ok(())
+                Ok(Done::Built)
             }
         };
         let res = run(

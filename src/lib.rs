@@ -13,6 +13,7 @@
 //! | [`recipe`] | recipe TOML → validated [`recipe::Recipe`] |
 //! | [`graph`] | recipes → [`graph::UnitGraph`]: build order, cycles, closures |
 //! | [`plan`] | unit keys, fresh/dirty verdicts and why |
+//! | [`cache`] | the registry-backed build cache: signed entries per unit key |
 //! | [`jobs`] | the parallel job queue (dependency order, -j, keep-going) |
 //! | [`pipeline`] | `forge build`: plan, build deps from the repo, run units, images, no-op stamp |
 //! | [`ci`] | the plan as a GitLab child pipeline; checks on CI documents; `forge pin` |
@@ -35,6 +36,7 @@
 
 pub mod apk;
 pub mod build;
+pub mod cache;
 pub mod ci;
 pub mod cli;
 pub mod epoch;

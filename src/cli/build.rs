@@ -70,11 +70,27 @@ pub struct Args {
     /// is dirty; what it needs must be built already. CI jobs run this.
     #[arg(long, value_name = "UNIT")]
     unit: Option<String>,
+    /// A registry-backed build cache shared by runners: dirty units are
+    /// pulled from it when it holds their key (verified), built units are
+    /// pushed to it, signed (`oci+http://` for a plain-HTTP registry).
+    #[arg(long, value_name = "oci://HOST[:PORT]/REPO")]
+    cache: Option<String>,
 }
 
 /// Run `forge build`.
 pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
+    let cache = match &args.cache {
+        Some(url) => {
+            let url = crate::cache::CacheUrl::parse(url)?;
+            Some(std::sync::Arc::new(crate::cache::Cache::open(
+                &settings.shell,
+                &url,
+            )?))
+        }
+        None => None,
+    };
     let opts = BuildOptions {
+        cache,
         force: args.force,
         keep_going: args.keep_going,
         explain: args.explain,

@@ -7,11 +7,10 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 
 use crate::imagesign::keys;
-use crate::registry::auth::{self, Credentials};
 use crate::registry::publish::{ImageToPublish, PublishOptions, publish_image};
 use crate::registry::push::{self, PushOptions, PushReport};
 use crate::registry::state::MountState;
-use crate::registry::{Client, ClientOptions, Target, artifact};
+use crate::registry::{Client, Target, artifact};
 use crate::settings::Settings;
 
 /// Arguments of `forge publish`.
@@ -52,41 +51,23 @@ pub struct Args {
     chunk_size: Option<u64>,
 }
 
-/// A registry client for `host` with the credentials given for it (see
-/// [`crate::registry::auth`]); `destination`: forge writes to `host` on the
-/// user's behalf (publish, sign-image), so the environment's credentials
-/// default to it.
+/// A registry client for `host` with the credentials given for it, checked
+/// to answer (see [`crate::registry::connect`]); `destination`: forge writes
+/// to `host` on the user's behalf (publish, sign-image).
 pub(super) fn client_for(
     settings: &Settings,
     host: &str,
     insecure: bool,
     destination: bool,
 ) -> Result<Client> {
-    let env_host = auth::env_host(destination.then_some(host));
-    let credentials = Credentials::lookup(host, env_host.as_deref()).map(|(c, from)| {
-        settings
-            .shell
-            .verbose(format!("registry {host}: user `{}` from {from}", c.user));
-        c
-    });
-    let client = Client::new(
-        host,
-        ClientOptions {
-            insecure,
-            credentials,
-            token_hosts: auth::token_hosts_from_env(),
-            ..ClientOptions::default()
-        },
-    )?;
-    client.ping().with_context(|| {
+    crate::registry::connect(&settings.shell, host, insecure, destination).with_context(|| {
         let hint = if insecure {
             ""
         } else {
             " (for a plain-HTTP registry pass --insecure)"
         };
         format!("contacting registry {host}{hint}")
-    })?;
-    Ok(client)
+    })
 }
 
 fn counts(r: &PushReport) -> String {

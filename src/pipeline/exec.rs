@@ -32,16 +32,18 @@ pub(super) struct ExecCtx<'a> {
     pub repo: &'a Mutex<SharedRepo>,
     pub repo_dir: &'a Path,
     pub write_opts: WriteOptions,
+    /// The build cache, when `--cache` is given.
+    pub cache: Option<&'a crate::cache::Cache>,
 }
 
 /// A unit failure, with the build log tail when there is one.
 pub(super) struct UnitError {
-    message: String,
+    pub(super) message: String,
     log_tail: Option<(PathBuf, Vec<String>)>,
 }
 
 impl UnitError {
-    fn from_err(e: &dyn std::error::Error) -> UnitError {
+    pub(super) fn from_err(e: &dyn std::error::Error) -> UnitError {
         let mut message = e.to_string();
         let mut cause = e.source();
         while let Some(c) = cause {
@@ -126,8 +128,27 @@ impl ExecCtx<'_> {
                 .map_err(|e| UnitError::from_err(&e))?;
             written.push(w.path);
         }
-        let mut digests = Vec::with_capacity(written.len());
-        for path in &written {
+        let artifacts = self.land(unit, &written)?;
+        if let Some(cache) = self.cache {
+            super::cached::store(self, cache, unit, &artifacts)?;
+        }
+        self.finish(unit, artifacts)?;
+        let _ = fs::remove_dir_all(&apk_dir);
+        Ok(())
+    }
+
+    /// Admit `files` (verified packages of `unit`) into the repository under
+    /// one group-committed index write, dropping what the unit's previous
+    /// build made that this one does not. Returns what the state records.
+    pub(super) fn land(
+        &self,
+        unit: &Unit,
+        files: &[PathBuf],
+    ) -> Result<Vec<ArtifactRecord>, UnitError> {
+        let s = self.settings;
+        let r = &unit.recipe;
+        let mut digests = Vec::with_capacity(files.len());
+        for path in files {
             let bytes = fs::read(path).map_err(|e| UnitError::from_err(&e))?;
             digests.push(hex::encode(Sha256::digest(&bytes)));
         }
@@ -136,12 +157,11 @@ impl ExecCtx<'_> {
         // What the unit's previous build left that this one no longer makes
         // (an older version, a dropped subpackage) leaves the repository with
         // the same index write.
-        let state_path = plan::state_path(&s.out, self.arch, &r.name);
-        let previous = plan::read_state(&state_path);
+        let previous = plan::read_state(&plan::state_path(&s.out, self.arch, &r.name));
         let mut artifacts = Vec::new();
         let wanted = {
             let mut shared = self.repo.lock().unwrap_or_else(|e| e.into_inner());
-            for (path, sha256) in written.iter().zip(digests) {
+            for (path, sha256) in files.iter().zip(digests) {
                 let entry = shared.repo.add(path).map_err(|e| UnitError::from_err(&e))?;
                 artifacts.push(ArtifactRecord {
                     file: entry.file_name(),
@@ -157,24 +177,30 @@ impl ExecCtx<'_> {
             }
             shared.generation + 1
         };
-        {
-            let mut shared = self.repo.lock().unwrap_or_else(|e| e.into_inner());
-            if shared.generation < wanted {
-                shared
-                    .repo
-                    .write_index(self.key, None)
-                    .map_err(|e| UnitError::from_err(&e))?;
-                shared.generation += 1;
-            }
+        let mut shared = self.repo.lock().unwrap_or_else(|e| e.into_inner());
+        if shared.generation < wanted {
+            shared
+                .repo
+                .write_index(self.key, None)
+                .map_err(|e| UnitError::from_err(&e))?;
+            shared.generation += 1;
         }
+        Ok(artifacts)
+    }
+
+    /// Record the unit's state, last: from now on it is fresh.
+    pub(super) fn finish(
+        &self,
+        unit: &Unit,
+        artifacts: Vec<ArtifactRecord>,
+    ) -> Result<(), UnitError> {
         let state = UnitState {
             key: unit.inputs.key(),
             inputs: unit.inputs.clone(),
             artifacts,
         };
-        write_state(&state_path, &state).map_err(|e| UnitError::from_err(&e))?;
-        let _ = fs::remove_dir_all(&apk_dir);
-        Ok(())
+        let path = plan::state_path(&self.settings.out, self.arch, &unit.recipe.name);
+        write_state(&path, &state).map_err(|e| UnitError::from_err(&e))
     }
 }
 

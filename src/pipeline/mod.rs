@@ -27,6 +27,7 @@
 //! ([`OutLock`]). Before planning, the no-op stamp ([`noop`]) may prove
 //! from file metadata alone that the plan would be all fresh.
 
+mod cached;
 pub mod deps;
 mod exec;
 pub mod images;
@@ -35,13 +36,14 @@ mod noop;
 mod planner;
 mod report;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::apk::WriteOptions;
 use crate::jobs::{self, Outcome};
-use crate::plan::value::{BuildPlan, PlanError, UnitKind};
+use crate::plan::value::{BuildPlan, PlanError, PlannedUnit, UnitKind};
 use crate::recipe;
 use crate::repo::{self, Repo};
 use crate::settings::Settings;
@@ -71,8 +73,10 @@ pub struct BuildOptions {
     /// Plan (and build) images too.
     pub images: bool,
     /// Execute only this unit of the plan (a recipe name or `image:NAME`);
-    /// its dependencies must be fresh.
+    /// its dependencies must be fresh, or (with `cache`) in the cache.
     pub unit: Option<String>,
+    /// The registry-backed build cache (`--cache`).
+    pub cache: Option<std::sync::Arc<crate::cache::Cache>>,
 }
 
 /// A pipeline failure before any unit ran (units' own failures are in the
@@ -232,7 +236,10 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Reports, Pipeli
     if opts.explain || opts.dry_run {
         render_explain(settings, &planned.plan);
     }
-    let chosen = chosen_units(&planned.plan, opts.unit.as_deref())?;
+    let Chosen {
+        units: chosen,
+        pull_only,
+    } = chosen_units(&planned.plan, opts.unit.as_deref(), opts.cache.is_some())?;
     let mut reports = Reports {
         packages: Report {
             what: "packages",
@@ -262,14 +269,14 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Reports, Pipeli
         .map(|n| n.to_string())
         .collect();
     if !dirty.is_empty() {
-        execute_packages(
+        let run = Run {
             settings,
             arch,
             opts,
-            &planned,
-            &dirty,
-            &mut reports.packages,
-        )?;
+            planned: &planned,
+            pull_only: &pull_only,
+        };
+        execute_packages(&run, &dirty, &mut reports.packages)?;
     }
     reports.packages.elapsed = started.elapsed();
     if !reports.packages.failed() && (opts.images || opts.unit.is_some()) {
@@ -283,29 +290,58 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Reports, Pipeli
     Ok(reports)
 }
 
-/// The units a run executes: all of the plan, or with `--unit` that one,
-/// whose dependencies must then be fresh.
+/// The units a run executes, and those of them that must come from the
+/// cache.
+struct Chosen<'p> {
+    units: Vec<&'p str>,
+    pull_only: BTreeSet<String>,
+}
+
+/// All of the plan; or with `--unit` that unit, whose dependencies must
+/// then be fresh, or with a cache are pulled from it (all the dirty ones it
+/// needs, transitively: its build root needs their packages).
 fn chosen_units<'p>(
     plan: &'p BuildPlan,
     unit: Option<&str>,
-) -> Result<Vec<&'p str>, PipelineError> {
+    cache: bool,
+) -> Result<Chosen<'p>, PipelineError> {
     let Some(name) = unit else {
-        return Ok(plan.units.iter().map(|u| u.name.as_str()).collect());
+        let units = plan.units.iter().map(|u| u.name.as_str()).collect();
+        return Ok(Chosen {
+            units,
+            pull_only: BTreeSet::new(),
+        });
     };
     let u = plan.unit(name)?;
-    let deps: Vec<String> = u
-        .deps
-        .iter()
-        .filter(|d| plan.unit(d).is_ok_and(|d| !d.fresh))
-        .cloned()
-        .collect();
-    if !deps.is_empty() {
+    let dirty_deps = |u: &PlannedUnit| -> Vec<String> {
+        u.deps
+            .iter()
+            .filter(|d| plan.unit(d).is_ok_and(|d| !d.fresh))
+            .cloned()
+            .collect()
+    };
+    let deps = dirty_deps(u);
+    if !cache && !deps.is_empty() {
         return Err(PipelineError::DepsNotBuilt {
             unit: name.to_string(),
             deps,
         });
     }
-    Ok(vec![u.name.as_str()])
+    let mut pull_only = BTreeSet::new();
+    let mut todo = deps;
+    while let Some(d) = todo.pop() {
+        if pull_only.insert(d.clone()) {
+            todo.extend(dirty_deps(plan.unit(&d)?));
+        }
+    }
+    let mut units: Vec<&str> = plan
+        .units
+        .iter()
+        .map(|p| p.name.as_str())
+        .filter(|n| pull_only.contains(*n))
+        .collect();
+    units.push(u.name.as_str());
+    Ok(Chosen { units, pull_only })
 }
 
 /// `--explain` / `--dry-run`: one status line and one `plan` event per unit.
@@ -345,19 +381,33 @@ fn all_fresh(units: Vec<(String, String)>, elapsed: Duration) -> Reports {
     reports
 }
 
-/// Build the dirty package units on the job queue, in dependency order.
+/// What executing the package units needs.
+struct Run<'a> {
+    settings: &'a Settings,
+    arch: &'a str,
+    opts: &'a BuildOptions,
+    planned: &'a planner::Planned,
+    /// Units to take from the cache, never to build.
+    pull_only: &'a BTreeSet<String>,
+}
+
+/// Build (or with a cache, pull) the dirty package units on the job queue,
+/// in dependency order.
 fn execute_packages(
-    settings: &Settings,
-    arch: &str,
-    opts: &BuildOptions,
-    planned: &planner::Planned,
+    run: &Run<'_>,
     dirty: &[String],
     report: &mut Report,
 ) -> Result<(), PipelineError> {
-    check_host_tools(planned, dirty)?;
+    let (settings, opts, planned) = (run.settings, run.opts, run.planned);
+    let to_build: Vec<String> = dirty
+        .iter()
+        .filter(|n| !run.pull_only.contains(*n))
+        .cloned()
+        .collect();
+    check_host_tools(planned, &to_build)?;
     let key = sign::ensure_default_key(settings)?;
     let trusted = sign::load_trust(settings, &settings.keys_dir())?;
-    let mut opened = Repo::open(&settings.repo_dir(), arch, &trusted)?;
+    let mut opened = Repo::open(&settings.repo_dir(), run.arch, &trusted)?;
     opened.set_sha1_signature(opts.sha1_signature);
     repo::warn_left_out(settings, &opened);
     let repo = Mutex::new(exec::SharedRepo {
@@ -366,7 +416,7 @@ fn execute_packages(
     });
     let ctx = exec::ExecCtx {
         settings,
-        arch,
+        arch: run.arch,
         key: &key,
         trusted: &trusted,
         repo: &repo,
@@ -375,6 +425,7 @@ fn execute_packages(
             auto_deps: true,
             sha1_signature: opts.sha1_signature,
         },
+        cache: opts.cache.as_deref(),
     };
     let deps_of = |n: &str| -> Vec<String> {
         planned
@@ -384,12 +435,14 @@ fn execute_packages(
             .unwrap_or_default()
     };
     let results = jobs::run(dirty, deps_of, settings.jobs, opts.keep_going, |name| {
-        ctx.build_unit(&planned.units[name]).map_err(|e| e.render())
+        let unit = &planned.units[name];
+        cached::run_unit(&ctx, unit, run.pull_only.contains(name)).map_err(|e| e.render())
     });
     for r in results {
         let version = planned.units[r.name.as_str()].recipe.full_version();
         let verdict = match r.outcome {
             Outcome::Built => Verdict::Built,
+            Outcome::Pulled => Verdict::Pulled,
             Outcome::Failed(msg) => Verdict::Failed(msg),
             Outcome::Skipped(why) => Verdict::Skipped(why),
         };

@@ -11,6 +11,8 @@ pub enum Verdict {
     Fresh,
     /// Built in this run.
     Built,
+    /// Taken from the build cache in this run (nothing was built).
+    Pulled,
     /// Failed, with the message (and log tail).
     Failed(String),
     /// Not started, with the reason.
@@ -60,6 +62,7 @@ impl Report {
             let (status, detail) = match &u.verdict {
                 Verdict::Fresh => ("fresh", String::new()),
                 Verdict::Built => ("built", String::new()),
+                Verdict::Pulled => ("pulled", String::new()),
                 Verdict::Failed(m) => ("failed", m.clone()),
                 Verdict::Skipped(m) => ("skipped", m.clone()),
             };
@@ -73,6 +76,7 @@ impl Report {
         }
         let count = |f: fn(&Verdict) -> bool| self.units.iter().filter(|u| f(&u.verdict)).count();
         let built = count(|v| *v == Verdict::Built);
+        let pulled = count(|v| *v == Verdict::Pulled);
         let fresh = count(|v| *v == Verdict::Fresh);
         let failed = count(|v| matches!(v, Verdict::Failed(_)));
         let skipped = count(|v| matches!(v, Verdict::Skipped(_)));
@@ -85,6 +89,7 @@ impl Report {
             for u in &interesting {
                 let (word, extra) = match &u.verdict {
                     Verdict::Built => ("built", String::new()),
+                    Verdict::Pulled => ("pulled", String::new()),
                     Verdict::Failed(_) => ("FAILED", String::new()),
                     Verdict::Skipped(why) => ("skipped", format!(" ({why})")),
                     Verdict::Fresh => ("fresh", String::new()),
@@ -101,14 +106,19 @@ impl Report {
                 );
             }
         }
-        let msg = if built + failed + skipped == 0 {
+        let msg = if built + pulled + failed + skipped == 0 {
             format!(
                 "nothing to build: {fresh} fresh ({:.2}s)",
                 self.elapsed.as_secs_f64()
             )
         } else {
+            let from_cache = if pulled > 0 {
+                format!("{pulled} pulled from the cache, ")
+            } else {
+                String::new()
+            };
             format!(
-                "{built} built, {fresh} fresh, {failed} failed, {skipped} skipped in {:.1}s",
+                "{built} built, {from_cache}{fresh} fresh, {failed} failed, {skipped} skipped in {:.1}s",
                 self.elapsed.as_secs_f64()
             )
         };
@@ -117,7 +127,7 @@ impl Report {
         }
         shell.status("Finished", format!("{}: {msg}", self.what));
         shell.event(&serde_json::json!({
-            "event": "finished", "built": built, "fresh": fresh, "failed": failed,
+            "event": "finished", "built": built, "pulled": pulled, "fresh": fresh, "failed": failed,
             "skipped": skipped, "seconds": self.elapsed.as_secs_f64(),
         }));
     }

@@ -172,7 +172,7 @@ fn valid_arch(a: &str) -> bool {
 }
 
 /// A package file name: `<name>.apk`, printable, no `/`, not hidden.
-fn valid_apk_name(n: &str) -> bool {
+pub(crate) fn valid_apk_name(n: &str) -> bool {
     n.len() <= 255
         && n.len() > ".apk".len()
         && n.ends_with(".apk")

@@ -138,6 +138,35 @@ pub enum RegistryError {
     NotFound(String),
 }
 
+/// A client for `host` with the credentials given for it (see [`auth`]),
+/// after a `GET /v2/` showed that it answers. `destination`: forge writes
+/// to `host` on the user's behalf (publish, sign-image, the build cache), so
+/// the environment's credentials default to it. The credentials' source is
+/// named in verbose output, never the credentials.
+pub fn connect(
+    shell: &crate::output::Shell,
+    host: &str,
+    insecure: bool,
+    destination: bool,
+) -> Result<Client, RegistryError> {
+    let env_host = auth::env_host(destination.then_some(host));
+    let credentials = auth::Credentials::lookup(host, env_host.as_deref()).map(|(c, from)| {
+        shell.verbose(format!("registry {host}: user `{}` from {from}", c.user));
+        c
+    });
+    let client = Client::new(
+        host,
+        ClientOptions {
+            insecure,
+            credentials,
+            token_hosts: auth::token_hosts_from_env(),
+            ..ClientOptions::default()
+        },
+    )?;
+    client.ping()?;
+    Ok(client)
+}
+
 impl RegistryError {
     /// Whether retrying might help (connection failures, 5xx, 429).
     pub fn is_transient(&self) -> bool {

@@ -6,6 +6,7 @@
 
 mod apk;
 mod build;
+mod cache;
 mod ci;
 mod ci_loop;
 mod crun;
