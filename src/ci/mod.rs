@@ -22,6 +22,8 @@ pub mod kustomize;
 pub mod pin;
 pub mod yaml;
 
+use std::collections::BTreeSet;
+
 use serde_json::{Value, json};
 
 use crate::plan::value::{BuildPlan, PlanError};
@@ -37,6 +39,9 @@ pub struct ChildOptions {
     pub selection: Vec<String>,
     /// Most `needs` one job may have before barrier jobs fan in.
     pub max_needs: usize,
+    /// Dirty units that need no job: their outputs are in the build cache
+    /// (see [`cached_units`]).
+    pub cached: BTreeSet<String>,
 }
 
 impl Default for ChildOptions {
@@ -45,6 +50,7 @@ impl Default for ChildOptions {
             forge: "forge".to_string(),
             selection: Vec::new(),
             max_needs: check::MAX_NEEDS,
+            cached: BTreeSet::new(),
         }
     }
 }
@@ -85,6 +91,30 @@ pub fn shell_quote(s: &str) -> String {
         return s.to_string();
     }
     format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The dirty units of `plan` that need no job: package units whose key
+/// `in_cache` finds, then image units none of whose packages gets a job
+/// (the child's image jobs only show early that changed packages still
+/// make the images; the images pipeline builds and publishes them).
+pub fn cached_units<E>(
+    plan: &BuildPlan,
+    in_cache: impl Fn(&str) -> Result<bool, E>,
+) -> Result<BTreeSet<String>, E> {
+    let mut cached = BTreeSet::new();
+    for u in plan.units.iter().filter(|u| !u.fresh) {
+        let needs_no_job = match u.kind {
+            crate::plan::value::UnitKind::Package => in_cache(&u.key)?,
+            crate::plan::value::UnitKind::Image => u
+                .deps
+                .iter()
+                .all(|d| cached.contains(d) || plan.unit(d).is_ok_and(|d| d.fresh)),
+        };
+        if needs_no_job {
+            cached.insert(u.name.clone());
+        }
+    }
+    Ok(cached)
 }
 
 /// A set of dirty-unit indexes.
@@ -211,10 +241,29 @@ fn attach_needs(doc: &mut Value, job: &str, mut needs: Vec<String>, max: usize) 
     barriers
 }
 
+/// The shell line that stops a job with a clear message when the cache
+/// variable is missing.
+const NEED_CACHE: &str =
+    ": \"${FORGE_CACHE:?set FORGE_CACHE (oci://HOST[:PORT]/REPOSITORY) in the CI/CD variables}\"";
+
+/// `forge build SELECTION` with the shared cache, then `extra`.
+fn build_command(o: &ChildOptions, extra: &str) -> String {
+    let mut cmd = format!("{} build", o.forge);
+    for s in &o.selection {
+        cmd.push(' ');
+        cmd.push_str(&shell_quote(s));
+    }
+    format!("{cmd} --cache \"$FORGE_CACHE\"{extra}")
+}
+
+/// Pull every package from the cache (images are built from them), then
+/// re-sign the index, verify it and publish.
 fn publish_script(o: &ChildOptions) -> Vec<String> {
     vec![
         ": \"${FORGE_REGISTRY:?set FORGE_REGISTRY (HOST[:PORT]/PREFIX) in the CI/CD variables}\""
             .to_string(),
+        NEED_CACHE.to_string(),
+        build_command(o, ""),
         format!("{} index", o.forge),
         format!(
             "{} verify \"${{FORGE_OUT:-out}}/repo/$FORGE_ARCH/APKINDEX.tar.gz\"",
@@ -232,7 +281,7 @@ pub fn child_pipeline(plan: &BuildPlan, o: &ChildOptions) -> Result<Child, CiErr
     plan.validate()?;
     let arch = plan.arch.as_str();
     let dirty: Vec<usize> = (0..plan.units.len())
-        .filter(|&i| !plan.units[i].fresh)
+        .filter(|&i| !plan.units[i].fresh && !o.cached.contains(&plan.units[i].name))
         .collect();
     let mut doc = json!({});
     let mut barriers = 0;
@@ -241,7 +290,11 @@ pub fn child_pipeline(plan: &BuildPlan, o: &ChildOptions) -> Result<Child, CiErr
         doc["nothing-to-build"] = json!({
             "stage": "build",
             "needs": [],
-            "script": [format!("echo 'forge: nothing to build for {arch}; {} units fresh'", plan.units.len())],
+            "script": [format!(
+                "echo 'forge: nothing to build for {arch}; {} units fresh, {} in the build cache'",
+                plan.units.len() - o.cached.len(),
+                o.cached.len()
+            )],
         });
     } else {
         doc["stages"] = json!(["build", "publish"]);
@@ -250,19 +303,13 @@ pub fn child_pipeline(plan: &BuildPlan, o: &ChildOptions) -> Result<Child, CiErr
             .iter()
             .map(|&i| build_job(arch, &plan.units[i].name))
             .collect();
-        let selection: Vec<String> = o.selection.iter().map(|s| shell_quote(s)).collect();
         for (j, &i) in dirty.iter().enumerate() {
             let u = &plan.units[i];
-            let mut cmd = format!("{} build", o.forge);
-            for s in &selection {
-                cmd.push(' ');
-                cmd.push_str(s);
-            }
-            cmd.push_str(&format!(" --unit {}", shell_quote(&u.name)));
+            let cmd = build_command(o, &format!(" --unit {}", shell_quote(&u.name)));
             doc[&names[j]] = json!({
                 "stage": "build",
                 "variables": {"FORGE_ARCH": arch, "FORGE_UNIT": u.name, "FORGE_UNIT_KEY": u.key},
-                "script": [cmd],
+                "script": [NEED_CACHE, cmd],
             });
             let mine: Vec<String> = needs[j].iter().map(|&n| names[n].clone()).collect();
             barriers += attach_needs(&mut doc, &names[j], mine, o.max_needs);
@@ -349,7 +396,11 @@ mod tests {
             doc["publish:x86_64"]["resource_group"],
             "forge-index-x86_64"
         );
-        assert_eq!(doc["build:x86_64:c"]["script"][0], "forge build --unit c");
+        assert_eq!(doc["build:x86_64:c"]["script"][0], NEED_CACHE);
+        assert_eq!(
+            doc["build:x86_64:c"]["script"][1],
+            "forge build --cache \"$FORGE_CACHE\" --unit c"
+        );
         assert_eq!(child.units, 4);
     }
 
@@ -403,6 +454,47 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "unit `a` needs `zz`, which is not in the plan"
+        );
+    }
+
+    #[test]
+    fn cached_units_get_no_job_and_images_follow_their_packages() {
+        let mut p = plan(&[("a", &[], false), ("b", &["a"], false), ("c", &[], true)]);
+        p.units.push(PlannedUnit {
+            kind: UnitKind::Image,
+            ..plan(&[("image:x", &["a", "b", "c"], false)])
+                .units
+                .remove(0)
+        });
+        let cached = |keys: &'static [&'static str]| {
+            cached_units(&p, |k| Ok::<_, ()>(keys.contains(&k))).unwrap()
+        };
+        let all = cached(&["ka", "kb"]);
+        assert_eq!(all, BTreeSet::from(["a", "b", "image:x"].map(String::from)));
+        let child = child_pipeline(
+            &p,
+            &ChildOptions {
+                cached: all,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(child.units, 0);
+        assert!(child.doc.get("nothing-to-build").is_some());
+        let some = cached(&["ka"]);
+        assert_eq!(some, BTreeSet::from(["a".to_string()]));
+        let child = child_pipeline(
+            &p,
+            &ChildOptions {
+                cached: some,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(needs(&child.doc, "build:x86_64:b"), Vec::<String>::new());
+        assert_eq!(
+            needs(&child.doc, "build:x86_64:image:x"),
+            ["build:x86_64:b"]
         );
     }
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 
 use super::build::Selection;
+use crate::cache::{Cache, CacheUrl};
 use crate::ci::{self, ChildOptions};
 use crate::pipeline;
 use crate::settings::Settings;
@@ -38,6 +39,10 @@ struct PlanArgs {
     /// Most `needs` per job before barrier jobs fan in.
     #[arg(long, default_value_t = ci::check::MAX_NEEDS, value_name = "N")]
     max_needs: usize,
+    /// The build cache the jobs share: units whose key it holds get no job
+    /// (their jobs pull them). Without it every dirty unit gets a job.
+    #[arg(long, value_name = "oci://HOST[:PORT]/REPO")]
+    cache: Option<String>,
 }
 
 /// Run `forge ci`.
@@ -60,10 +65,18 @@ fn plan(settings: &Settings, a: PlanArgs) -> Result<ExitCode> {
             selection.push(flag.to_string());
         }
     }
+    let cached = match &a.cache {
+        Some(url) => {
+            let cache = Cache::open(&settings.shell, &CacheUrl::parse(url)?)?;
+            ci::cached_units(&plan, |key| cache.contains(key)).context("asking the build cache")?
+        }
+        None => Default::default(),
+    };
     let opts = ChildOptions {
         forge: a.forge,
         selection,
         max_needs: a.max_needs,
+        cached,
     };
     let child = ci::child_pipeline(&plan, &opts).context("writing the child pipeline")?;
     crate::util::write_atomic(&a.output, child.yaml.as_bytes(), None)
@@ -72,15 +85,17 @@ fn plan(settings: &Settings, a: PlanArgs) -> Result<ExitCode> {
     shell.status(
         "Planned",
         format!(
-            "{} of {} units to build ({} barrier jobs) -> {}",
+            "{} of {} units to build, {} in the cache ({} barrier jobs) -> {}",
             child.units,
             plan.units.len(),
+            opts.cached.len(),
             child.barriers,
             a.output.display()
         ),
     );
     shell.event(&serde_json::json!({
         "event": "ci-plan", "units": plan.units.len(), "dirty": child.units,
+        "cached": opts.cached.len(),
         "barriers": child.barriers, "output": a.output, "pipeline": child.doc,
     }));
     Ok(ExitCode::SUCCESS)

@@ -440,3 +440,26 @@ fn cache_unit_jobs_pull_what_they_need() {
         "{err}"
     );
 }
+
+#[test]
+fn cache_ci_plan_gives_cached_units_no_job() {
+    if !support::require_tool("docker-registry") {
+        return;
+    }
+    let reg = Registry::start();
+    let a = small_project();
+    build(a.path(), &reg, &[]);
+    // A fresh runner plans: everything is in the cache, only the no-op job.
+    let b = small_project();
+    let (doc, _) = crate::ci::ci_plan(b.path(), &["--cache", &url(&reg)]);
+    assert_eq!(crate::ci::jobs(&doc), ["nothing-to-build"]);
+    // A change to lib: lib and app get jobs, tool comes from the cache.
+    std::fs::write(b.path().join("recipes/lib/data.txt"), "lib 2\n").unwrap();
+    let (doc, _) = crate::ci::ci_plan(b.path(), &["--cache", &url(&reg)]);
+    let arch = std::env::consts::ARCH;
+    let job = |u: &str| format!("build:{arch}:{u}");
+    assert_eq!(
+        crate::ci::jobs(&doc),
+        [job("app"), job("lib"), format!("publish:{arch}")]
+    );
+}

@@ -12,7 +12,7 @@ use crate::plan::small_project;
 use crate::support::{self, Project, forge, run, run_ok};
 
 /// `forge --json ci plan` in `root`: the pipeline document and the YAML path.
-fn ci_plan(root: &Path, extra: &[&str]) -> (serde_json::Value, PathBuf) {
+pub fn ci_plan(root: &Path, extra: &[&str]) -> (serde_json::Value, PathBuf) {
     let out = root.join("child.yml");
     let mut cmd = forge(root);
     cmd.args(["--sandbox", "none", "--json", "ci", "plan", "--output"])
@@ -27,7 +27,7 @@ fn ci_plan(root: &Path, extra: &[&str]) -> (serde_json::Value, PathBuf) {
     (event["pipeline"].clone(), out)
 }
 
-fn jobs(doc: &serde_json::Value) -> Vec<String> {
+pub fn jobs(doc: &serde_json::Value) -> Vec<String> {
     doc.as_object()
         .unwrap()
         .keys()
@@ -87,7 +87,10 @@ fn ci_plan_for_the_examples_is_valid_gitlab_ci() {
     );
     assert_eq!(
         doc[format!("build:{arch}:greet")]["script"],
-        serde_json::json!(["forge build --unit greet"])
+        serde_json::json!([
+            NEED_CACHE,
+            "forge build --cache \"$FORGE_CACHE\" --unit greet"
+        ])
     );
     assert_eq!(
         doc[format!("publish:{arch}")]["resource_group"],
@@ -132,7 +135,10 @@ fn ci_plan_after_a_change_and_after_no_change() {
     assert_eq!(doc[job("app")]["needs"], serde_json::json!([job("lib")]));
     assert_eq!(
         doc[job("app")]["script"],
-        serde_json::json!(["forge build --all --unit app"])
+        serde_json::json!([
+            NEED_CACHE,
+            "forge build --all --cache \"$FORGE_CACHE\" --unit app"
+        ])
     );
     schema_check(&[file, noop_copy]);
 }
@@ -172,6 +178,35 @@ fn every_file_in_ci_is_valid_gitlab_ci() {
             assert!(problems.is_empty(), "{}: {problems:?}", f.display());
         }
     }
+}
+
+const NEED_CACHE: &str =
+    ": \"${FORGE_CACHE:?set FORGE_CACHE (oci://HOST[:PORT]/REPOSITORY) in the CI/CD variables}\"";
+
+/// A build job stops first, naming the variable, when FORGE_CACHE (the
+/// registry the jobs' packages travel through) is not set.
+#[test]
+fn ci_build_job_names_a_missing_cache_variable() {
+    let p = small_project();
+    let (doc, _) = ci_plan(p.path(), &[]);
+    let job = format!("build:{}:app", std::env::consts::ARCH);
+    let script: Vec<String> = serde_json::from_value(doc[&job]["script"].clone()).unwrap();
+    let out = run(Command::new("sh")
+        .args(["-c", &script.join("\n")])
+        .env_remove("FORGE_CACHE")
+        .current_dir(p.path()));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "FORGE_CACHE: set FORGE_CACHE (oci://HOST[:PORT]/REPOSITORY) in the CI/CD variables"
+        ),
+        "{err}"
+    );
+    assert!(
+        !p.path().join("out").exists(),
+        "nothing ran before the check"
+    );
 }
 
 /// The publish job stops first, with a message naming the variable, when

@@ -102,6 +102,7 @@ fn ci_loop_from_tag_to_a_pinned_manifest() {
         vec![
             ("FORGE", forge_cmd.clone()),
             ("FORGE_REGISTRY", reg.clone()),
+            ("FORGE_CACHE", format!("oci+http://{reg}/cache")),
             ("FORGE_PUBLISH_FLAGS", "--insecure".to_string()),
             ("FORGE_PULL_FLAGS", "--insecure".to_string()),
             (
@@ -118,7 +119,11 @@ fn ci_loop_from_tag_to_a_pinned_manifest() {
     git(recipes.path(), &["tag", "v1"]);
     let mut vars = common("v1");
     vars.push(("CI_COMMIT_TAG", "v1".into()));
-    vars.push(("FORGE_OUT", shared.path().join("out").display().to_string()));
+    // Every job has its own output folder (as on runners that share
+    // none): packages travel from job to job through the registry-backed
+    // build cache.
+    let outs = shared.path().join("out");
+    vars.push(("FORGE_OUT", format!("{}/$CI_JOB_ID", outs.display())));
     let log = gitlab_ci_local(recipes.path(), "ci/recipes.gitlab-ci.yml", &[], &vars);
     for job in [
         "build:x86_64:libgreet",
@@ -132,6 +137,10 @@ fn ci_loop_from_tag_to_a_pinned_manifest() {
             "{job} ran and passed"
         );
     }
+    assert!(
+        log.contains("Pulled libgreet"),
+        "greet's job pulled libgreet"
+    );
     let key = cosign_pub(recipes.path());
     let hello = format!("{reg}/hello:latest");
     run_ok(
