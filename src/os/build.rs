@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::disk::{self, Piece, Placed};
+use super::disk::{self, Kind, Piece, Placed};
 use super::fat::{self, FatSpec};
 use super::seed::Seed;
 use super::{OsError, usr};
@@ -249,41 +249,51 @@ fn pieces(def: &OsDef, seed: &Seed, usr: &usr::UsrImage, esp: PathBuf, oem: Path
     vec![
         Piece {
             label: "EFI-SYSTEM",
-            type_guid: super::TYPE_ESP,
-            guid: seed.guid("esp"),
-            attributes: 0,
+            kind: Kind::Gpt {
+                type_guid: super::TYPE_ESP,
+                guid: seed.guid("esp"),
+                attributes: 0,
+            },
             size: sizes.esp,
             content: vec![(0, esp)],
         },
         Piece {
             label: "USR-A",
-            type_guid: super::TYPE_USR_X86_64,
-            guid: seed.guid("usr-a"),
-            attributes: ro,
+            kind: Kind::Gpt {
+                type_guid: super::TYPE_USR_X86_64,
+                guid: seed.guid("usr-a"),
+                attributes: ro,
+            },
             size: sizes.usr,
             content: vec![(0, usr.fs.clone()), (usr.fs_bytes, usr.hash.clone())],
         },
         Piece {
             label: "USR-B",
-            type_guid: super::TYPE_USR_X86_64,
-            guid: seed.guid("usr-b"),
-            attributes: ro,
+            kind: Kind::Gpt {
+                type_guid: super::TYPE_USR_X86_64,
+                guid: seed.guid("usr-b"),
+                attributes: ro,
+            },
             size: sizes.usr,
             content: Vec::new(),
         },
         Piece {
             label: "OEM",
-            type_guid: super::TYPE_LINUX_DATA,
-            guid: seed.guid("oem"),
-            attributes: 0,
+            kind: Kind::Gpt {
+                type_guid: super::TYPE_LINUX_DATA,
+                guid: seed.guid("oem"),
+                attributes: 0,
+            },
             size: sizes.oem,
             content: vec![(0, oem)],
         },
         Piece {
             label: "ROOT",
-            type_guid: super::TYPE_ROOT_X86_64,
-            guid: seed.guid("root"),
-            attributes: 0,
+            kind: Kind::Gpt {
+                type_guid: super::TYPE_ROOT_X86_64,
+                guid: seed.guid("root"),
+                attributes: 0,
+            },
             size: sizes.root,
             content: Vec::new(),
         },

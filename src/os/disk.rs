@@ -1,5 +1,6 @@
-//! The raw disk: partitions placed at 1 MiB boundaries, each filled from its
-//! filesystem file, the GPT written around them, all into a temporary file
+//! The raw disk: partitions placed at aligned boundaries, each filled from
+//! its filesystem file, the partition table (GPT, or MBR for the Pi)
+//! written around them, all into a temporary file
 //! in the destination folder that is fsynced and renamed over
 //! `out/os/NAME.raw` only when complete. An error at any step drops the
 //! temporary file: there is never a partial `.raw`.
@@ -13,27 +14,52 @@ use std::path::{Path, PathBuf};
 
 use super::OsError;
 use super::gpt::{self, Gpt, Partition, SECTOR};
+use super::mbr::{Mbr, MbrPartition};
 use super::seed::Guid;
 
-/// Partitions start and end on this boundary.
+/// GPT partitions start and end on this boundary.
 const ALIGN: u64 = 1 << 20;
 
 /// One partition to place, with the files that fill it (in order, each
 /// starting where the previous ended).
 #[derive(Debug, Clone)]
 pub struct Piece {
-    /// Label.
+    /// Label (GPT `PARTLABEL`; on MBR only the manifest carries it).
     pub label: &'static str,
-    /// Type GUID.
-    pub type_guid: Guid,
-    /// Unique GUID.
-    pub guid: Guid,
-    /// Attribute bits.
-    pub attributes: u64,
+    /// Its type in the partition table.
+    pub kind: Kind,
     /// Size in bytes (a whole number of MiB).
     pub size: u64,
     /// Contents: (offset inside the partition, file).
     pub content: Vec<(u64, PathBuf)>,
+}
+
+/// A partition's identity in its table.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// A GPT entry.
+    Gpt {
+        /// Type GUID.
+        type_guid: Guid,
+        /// Unique GUID.
+        guid: Guid,
+        /// Attribute bits.
+        attributes: u64,
+    },
+    /// An MBR entry with this type byte (`PARTUUID` from the disk signature).
+    Mbr(u8),
+}
+
+/// A laid-out table: the disk size, the sectors the table takes, and where
+/// each piece goes.
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Size of the disk in sectors.
+    pub total_sectors: u64,
+    /// The table's own bytes: (offset on the disk, bytes).
+    pub writes: Vec<(u64, Vec<u8>)>,
+    /// Each piece's partition number, `PARTUUID`, first and last sector.
+    pub spans: Vec<(usize, String, u64, u64)>,
 }
 
 /// Where each partition landed.
@@ -51,20 +77,28 @@ pub struct Placed {
     pub size: u64,
 }
 
-/// The table for `pieces`, laid out from 1 MiB with 1 MiB alignment and
+/// The GPT for `pieces`, laid out from 1 MiB with 1 MiB alignment and
 /// 1 MiB free at the end (the backup table lives there).
-pub fn layout(disk_guid: Guid, pieces: &[Piece]) -> Result<Gpt, OsError> {
+pub fn layout(disk_guid: Guid, pieces: &[Piece]) -> Result<Table, OsError> {
     let mut at = ALIGN;
     let mut partitions = Vec::new();
     for p in pieces {
         let size = p.size.div_ceil(ALIGN) * ALIGN;
+        let Kind::Gpt {
+            type_guid,
+            guid,
+            attributes,
+        } = p.kind
+        else {
+            return Err(gpt::GptError::Placement(p.label.to_string()).into());
+        };
         partitions.push(Partition {
-            type_guid: p.type_guid,
-            guid: p.guid,
+            type_guid,
+            guid,
             name: p.label.to_string(),
             first_lba: at / SECTOR,
             last_lba: (at + size) / SECTOR - 1,
-            attributes: p.attributes,
+            attributes,
         });
         at += size;
     }
@@ -74,11 +108,65 @@ pub fn layout(disk_guid: Guid, pieces: &[Piece]) -> Result<Gpt, OsError> {
         partitions,
     };
     g.check()?;
-    Ok(g)
+    let backup_at = (g.total_sectors - gpt::BACKUP_SECTORS) * SECTOR;
+    Ok(Table {
+        total_sectors: g.total_sectors,
+        writes: vec![(0, g.primary()), (backup_at, g.backup())],
+        spans: g
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i + 1, p.guid.to_string(), p.first_lba, p.last_lba))
+            .collect(),
+    })
+}
+
+/// The MBR for `pieces`, every partition on an `align` boundary from
+/// `align` on; the fourth piece on are logical partitions, each with its
+/// EBR `align` before it.
+pub fn layout_mbr(signature: u32, pieces: &[Piece], align: u64) -> Result<Table, OsError> {
+    let mut at = align;
+    let mut partitions = Vec::new();
+    for (i, p) in pieces.iter().enumerate() {
+        let Kind::Mbr(kind) = p.kind else {
+            return Err(super::mbr::MbrError::Placement(Mbr::number(i)).into());
+        };
+        let ebr_lba = at / SECTOR;
+        if i >= 3 {
+            at += align;
+        }
+        let size = p.size.div_ceil(align) * align;
+        partitions.push(MbrPartition {
+            kind,
+            first_lba: at / SECTOR,
+            sectors: size / SECTOR,
+            ebr_lba,
+        });
+        at += size;
+    }
+    let m = Mbr {
+        signature,
+        total_sectors: at / SECTOR,
+        partitions,
+    };
+    m.check()?;
+    Ok(Table {
+        total_sectors: m.total_sectors,
+        writes: m.sectors(),
+        spans: m
+            .partitions
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let last = p.first_lba + p.sectors - 1;
+                (Mbr::number(i), m.partuuid(i), p.first_lba, last)
+            })
+            .collect(),
+    })
 }
 
 /// Write the disk to `dest` atomically; returns where each piece landed.
-pub fn write(dest: &Path, table: &Gpt, pieces: &[Piece]) -> Result<Vec<Placed>, OsError> {
+pub fn write(dest: &Path, table: &Table, pieces: &[Piece]) -> Result<Vec<Placed>, OsError> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     let name = dest
         .file_name()
@@ -98,21 +186,21 @@ pub fn write(dest: &Path, table: &Gpt, pieces: &[Piece]) -> Result<Vec<Placed>, 
     }
     f.set_len(table.total_sectors * SECTOR)
         .map_err(io("sizing"))?;
-    f.write_all(&table.primary()).map_err(io("writing"))?;
-    let backup_at = (table.total_sectors - gpt::BACKUP_SECTORS) * SECTOR;
-    f.seek(SeekFrom::Start(backup_at)).map_err(io("seeking"))?;
-    f.write_all(&table.backup()).map_err(io("writing"))?;
+    for (at, bytes) in &table.writes {
+        f.seek(SeekFrom::Start(*at)).map_err(io("seeking"))?;
+        f.write_all(bytes).map_err(io("writing"))?;
+    }
     let mut placed = Vec::new();
-    for (i, (piece, part)) in pieces.iter().zip(&table.partitions).enumerate() {
-        let start = part.first_lba * SECTOR;
-        let size = (part.last_lba + 1 - part.first_lba) * SECTOR;
+    for (piece, (number, partuuid, first, last)) in pieces.iter().zip(&table.spans) {
+        let start = first * SECTOR;
+        let size = (last + 1 - first) * SECTOR;
         for (offset, file) in &piece.content {
             splice(f, start + offset, start + size, file, &tmp_path)?;
         }
         placed.push(Placed {
             label: piece.label.to_string(),
-            number: i + 1,
-            partuuid: piece.guid.to_string(),
+            number: *number,
+            partuuid: partuuid.clone(),
             offset: start,
             size,
         });

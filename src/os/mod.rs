@@ -23,6 +23,7 @@
 pub mod disk;
 pub mod fat;
 pub mod gpt;
+pub mod mbr;
 pub mod seed;
 pub mod trust;
 pub mod uki;
@@ -186,6 +187,9 @@ pub enum OsError {
     /// The partition table cannot hold the layout.
     #[error(transparent)]
     Gpt(#[from] gpt::GptError),
+    /// The MBR cannot hold the layout.
+    #[error(transparent)]
+    Mbr(#[from] mbr::MbrError),
     /// A file operation failed.
     #[error("{what} {}", path.display())]
     Io {

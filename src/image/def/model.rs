@@ -169,16 +169,20 @@ pub struct ContainersDef {
 pub enum Profile {
     /// x86_64 with UEFI firmware: GPT, an EFI system partition.
     X86_64Uefi,
+    /// Raspberry Pi 4 (and 400, CM4), 64-bit: the firmware boots from an MBR
+    /// disk's FAT partitions, two of them for A/B through `tryboot`.
+    Rpi4Arm64,
 }
 
 impl Profile {
     /// Every profile, for error messages.
-    pub const ALL: [Profile; 1] = [Profile::X86_64Uefi];
+    pub const ALL: [Profile; 2] = [Profile::X86_64Uefi, Profile::Rpi4Arm64];
 
     /// The name used in image files.
     pub fn name(self) -> &'static str {
         match self {
             Profile::X86_64Uefi => "x86_64-uefi",
+            Profile::Rpi4Arm64 => "rpi4-arm64",
         }
     }
 
@@ -186,6 +190,16 @@ impl Profile {
     pub fn arch(self) -> &'static str {
         match self {
             Profile::X86_64Uefi => "x86_64",
+            Profile::Rpi4Arm64 => "aarch64",
+        }
+    }
+
+    /// The name of the firmware's FAT partition in `[partitions]`: `esp`
+    /// (UEFI) or `boot` (the Pi's boot partitions, one per slot).
+    pub fn boot_key(self) -> &'static str {
+        match self {
+            Profile::X86_64Uefi => "esp",
+            Profile::Rpi4Arm64 => "boot",
         }
     }
 }
@@ -193,7 +207,8 @@ impl Profile {
 /// Partition sizes in bytes, each a whole number of MiB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionSizes {
-    /// The EFI system partition (FAT32).
+    /// The firmware's FAT32 partition: the EFI system partition (`esp`), or
+    /// on the Pi each of the two boot partitions (`boot`).
     pub esp: u64,
     /// Each of USR-A and USR-B (erofs + its dm-verity tree).
     pub usr: u64,

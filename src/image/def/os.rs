@@ -28,6 +28,9 @@ const MIN_ESP: u64 = 36 << 20;
 const MAX_ESP: u64 = 4 << 30;
 /// The largest size accepted for any other partition (a typo guard: 1 TiB).
 const MAX_PART: u64 = 1 << 40;
+/// The Pi's boot partitions when the definition names none: pi-gen's 512M
+/// holds a few kernels; forge's hold one kernel and initramfs each.
+pub const DEFAULT_PI_BOOT: u64 = 256 << 20;
 /// Kernel command-line keys forge sets itself.
 const RESERVED_CMDLINE: [&str; 3] = ["usrhash", "mount.usr", "mount.usrflags"];
 
@@ -61,6 +64,7 @@ struct RawContainers {
 #[serde(deny_unknown_fields)]
 struct RawPartitions {
     esp: Option<Spanned<String>>,
+    boot: Option<Spanned<String>>,
     usr: Option<Spanned<String>>,
     oem: Option<Spanned<String>>,
     root: Option<Spanned<String>>,
@@ -81,12 +85,9 @@ pub(super) fn parse(name: &str, file: &Path, src: &Src<'_>) -> Result<OsDef, Def
     let packages = check_packages(src, &raw.packages)?;
     let mut cmdline = Vec::new();
     for arg in &raw.cmdline {
-        cmdline.push(cmdline_arg(arg.get_ref()).map_err(|m| src.fail(arg.span(), m))?);
+        cmdline.push(cmdline_arg(arg.get_ref(), profile).map_err(|m| src.fail(arg.span(), m))?);
     }
-    let partitions = match raw.partitions {
-        None => DEFAULT_SIZES,
-        Some(p) => sizes(src, p)?,
-    };
+    let partitions = sizes(src, raw.partitions, profile)?;
     let mut oem: Vec<OemFile> = Vec::new();
     for entry in raw.oem {
         let span = entry.span();
@@ -213,7 +214,7 @@ fn profile(src: &Src<'_>, raw: &Spanned<String>) -> Result<Profile, DefError> {
     ))
 }
 
-fn cmdline_arg(arg: &str) -> Result<String, String> {
+fn cmdline_arg(arg: &str, profile: Profile) -> Result<String, String> {
     if arg.is_empty()
         || arg
             .chars()
@@ -229,18 +230,53 @@ fn cmdline_arg(arg: &str) -> Result<String, String> {
             "kernel argument `{key}` is set by forge (it points at the verity /usr)"
         ));
     }
+    if profile == Profile::Rpi4Arm64 && key == "root" {
+        return Err(format!(
+            "kernel argument `{key}` is set by forge (on {} it names ROOT by PARTUUID)",
+            profile.name()
+        ));
+    }
     Ok(arg.to_string())
 }
 
-fn sizes(src: &Src<'_>, raw: RawPartitions) -> Result<PartitionSizes, DefError> {
+fn sizes(
+    src: &Src<'_>,
+    raw: Option<RawPartitions>,
+    profile: Profile,
+) -> Result<PartitionSizes, DefError> {
+    let default_boot = match profile {
+        Profile::X86_64Uefi => DEFAULT_SIZES.esp,
+        Profile::Rpi4Arm64 => DEFAULT_PI_BOOT,
+    };
+    let Some(raw) = raw else {
+        return Ok(PartitionSizes {
+            esp: default_boot,
+            ..DEFAULT_SIZES
+        });
+    };
     let one = |field: &str, v: Option<Spanned<String>>, default: u64, range: (u64, u64)| match v {
         None => Ok(default),
         Some(s) => size(s.get_ref(), range)
             .map_err(|m| src.fail(s.span(), format!("`partitions.{field}`: {m}"))),
     };
+    // `esp` on UEFI, `boot` on the Pi: the other key is an error naming it.
+    let (key, given, wrong) = match profile {
+        Profile::X86_64Uefi => ("esp", raw.esp, raw.boot),
+        Profile::Rpi4Arm64 => ("boot", raw.boot, raw.esp),
+    };
+    if let Some(w) = wrong {
+        let other = if key == "esp" { "boot" } else { "esp" };
+        return Err(src.fail(
+            w.span(),
+            format!(
+                "`partitions.{other}` does not apply to profile {}; its FAT partition is `partitions.{key}`",
+                profile.name()
+            ),
+        ));
+    }
     let any = (1 << 20, MAX_PART);
     Ok(PartitionSizes {
-        esp: one("esp", raw.esp, DEFAULT_SIZES.esp, (MIN_ESP, MAX_ESP))?,
+        esp: one(key, given, default_boot, (MIN_ESP, MAX_ESP))?,
         usr: one("usr", raw.usr, DEFAULT_SIZES.usr, any)?,
         oem: one("oem", raw.oem, DEFAULT_SIZES.oem, any)?,
         root: one("root", raw.root, DEFAULT_SIZES.root, any)?,

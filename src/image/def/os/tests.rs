@@ -74,11 +74,11 @@ fn errors_carry_position_field_and_hint() {
     let cases = [
         (
             "schema = 1\nkind = \"os\"\nprofile = \"x86_64-ueif\"\npackages = [\"a\"]\n",
-            "images/node.toml:3:11: unknown profile `x86_64-ueif` (did you mean `x86_64-uefi`?); known profiles: x86_64-uefi",
+            "images/node.toml:3:11: unknown profile `x86_64-ueif` (did you mean `x86_64-uefi`?); known profiles: x86_64-uefi, rpi4-arm64",
         ),
         (
             "schema = 1\nkind = \"os\"\nprofile = \"riscv\"\npackages = [\"a\"]\n",
-            "images/node.toml:3:11: unknown profile `riscv`; known profiles: x86_64-uefi",
+            "images/node.toml:3:11: unknown profile `riscv`; known profiles: x86_64-uefi, rpi4-arm64",
         ),
         (
             "schema = 1\nkind = \"vm\"\npackages = [\"a\"]\n",
@@ -205,4 +205,32 @@ fn containers_registry_and_key() {
     assert!(err.contains("`containers.key`"), "{err}");
     let err = p(&format!("{HEAD}[containers]\nregistri = \"r.lan\"\n")).unwrap_err();
     assert!(err.contains("registri"), "{err}");
+}
+
+#[test]
+fn rpi4_profile_takes_boot_not_esp_and_reserves_root() {
+    let head = "schema = 1\nkind = \"os\"\nprofile = \"rpi4-arm64\"\npackages = [\"a\"]\n";
+    let d = p(head).unwrap();
+    assert_eq!(d.profile, Profile::Rpi4Arm64);
+    assert_eq!(d.profile.arch(), "aarch64");
+    assert_eq!(d.partitions.esp, DEFAULT_PI_BOOT);
+    let d = p(&format!("{head}[partitions]\nboot = \"64M\"\n")).unwrap();
+    assert_eq!(d.partitions.esp, 64 << 20);
+    assert_eq!(d.partitions.usr, DEFAULT_SIZES.usr);
+    assert_eq!(
+        p(&format!("{head}[partitions]\nesp = \"64M\"\n")).unwrap_err(),
+        "images/node.toml:6:7: `partitions.esp` does not apply to profile rpi4-arm64; its FAT partition is `partitions.boot`"
+    );
+    assert_eq!(
+        p(&format!("{HEAD}[partitions]\nboot = \"64M\"\n")).unwrap_err(),
+        "images/node.toml:6:8: `partitions.boot` does not apply to profile x86_64-uefi; its FAT partition is `partitions.esp`"
+    );
+    assert_eq!(
+        p(&format!("{head}cmdline = [\"root=/dev/sda2\"]\n")).unwrap_err(),
+        "images/node.toml:5:12: kernel argument `root` is set by forge (on rpi4-arm64 it names ROOT by PARTUUID)"
+    );
+    assert_eq!(
+        p(&format!("{head}[partitions]\nboot = \"16M\"\n")).unwrap_err(),
+        "images/node.toml:6:8: `partitions.boot`: 16M is below the minimum of 36M"
+    );
 }
