@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Seed a forge source mirror folder with the upstream release files of the
 # real recipes (recipes/crun, recipes/busybox), taken from Debian's source
-# packages, and with the seed's wheel (recipes/zig), taken with
-# `pip download` from the Python package index.
+# packages; the seed's wheel (recipes/zig), taken with `pip download` from
+# the Python package index; and the Raspberry Pi firmware files of
+# recipes/raspi-firmware, taken from Debian's binary package
+# (non-free-firmware).
 #
 #   usage: .ci/seed-mirror.sh MIRROR_DIR
 #
@@ -30,6 +32,13 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 entries=(
   "crun|crun|crun_1.8.1.orig.tar.xz|crun-1.8.1.tar.xz"
   "busybox|busybox|busybox_1.35.0.orig.tar.bz2|busybox-1.35.0.tar.bz2"
+)
+# Files taken from a Debian *binary* package (non-free-firmware), because
+# the source package's .orig is a "+ds" repack (docs/real-recipes.md):
+# recipe | Debian binary package=version | path in the .deb | upstream name
+binary_entries=(
+  "raspi-firmware|raspi-firmware=1.20220830+ds-1|usr/lib/raspi-firmware/start4.elf|start4.elf"
+  "raspi-firmware|raspi-firmware=1.20220830+ds-1|usr/lib/raspi-firmware/fixup4.dat|fixup4.dat"
 )
 
 # The sha256 the recipe pins for the [[source]] whose url ends in /NAME.
@@ -103,6 +112,20 @@ for w in "${wheels[@]}"; do
 done
 
 missing=()
+binary_missing=()
+for e in "${binary_entries[@]}"; do
+  IFS='|' read -r recipe debpkg debpath upname <<<"$e"
+  want=$(recipe_sha256 "$recipe" "$upname")
+  if [ -z "$want" ]; then
+    echo "seed-mirror: recipes/$recipe/recipe.toml has no sha256 for $upname" >&2
+    exit 1
+  fi
+  if [ -f "$mirror/$upname" ] && [ "$(sha_of "$mirror/$upname")" = "$want" ]; then
+    echo "seed-mirror: $upname already present"
+  else
+    binary_missing+=("$e")
+  fi
+done
 for e in "${entries[@]}"; do
   IFS='|' read -r recipe srcpkg debfile upname <<<"$e"
   want=$(recipe_sha256 "$recipe" "$upname")
@@ -116,7 +139,7 @@ for e in "${entries[@]}"; do
     missing+=("$e")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+[ ${#missing[@]} -eq 0 ] && [ ${#binary_missing[@]} -eq 0 ] && exit 0
 
 # Enable source packages: for every deb822 entry with `Types: deb`, write the
 # same entry with `Types: deb-src` to a sibling file (once). A one-line
@@ -153,12 +176,29 @@ enable_deb_src() {
   echo "seed-mirror: deb-src entries $([ $changed = 1 ] && echo added || echo already present)"
 }
 
-enable_deb_src
+# Debian's non-free-firmware component (binary packages), in a file of its
+# own with the URI of the machine's Debian entry.
+enable_firmware() {
+  local out=/etc/apt/sources.list.d/forge-firmware.sources uri
+  [ -e "$out" ] && return 0
+  uri=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  if [ -z "$uri" ]; then
+    echo "seed-mirror: no Debian URI in /etc/apt/sources.list.d/debian.sources" >&2
+    exit 1
+  fi
+  printf 'Types: deb\nURIs: %s\nSuites: bookworm\nComponents: non-free-firmware\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$uri" >"$out.tmp"
+  mv "$out.tmp" "$out"
+  echo "seed-mirror: non-free-firmware enabled in $out"
+}
+
+[ ${#missing[@]} -gt 0 ] && enable_deb_src
+[ ${#binary_missing[@]} -gt 0 ] && enable_firmware
 apt-get update -qq
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for e in "${missing[@]}"; do
+for e in "${missing[@]+"${missing[@]}"}"; do
   IFS='|' read -r recipe srcpkg debfile upname <<<"$e"
   want=$(recipe_sha256 "$recipe" "$upname")
   (cd "$work" && apt-get source --download-only -qq "$srcpkg" >/dev/null 2>&1) || {
@@ -178,4 +218,29 @@ for e in "${missing[@]}"; do
   cp "$work/$debfile" "$mirror/$upname.tmp"
   mv "$mirror/$upname.tmp" "$mirror/$upname"
   echo "seed-mirror: $upname <- Debian $debfile (sha256 $got)"
+done
+for e in "${binary_missing[@]+"${binary_missing[@]}"}"; do
+  IFS='|' read -r recipe debpkg debpath upname <<<"$e"
+  want=$(recipe_sha256 "$recipe" "$upname")
+  deb_dir="$work/deb-${debpkg%%=*}"
+  if [ ! -d "$deb_dir" ]; then
+    mkdir -p "$deb_dir"
+    (cd "$deb_dir" && apt-get download -qq "$debpkg" >/dev/null 2>&1) || {
+      echo "seed-mirror: apt-get download $debpkg failed" >&2
+      exit 1
+    }
+    dpkg-deb -x "$deb_dir"/*.deb "$deb_dir/x"
+  fi
+  if [ ! -f "$deb_dir/x/$debpath" ]; then
+    echo "seed-mirror: Debian's $debpkg has no $debpath" >&2
+    exit 1
+  fi
+  got=$(sha_of "$deb_dir/x/$debpath")
+  if [ "$got" != "$want" ]; then
+    echo "seed-mirror: $debpath of $debpkg has sha256 $got, recipes/$recipe pins $want for $upname" >&2
+    exit 1
+  fi
+  cp "$deb_dir/x/$debpath" "$mirror/$upname.tmp"
+  mv "$mirror/$upname.tmp" "$mirror/$upname"
+  echo "seed-mirror: $upname <- Debian $debpkg $debpath (sha256 $got)"
 done

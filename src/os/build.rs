@@ -1,5 +1,6 @@
 //! `forge os build NAME`: one OS image from its definition and the signed
-//! repository to `out/os/NAME.raw` and its manifest `out/os/NAME.json`.
+//! repository to `out/os/NAME.raw` (`NAME.img` for the Pi) and its manifest
+//! `out/os/NAME.json`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,8 +9,8 @@ use std::time::Instant;
 use super::disk::{self, Kind, Piece, Placed};
 use super::fat::{self, FatSpec};
 use super::seed::Seed;
-use super::{OsError, usr};
-use crate::image::def::{self, Definition, OsDef};
+use super::{OsError, pi, usr};
+use crate::image::def::{self, Definition, OsDef, Profile};
 use crate::settings::Settings;
 
 /// The manifest written beside the disk: what a test, `veritysetup verify`
@@ -24,8 +25,12 @@ pub struct Manifest {
     pub profile: String,
     /// The epoch every time in the image equals.
     pub epoch: u64,
-    /// The disk GUID.
-    pub disk_guid: String,
+    /// The disk GUID (GPT disks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_guid: Option<String>,
+    /// The disk signature, 8 hex digits (MBR disks: the Pi's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_signature: Option<String>,
     /// The dm-verity root hash of USR-A.
     pub usr_root_hash: String,
     /// Bytes of the erofs `/usr` (the hash tree starts here in USR-A).
@@ -45,7 +50,7 @@ pub struct Manifest {
 /// A finished OS image.
 #[derive(Debug, Clone)]
 pub struct BuiltOs {
-    /// `out/os/NAME.raw`.
+    /// `out/os/NAME.raw` or `.img`.
     pub disk: PathBuf,
     /// `out/os/NAME.json`.
     pub manifest_path: PathBuf,
@@ -155,15 +160,68 @@ pub fn assemble(
             have: def.partitions.usr,
         });
     }
+    let laid = match def.profile {
+        Profile::X86_64Uefi => uefi(def, &seed, &tree, &usr, work, epoch)?,
+        Profile::Rpi4Arm64 => rpi4(def, &seed, &tree, &usr, work, epoch)?,
+    };
+    let disk_path = out_dir.join(format!("{}.{}", def.name, def.profile.disk_extension()));
+    let partitions = disk::write(&disk_path, &laid.table, &laid.pieces)?;
+    let manifest = Manifest {
+        name: def.name.clone(),
+        version: def.version.clone().unwrap_or_default(),
+        profile: def.profile.name().to_string(),
+        epoch,
+        disk_guid: laid.disk_guid,
+        disk_signature: laid.disk_signature,
+        usr_root_hash: usr.root_hash.clone(),
+        usr_hash_offset: usr.fs_bytes,
+        usr_data_blocks: usr.fs_bytes / usr::BLOCK,
+        cmdline: laid.cmdline,
+        uki: laid.uki,
+        partitions,
+    };
+    let manifest_path = out_dir.join(format!("{}.json", def.name));
+    let mut json = serde_json::to_vec_pretty(&manifest)
+        .map_err(std::io::Error::other)
+        .map_err(OsError::io("encoding", &manifest_path))?;
+    json.push(b'\n');
+    crate::util::write_atomic(&manifest_path, &json, Some(0o644))
+        .map_err(OsError::io("writing", &manifest_path))?;
+    Ok(BuiltOs {
+        disk: disk_path,
+        manifest_path,
+        manifest,
+    })
+}
+
+/// A laid-out disk of one profile, before it is written.
+struct Laid {
+    table: disk::Table,
+    pieces: Vec<Piece>,
+    cmdline: String,
+    uki: Option<String>,
+    disk_guid: Option<String>,
+    disk_signature: Option<String>,
+}
+
+/// x86_64 UEFI: ESP (UKI + systemd-boot), USR-A/B, OEM, ROOT on a GPT.
+fn uefi(
+    def: &OsDef,
+    seed: &Seed,
+    tree: &Path,
+    usr: &usr::UsrImage,
+    work: &Path,
+    epoch: u64,
+) -> Result<Laid, OsError> {
     let usr_a = seed.guid("usr-a").to_string();
     let mut cmdline = def.cmdline.clone();
     cmdline.push(format!("mount.usr=PARTUUID={usr_a}"));
     cmdline.push("mount.usrflags=ro".to_string());
     cmdline.push(format!("usrhash={}", usr.root_hash));
     let cmdline = cmdline.join(" ");
-    let mut esp_files = esp_spec(def, &seed);
+    let mut esp_files = esp_spec(def, seed);
     let mut uki = None;
-    if let Some(kernel) = super::uki::find_kernel(&tree)? {
+    if let Some(kernel) = super::uki::find_kernel(tree)? {
         let efi = work.join("uki.efi");
         let os_release = tree.join("lib/os-release");
         super::uki::make(&kernel, &os_release, &cmdline, work, &efi, epoch)?;
@@ -179,35 +237,45 @@ pub fn assemble(
     let esp = work.join("esp.fat");
     fat::make(&esp, &esp_files, &work.join("esp-src"), epoch)?;
     let oem = work.join("oem.fat");
-    fat::make(&oem, &oem_spec(def, &seed), &work.join("oem-src"), epoch)?;
-    let pieces = pieces(def, &seed, &usr, esp, oem);
-    let table = disk::layout(seed.guid("disk"), &pieces)?;
-    let disk_path = out_dir.join(format!("{}.raw", def.name));
-    let partitions = disk::write(&disk_path, &table, &pieces)?;
-    let manifest = Manifest {
-        name: def.name.clone(),
-        version: def.version.clone().unwrap_or_default(),
-        profile: def.profile.name().to_string(),
-        epoch,
-        disk_guid: seed.guid("disk").to_string(),
-        usr_root_hash: usr.root_hash.clone(),
-        usr_hash_offset: usr.fs_bytes,
-        usr_data_blocks: usr.fs_bytes / usr::BLOCK,
+    fat::make(&oem, &oem_spec(def, seed), &work.join("oem-src"), epoch)?;
+    let pieces = pieces(def, seed, usr, esp, oem);
+    Ok(Laid {
+        table: disk::layout(seed.guid("disk"), &pieces)?,
+        pieces,
         cmdline,
         uki,
-        partitions,
-    };
-    let manifest_path = out_dir.join(format!("{}.json", def.name));
-    let mut json = serde_json::to_vec_pretty(&manifest)
-        .map_err(std::io::Error::other)
-        .map_err(OsError::io("encoding", &manifest_path))?;
-    json.push(b'\n');
-    crate::util::write_atomic(&manifest_path, &json, Some(0o644))
-        .map_err(OsError::io("writing", &manifest_path))?;
-    Ok(BuiltOs {
-        disk: disk_path,
-        manifest_path,
-        manifest,
+        disk_guid: Some(seed.guid("disk").to_string()),
+        disk_signature: None,
+    })
+}
+
+/// Raspberry Pi 4: BOOT-A (firmware, kernel, cmdline.txt), BOOT-B, USR-A,
+/// then USR-B, OEM and ROOT as logical partitions, on an MBR.
+fn rpi4(
+    def: &OsDef,
+    seed: &Seed,
+    tree: &Path,
+    usr: &usr::UsrImage,
+    work: &Path,
+    epoch: u64,
+) -> Result<Laid, OsError> {
+    let kernel = super::uki::find_kernel(tree)?.ok_or(OsError::NoKernel(def.profile.name()))?;
+    let signature = pi::signature(seed);
+    let cmdline = pi::cmdline(def, signature, pi::Slot::A, &usr.root_hash);
+    let files = pi::boot_files(def, tree, &kernel, &cmdline, pi::Slot::A)?;
+    let boot = work.join("boot-a.fat");
+    let spec = pi::boot_spec(def, seed, pi::Slot::A, files);
+    fat::make(&boot, &spec, &work.join("boot-a-src"), epoch)?;
+    let oem = work.join("oem.fat");
+    fat::make(&oem, &oem_spec(def, seed), &work.join("oem-src"), epoch)?;
+    let pieces = pi::pieces(def, usr, boot, oem);
+    Ok(Laid {
+        table: disk::layout_mbr(signature, &pieces, pi::ALIGN)?,
+        pieces,
+        cmdline,
+        uki: None,
+        disk_guid: None,
+        disk_signature: Some(format!("{signature:08x}")),
     })
 }
 

@@ -11,10 +11,14 @@
 //! 4. [`uki`]: with a kernel in `/usr`, the unified kernel image (its
 //!    `.cmdline` carries the root hash) and systemd-boot for the ESP;
 //!    [`fat`]: the EFI system partition and OEM as FAT files;
-//! 5. [`disk`]: the partitions at 1 MiB boundaries and the table of [`gpt`]
-//!    (written by forge byte by byte) in a temporary file renamed to
-//!    `out/os/NAME.raw` when complete; then `out/os/NAME.json`, the
-//!    manifest (root hash, partitions), moves last.
+//!    For the Raspberry Pi 4 ([`pi`]), the boot partitions instead: the
+//!    firmware, device trees, kernel and initramfs from `/usr`, with
+//!    `config.txt`, `cmdline.txt` and `autoboot.txt`;
+//! 5. [`disk`]: the partitions at aligned boundaries and the table of [`gpt`]
+//!    or, for the Pi, [`mbr`] (both written by forge byte by byte) in a
+//!    temporary file renamed to `out/os/NAME.raw` (`.img` for the Pi) when
+//!    complete; then `out/os/NAME.json`, the manifest (root hash,
+//!    partitions), moves last.
 //!
 //! Every identifier comes from one [`seed::Seed`] and every time from one
 //! epoch (the rule of [`crate::epoch`]), so two builds give the same bytes.
@@ -24,6 +28,7 @@ pub mod disk;
 pub mod fat;
 pub mod gpt;
 pub mod mbr;
+pub mod pi;
 pub mod seed;
 pub mod trust;
 pub mod uki;
@@ -155,6 +160,21 @@ pub enum OsError {
     /// More than one kernel in `/usr`.
     #[error("/usr holds more than one kernel (lib/modules/{{{}}}/vmlinuz); an OS image boots exactly one", .0.join(","))]
     Kernels(Vec<String>),
+    /// A file the profile's boot partition needs is not in `/usr`.
+    #[error("{} is missing: the {profile} boot partition needs it (from {package})", path.display())]
+    BootFile {
+        /// The path inside the image.
+        path: PathBuf,
+        /// The profile.
+        profile: &'static str,
+        /// Which package should install it.
+        package: String,
+    },
+    /// The profile boots a kernel from `/usr`, and there is none.
+    #[error(
+        "/usr holds no kernel (lib/modules/<version>/vmlinuz): the {0} boot partition needs one"
+    )]
+    NoKernel(&'static str),
     /// A host file the build needs is missing.
     #[error("{} is missing (Debian package {package})", path.display())]
     MissingFile {

@@ -17,6 +17,7 @@ mod graph;
 mod graphgen;
 mod image;
 mod os;
+mod os_pi;
 mod pin;
 mod plan;
 mod recipe;

@@ -81,13 +81,13 @@ fn manifest(root: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(root.join("out/os/t.json")).unwrap()).unwrap()
 }
 
-fn sha256(path: &Path) -> String {
+pub(crate) fn sha256(path: &Path) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
 }
 
 /// Copy `len` bytes at `offset` of `disk` into a file of their own.
-fn extract(disk: &Path, offset: u64, len: u64, to: &Path) -> PathBuf {
+pub(crate) fn extract(disk: &Path, offset: u64, len: u64, to: &Path) -> PathBuf {
     use std::io::{Read as _, Seek as _};
     let mut f = std::fs::File::open(disk).unwrap();
     f.seek(std::io::SeekFrom::Start(offset)).unwrap();
@@ -97,7 +97,7 @@ fn extract(disk: &Path, offset: u64, len: u64, to: &Path) -> PathBuf {
     to.to_path_buf()
 }
 
-fn partition(m: &Value, label: &str) -> (u64, u64) {
+pub(crate) fn partition(m: &Value, label: &str) -> (u64, u64) {
     let p = m["partitions"]
         .as_array()
         .unwrap()
@@ -107,13 +107,13 @@ fn partition(m: &Value, label: &str) -> (u64, u64) {
     (p["offset"].as_u64().unwrap(), p["size"].as_u64().unwrap())
 }
 
-fn tool(program: &str, args: &[&str], paths: &[&Path]) -> String {
+pub(crate) fn tool(program: &str, args: &[&str], paths: &[&Path]) -> String {
     let (out, err) = run_ok(Command::new(program).args(args).args(paths));
     format!("{out}{err}")
 }
 
 /// Names of files in `out/os/`: no temporary leftovers, no partial disk.
-fn out_os(root: &Path) -> Vec<String> {
+pub(crate) fn out_os(root: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root.join("out/os"))
         .map(|d| {
             d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

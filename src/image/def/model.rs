@@ -194,6 +194,15 @@ impl Profile {
         }
     }
 
+    /// The disk file's extension: `raw` (a GPT disk for `dd` or qemu), or
+    /// `img` (what Raspberry Pi Imager and `rpiboot` users expect).
+    pub fn disk_extension(self) -> &'static str {
+        match self {
+            Profile::X86_64Uefi => "raw",
+            Profile::Rpi4Arm64 => "img",
+        }
+    }
+
     /// The name of the firmware's FAT partition in `[partitions]`: `esp`
     /// (UEFI) or `boot` (the Pi's boot partitions, one per slot).
     pub fn boot_key(self) -> &'static str {
