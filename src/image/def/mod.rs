@@ -210,7 +210,7 @@ pub fn parse_any(name: &str, file: &Path, text: &str) -> Result<Definition, DefE
         None | Some("container") => {
             parse(name, file, text).map(|d| Definition::Container(Box::new(d)))
         }
-        Some("os") => os::parse(name, file, &src).map(Definition::Os),
+        Some("os") => os::parse(name, file, &src).map(|d| Definition::Os(Box::new(d))),
         Some(other) => {
             let span = peek.kind.as_ref().map_or(0..0, |k| k.span());
             Err(src.fail(

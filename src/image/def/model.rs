@@ -123,7 +123,7 @@ pub enum Definition {
     /// An OCI container image ([`ImageDef`]).
     Container(Box<ImageDef>),
     /// A bootable OS disk image ([`OsDef`]).
-    Os(OsDef),
+    Os(Box<OsDef>),
 }
 
 /// A validated OS image definition (`kind = "os"`): what `crate::os` turns

@@ -8,7 +8,7 @@ use super::*;
 
 fn p(text: &str) -> Result<OsDef, String> {
     match parse_any("node", Path::new("images/node.toml"), text) {
-        Ok(Definition::Os(d)) => Ok(d),
+        Ok(Definition::Os(d)) => Ok(*d),
         Ok(Definition::Container(_)) => Err("parsed as a container image".into()),
         Err(e) => Err(e.to_string()),
     }
