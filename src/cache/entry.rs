@@ -364,6 +364,31 @@ mod tests {
     }
 
     #[test]
+    fn signatures_verify_only_by_a_trusted_key_over_the_same_config() {
+        let (_, key) = crate::sign::tests::test_key();
+        let c = config();
+        let bytes = c.to_bytes();
+        let sig = key.sign(SigAlg::Rsa256, &bytes).unwrap();
+        assert_eq!(
+            sig,
+            key.sign(SigAlg::Rsa256, &bytes).unwrap(),
+            "deterministic"
+        );
+        let parts = parse_manifest(&manifest(&c, &bytes, key.name(), &sig).unwrap()).unwrap();
+        let trusted = crate::sign::tests::test_trust();
+        verify_signature(&parts, &bytes, &trusted).unwrap();
+        let mut edited = c.clone();
+        edited.version = "6.6-r6".into();
+        let err = verify_signature(&parts, &edited.to_bytes(), &trusted).unwrap_err();
+        assert!(err.to_string().contains("does not verify"), "{err}");
+        let err = verify_signature(&parts, &bytes, &TrustedKeys::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("which is not a trusted key"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn layers_that_differ_from_the_config_are_refused() {
         let c = config();
         let bytes = c.to_bytes();

@@ -341,41 +341,32 @@ fn stored_tags(reg: &Registry) -> Vec<String> {
     }
 }
 
-#[test]
-fn cache_push_killed_part_way_publishes_nothing_half_done() {
-    if !support::require_tool("docker-registry") {
-        return;
-    }
-    let reg = Registry::start();
-    let a = small_project();
-    let layers = reg
-        .storage()
-        .join("docker/registry/v2/repositories")
-        .join(REPO)
-        .join("_layers");
-    let mut child = crash::spawn_group(forge(a.path()).args([
-        "--sandbox",
-        "none",
-        "build",
-        "--cache",
-        &url(&reg),
-    ]));
-    // Kill as soon as the first blob of the first push is linked.
+/// Run `forge build --cache` in `root` and SIGKILL it the moment `hit`
+/// says so (polled every millisecond).
+fn kill_when(root: &Path, reg: &Registry, hit: &dyn Fn() -> bool) {
+    let mut child =
+        crash::spawn_group(forge(root).args(["--sandbox", "none", "build", "--cache", &url(reg)]));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !layers.exists() && Instant::now() < deadline {
+    while !hit() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(crash::kill_group(&mut child), "killed while running");
-    // Every tag there names a whole entry that verifies.
-    let url = CacheUrl::parse(&url(&reg)).unwrap();
+}
+
+/// Every tag in the cache names a whole entry that verifies.
+fn tags_name_whole_entries(reg: &Registry, root: &Path) {
+    let url = CacheUrl::parse(&url(reg)).unwrap();
     let cache = Cache::open(&Shell::silent(), &url).unwrap();
-    let trusted = forge::sign::TrustedKeys::load_dir(&a.path().join("keys")).unwrap();
-    let keys = keys(a.path());
-    let tags = stored_tags(&reg);
+    let trusted = forge::sign::TrustedKeys::load_dir(&root.join("keys")).unwrap();
+    let keys = keys(root);
+    let tags = stored_tags(reg);
     eprintln!("tags after the kill: {tags:?}");
+    assert!(
+        tags.len() < 3,
+        "killed before every unit was stored: {tags:?}"
+    );
     for unit in UNITS {
-        let tag = forge::cache::tag_for(&keys[unit]).unwrap();
-        if tags.contains(&tag) {
+        if tags.contains(&forge::cache::tag_for(&keys[unit]).unwrap()) {
             let dest = tempfile::tempdir().unwrap();
             let want = Expected {
                 unit,
@@ -386,18 +377,36 @@ fn cache_push_killed_part_way_publishes_nothing_half_done() {
             assert!(got.is_some(), "{unit}: a tag names a whole entry");
         }
     }
-    assert!(
-        tags.len() < 3,
-        "killed before every unit was stored: {tags:?}"
-    );
-    // The re-run completes and leaves nothing temporary behind.
-    let (out, _) = build(a.path(), &reg, &[]);
-    assert!(statuses(&out).values().all(|s| s != "failed"));
-    assert!(crash::temp_leftovers(&a.path().join("out")).is_empty());
-    verify_repo(a.path());
-    let b = small_project();
-    let (out, _) = build(b.path(), &reg, &[]);
-    assert_eq!(statuses(&out), all(&UNITS, "pulled"));
+}
+
+#[test]
+fn cache_push_killed_part_way_publishes_nothing_half_done() {
+    if !support::require_tool("docker-registry") {
+        return;
+    }
+    let repo = |reg: &Registry| {
+        reg.storage()
+            .join("docker/registry/v2/repositories")
+            .join(REPO)
+    };
+    // Killed as the first blob of the first push is linked, then as the
+    // first tag is set (during the other units' pushes).
+    let first_blob = |reg: &Registry| repo(reg).join("_layers").exists();
+    let first_tag = |reg: &Registry| !stored_tags(reg).is_empty();
+    for trigger in [&first_blob as &dyn Fn(&Registry) -> bool, &first_tag] {
+        let reg = Registry::start();
+        let a = small_project();
+        kill_when(a.path(), &reg, &|| trigger(&reg));
+        tags_name_whole_entries(&reg, a.path());
+        // The re-run completes and leaves nothing temporary behind.
+        let (out, _) = build(a.path(), &reg, &[]);
+        assert!(statuses(&out).values().all(|s| s != "failed"));
+        assert!(crash::temp_leftovers(&a.path().join("out")).is_empty());
+        verify_repo(a.path());
+        let b = small_project();
+        let (out, _) = build(b.path(), &reg, &[]);
+        assert_eq!(statuses(&out), all(&UNITS, "pulled"));
+    }
 }
 
 #[test]
