@@ -5,7 +5,7 @@
 //! the unit key ([`entry`]); before a dirty unit builds, forge looks its key
 //! up and, on a hit, uses the entry instead of building.
 //!
-//! Nothing the registry returns is trusted ([`remote`]): the manifest and
+//! Nothing the registry returns is trusted (`remote`): the manifest and
 //! config are read under size caps, the config's signature must verify
 //! against the trusted keys (`keys/*.rsa.pub`) before any package is
 //! downloaded, the layers must be exactly the signed list, every blob is

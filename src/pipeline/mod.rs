@@ -20,7 +20,7 @@
 //!
 //! `--unit NAME` executes one unit of the plan and nothing else (a CI job);
 //! its dependencies must already be fresh, or with `--cache` they are
-//! pulled from the build cache ([`cached`], [`crate::cache`]), which dirty
+//! pulled from the build cache (`cached`, [`crate::cache`]), which dirty
 //! units are also looked up in before they are built.
 //!
 //! The whole run holds an exclusive lock on `out/.lock`, so two forge
