@@ -122,7 +122,7 @@ impl Repo {
     /// `.apk` already there and admitting only those that may be indexed:
     /// well-formed, named `<pkgname>-<pkgver>.apk`, of this arch, and vouched
     /// for by the current signed index or their own signature against
-    /// `trusted` (see [`admit`]). The rest are left out; see
+    /// `trusted` (see `admit`). The rest are left out; see
     /// [`Repo::left_out`].
     pub fn open(repo_root: &Path, arch: &str, trusted: &TrustedKeys) -> Result<Repo, RepoError> {
         let dir = repo_root.join(arch);

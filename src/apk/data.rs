@@ -1,6 +1,6 @@
 //! The data member of a package: one streaming pass over the decompressed
 //! tar that checks every entry's shape, computes each file's SHA-1 and keeps
-//! contents in a [`Spool`].
+//! contents in a `Spool`.
 //!
 //! Only what apk and forge's writer produce is accepted: regular files,
 //! folders, symlinks and hard links to an earlier regular file of the same

@@ -2,7 +2,7 @@
 //! boundaries, the signature member and the control member, with a cap on
 //! every size.
 //!
-//! The file is read once, front to back, through a [`Tap`]: a `BufRead`
+//! The file is read once, front to back, through a `Tap`: a `BufRead`
 //! wrapper that captures or hashes exactly the compressed bytes each gzip
 //! member consumes. One `bufread::GzDecoder` per member stops at that
 //! member's trailer, so the boundaries are exact.

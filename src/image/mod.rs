@@ -4,7 +4,7 @@
 //! Flow, per architecture listed in the definition:
 //! 1. [`def`]: parse and validate the image file;
 //! 2. read the signed `APKINDEX.tar.gz` of `out/repo/<arch>` and
-//!    [`resolve`] the requested packages with their dependencies;
+//!    [`resolve`](crate::resolve) the requested packages with their dependencies;
 //! 3. open every chosen `.apk`, verify signature, `datahash`, per-file
 //!    checksums and that its identity equals the index's `C:`, giving
 //!    [`rootfs::InstalledPackage`]s;

@@ -1,6 +1,6 @@
 //! `forge build`: plan, then execute the plan.
 //!
-//! 1. **Plan** ([`planner`]): load every recipe that builds for the host
+//! 1. **Plan** (`planner`): load every recipe that builds for the host
 //!    architecture; makedepends/depends/provides form a
 //!    [`crate::graph::UnitGraph`] (provides recorded in the signed index of
 //!    earlier builds, `so:` and `pc:`, count too); select the targets and what
@@ -12,7 +12,7 @@
 //!    prints it, `--explain` and `--dry-run` render it, `forge ci plan` turns
 //!    it into a CI pipeline.
 //! 2. **Execute** dirty package units on the [`crate::jobs`] queue
-//!    ([`exec`]): install build dependencies from the repository ([`deps`]),
+//!    (`exec`): install build dependencies from the repository ([`deps`]),
 //!    prepare sources, build in the sandbox ([`crate::build`]), write signed
 //!    packages ([`crate::apk`]), land them in the repository and re-sign the
 //!    index ([`crate::repo`]), then write the unit's state file, last. Then
@@ -26,7 +26,7 @@
 //! The whole run holds an exclusive lock on `out/.lock`, so two forge
 //! processes on the same output folder take turns, and whatever temporary
 //! file a killed run left in `out/` is removed when the lock is taken
-//! ([`OutLock`]). Before planning, the no-op stamp ([`noop`]) may prove
+//! ([`OutLock`]). Before planning, the no-op stamp (`noop`) may prove
 //! from file metadata alone that the plan would be all fresh.
 
 mod cached;

@@ -16,7 +16,7 @@
 //! cache folder while being hashed, fsynced, compared, and only then renamed
 //! to their address. An interrupted or wrong download never has an address.
 //!
-//! [`ensure`] hands back the open file it hashed (rewound), and the caller
+//! `ensure` hands back the open file it hashed (rewound), and the caller
 //! reads the source from that handle: the cache path is never reopened
 //! after the check, so a file swapped in between is not what gets used.
 

@@ -4,7 +4,7 @@
 //! build the wrong image), reported as `file:line:col` with a did-you-mean
 //! hint. The raw serde structs stay private; callers get a validated
 //! [`Definition`]: a container [`ImageDef`] or, with `kind = "os"`, an
-//! [`OsDef`] ([`os`]). Both go through [`Src`], the one place that turns
+//! [`OsDef`] ([`os`]). Both go through `Src`, the one place that turns
 //! TOML and validation failures into positioned errors. The formats are
 //! documented in `docs/images.md` and `docs/os.md`.
 
