@@ -1,11 +1,15 @@
 //! `forge os build NAME`: build the OS image `images/NAME.toml`
 //! (`kind = "os"`) into `out/os/NAME.raw` (docs/os.md). `forge image NAME`
-//! on an OS image does the same.
+//! on an OS image does the same. `forge os payload NAME`: the signed update
+//! for the passive slot; `forge os apply DISK PAYLOAD`: write it into a
+//! disk image and make that slot the next boot.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, anyhow};
 
+use crate::os::apply::Slot;
 use crate::settings::Settings;
 
 /// Arguments of `forge os`.
@@ -23,12 +27,52 @@ enum Command {
         #[arg(value_name = "NAME")]
         name: String,
     },
+    /// Build the disk, then the signed update payload for the passive slot
+    /// (out/os/NAME.payload, an OCI layout `forge publish` pushes).
+    Payload {
+        /// The OS image (`images/NAME.toml`, `kind = "os"`).
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Verify a payload's signature, write it into a slot of a disk image
+    /// and make that slot the next boot (with a tries counter).
+    Apply {
+        /// The raw disk image.
+        #[arg(value_name = "DISK")]
+        disk: PathBuf,
+        /// The payload layout (out/os/NAME.payload).
+        #[arg(value_name = "PAYLOAD")]
+        payload: PathBuf,
+        /// The public key the payload must be signed by (default: the
+        /// newest keys/*.cosign.pub).
+        #[arg(long, value_name = "PUB")]
+        key: Option<PathBuf>,
+        /// The slot to write.
+        #[arg(long, value_enum, default_value = "b")]
+        slot: SlotArg,
+    },
+}
+
+/// A slot on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SlotArg {
+    /// USR-A.
+    A,
+    /// USR-B.
+    B,
 }
 
 /// Run `forge os`.
 pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     match args.command {
         Command::Build { name } => build(settings, &name),
+        Command::Payload { name } => payload(settings, &name),
+        Command::Apply {
+            disk,
+            payload,
+            key,
+            slot,
+        } => apply(settings, &disk, &payload, key, slot),
     }
 }
 
@@ -49,5 +93,86 @@ pub(super) fn build(settings: &Settings, name: &str) -> Result<ExitCode> {
     if !settings.shell.is_json() {
         settings.shell.data(&m.usr_root_hash);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Build `name` and its signed payload.
+fn payload(settings: &Settings, name: &str) -> Result<ExitCode> {
+    let _lock = crate::pipeline::OutLock::acquire(settings)?;
+    let key = crate::imagesign::keys::find_key(&settings.keys_dir())
+        .context("loading the image signing key (create one with `forge keygen --image`)")?;
+    let built =
+        crate::os::build(settings, name).with_context(|| format!("building OS image `{name}`"))?;
+    let file = crate::image::def::path_for(&settings.images_dir(), name);
+    let registry = match crate::image::def::load_any(&file)? {
+        crate::image::def::Definition::Os(d) => d.containers.map(|c| c.registry),
+        crate::image::def::Definition::Container(_) => None,
+    };
+    let identity = crate::os::payload::identity(registry.as_deref(), name);
+    let out_dir = settings.out.join("os");
+    let w = crate::os::payload::write(&built, &identity, &key, &out_dir)
+        .with_context(|| format!("writing the payload of `{name}`"))?;
+    settings.shell.status(
+        "Payload",
+        format!(
+            "{} ({:.1} MiB, {} for {identity})",
+            w.dir.display(),
+            w.bytes as f64 / f64::from(1 << 20),
+            w.digest
+        ),
+    );
+    settings.shell.event(&serde_json::json!({
+        "event": "os-payload", "name": name, "dir": w.dir, "digest": w.digest.as_str(),
+        "identity": identity, "version": w.config.version, "bytes": w.bytes,
+        "usr_root_hash": w.config.usr_root_hash,
+    }));
+    if !settings.shell.is_json() {
+        settings.shell.data(w.digest.as_str());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Apply a payload to a disk image.
+fn apply(
+    settings: &Settings,
+    disk: &std::path::Path,
+    payload: &std::path::Path,
+    key: Option<PathBuf>,
+    slot: SlotArg,
+) -> Result<ExitCode> {
+    let key_path = match key {
+        Some(k) => k,
+        None => crate::os::trust::newest_public(&settings.keys_dir()).ok_or_else(|| {
+            anyhow!(
+                "no image public key: pass --key PUB or put the *.cosign.pub in {}",
+                settings.keys_dir().display()
+            )
+        })?,
+    };
+    let key = crate::imagesign::keys::load_public(&key_path)?;
+    let slot = match slot {
+        SlotArg::A => Slot::A,
+        SlotArg::B => Slot::B,
+    };
+    let t = std::time::Instant::now();
+    let a = crate::os::apply::apply(disk, payload, &key, slot)
+        .with_context(|| format!("applying {} to {}", payload.display(), disk.display()))?;
+    let secs = t.elapsed().as_secs_f64();
+    settings.shell.status(
+        "Applied",
+        format!(
+            "{} {} to {} of {}; next boot: {} ({secs:.2}s)",
+            a.version,
+            a.digest,
+            slot.label(),
+            disk.display(),
+            a.boot_entry
+        ),
+    );
+    settings.shell.event(&serde_json::json!({
+        "event": "os-apply", "disk": disk, "slot": slot.label(), "version": a.version,
+        "digest": a.digest.as_str(), "usr_root_hash": a.usr_root_hash,
+        "boot_entry": a.boot_entry, "usr_bytes": a.usr_bytes, "seconds": secs,
+    }));
     Ok(ExitCode::SUCCESS)
 }

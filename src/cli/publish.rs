@@ -111,12 +111,13 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         let built: Vec<String> = all
             .into_iter()
             .filter(|n| {
-                settings
-                    .out
-                    .join("images")
-                    .join(n)
-                    .join("index.json")
-                    .is_file()
+                let out = &settings.out;
+                out.join("images").join(n).join("index.json").is_file()
+                    || out
+                        .join("os")
+                        .join(format!("{n}.payload"))
+                        .join("index.json")
+                        .is_file()
             })
             .collect();
         if built.is_empty() && !args.repo {

@@ -37,6 +37,9 @@ pub struct Manifest {
     pub usr_hash_offset: u64,
     /// Data blocks of 4096 bytes covered by the hash tree.
     pub usr_data_blocks: u64,
+    /// Bytes of the hash tree (with its superblock) after the erofs: the
+    /// slot's content is `usr_hash_offset + usr_hash_bytes` bytes.
+    pub usr_hash_bytes: u64,
     /// The kernel command line (additions, then forge's own arguments), as
     /// the UKI's `.cmdline` carries it.
     pub cmdline: String,
@@ -176,6 +179,7 @@ pub fn assemble(
         usr_root_hash: usr.root_hash.clone(),
         usr_hash_offset: usr.fs_bytes,
         usr_data_blocks: usr.fs_bytes / usr::BLOCK,
+        usr_hash_bytes: usr.hash_bytes,
         cmdline: laid.cmdline,
         uki: laid.uki,
         partitions,
@@ -214,11 +218,7 @@ fn uefi(
     epoch: u64,
 ) -> Result<Laid, OsError> {
     let usr_a = seed.guid("usr-a").to_string();
-    let mut cmdline = def.cmdline.clone();
-    cmdline.push(format!("mount.usr=PARTUUID={usr_a}"));
-    cmdline.push("mount.usrflags=ro".to_string());
-    cmdline.push(format!("usrhash={}", usr.root_hash));
-    let cmdline = cmdline.join(" ");
+    let cmdline = super::cmdline::for_slot(&def.cmdline, &usr_a, usr);
     let mut esp_files = esp_spec(def, seed);
     let mut uki = None;
     if let Some(kernel) = super::uki::find_kernel(tree)? {

@@ -172,11 +172,14 @@ impl Gpt {
     }
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     let mut c = flate2::Crc::new();
     c.update(bytes);
     c.sum()
 }
+
+mod read;
+pub use read::read_table;
 
 #[cfg(test)]
 mod tests;

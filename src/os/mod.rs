@@ -24,10 +24,15 @@
 //! epoch (the rule of [`crate::epoch`]), so two builds give the same bytes.
 //! The layout and its choices are documented in `docs/os.md`.
 
+pub mod apply;
+pub mod cmdline;
 pub mod disk;
+pub mod esp;
 pub mod fat;
 pub mod gpt;
 pub mod mbr;
+pub mod payload;
+pub mod pe;
 pub mod pi;
 pub mod seed;
 pub mod trust;
@@ -200,6 +205,27 @@ pub enum OsError {
         /// Why.
         #[source]
         source: Box<crate::imagesign::ImageSignError>,
+    },
+    /// `forge os payload` of an image without a kernel.
+    #[error(
+        "OS image `{0}` has no kernel, so no UKI: a payload carries the UKI that boots the slot"
+    )]
+    NoUki(String),
+    /// A disk given to `forge os apply` is not what forge builds.
+    #[error("{}: {reason}", disk.display())]
+    BadDisk {
+        /// The disk image.
+        disk: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An OS update payload is refused (signature, digest, shape).
+    #[error("{}: {reason}", payload.display())]
+    BadPayload {
+        /// The payload layout.
+        payload: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// `veritysetup format` printed no root hash.
     #[error("`veritysetup format` printed no root hash")]

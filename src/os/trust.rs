@@ -70,7 +70,8 @@ pub fn public_key(
     })
 }
 
-fn newest_public(keys_dir: &Path) -> Option<PathBuf> {
+/// The newest `*.cosign.pub` in `keys_dir` (the image public key).
+pub fn newest_public(keys_dir: &Path) -> Option<PathBuf> {
     std::fs::read_dir(keys_dir)
         .ok()?
         .filter_map(Result::ok)

@@ -33,12 +33,26 @@ pub struct ImageToPublish {
     pub sboms: Vec<PathBuf>,
     /// `recipes/`, for the provenance's source digests.
     pub recipes_dir: PathBuf,
+    /// An OS update payload (`out/os/NAME.payload`): signed, not attested
+    /// (it has no SBOM; its config names what it holds).
+    pub os_payload: bool,
 }
 
 impl ImageToPublish {
-    /// The image `name` as built under `out`.
+    /// The image `name` as built under `out`: the container image's layout,
+    /// or else the OS image's payload (`forge os payload NAME`).
     pub fn from_out(out: &Path, recipes_dir: &Path, name: &str) -> ImageToPublish {
         let images = out.join("images");
+        let payload = out.join("os").join(format!("{name}.payload"));
+        if !images.join(name).join("index.json").is_file() && payload.join("index.json").is_file() {
+            return ImageToPublish {
+                name: name.to_string(),
+                layout: payload,
+                sboms: Vec::new(),
+                recipes_dir: recipes_dir.to_path_buf(),
+                os_payload: true,
+            };
+        }
         let prefix = format!("{name}.");
         let mut sboms: Vec<PathBuf> = std::fs::read_dir(&images)
             .into_iter()
@@ -59,6 +73,7 @@ impl ImageToPublish {
             layout: images.join(name),
             sboms,
             recipes_dir: recipes_dir.to_path_buf(),
+            os_payload: false,
         }
     }
 }
@@ -190,8 +205,10 @@ pub fn publish_image(
         for child in platform_manifests(&root) {
             signed |= plan_signature(client, &mut plan, &reference, &child, key)?;
         }
-        let preds = predicates(image, &reference, revision)?;
-        attested = plan_attestations(client, &mut plan, &reference, &digest, key, &preds)?;
+        if !image.os_payload {
+            let preds = predicates(image, &reference, revision)?;
+            attested = plan_attestations(client, &mut plan, &reference, &digest, key, &preds)?;
+        }
     }
     let mut sboms = Vec::new();
     for path in &image.sboms {
@@ -210,8 +227,13 @@ pub fn publish_image(
     }
     let sbom_referrers = plan_sboms(client, &mut plan, &lp.root, &sboms)?;
     // The image's tags go last: per-arch tags, extra tags, then `latest`.
-    let mut tags = if opts.layout_tags {
+    // A layout's own cosign tags (an OS payload's offline signature) stay
+    // home: the signatures above name this registry's repository.
+    let mut tags: Vec<(String, Digest)> = if opts.layout_tags {
         lp.tags
+            .into_iter()
+            .filter(|(t, _)| !(t.starts_with("sha256-") && t.ends_with(".sig")))
+            .collect()
     } else {
         Vec::new()
     };

@@ -17,6 +17,7 @@ mod graph;
 mod graphgen;
 mod image;
 mod os;
+mod os_apply;
 mod os_pi;
 mod pin;
 mod plan;

@@ -31,7 +31,7 @@ const PLACEHOLDER_KERNEL: &str = "mkdir -p $pkgdir/usr/lib/modules/0.0-placehold
 printf 'FORGE TEST PLACEHOLDER: NOT A KERNEL\\n' > $pkgdir/usr/lib/modules/0.0-placeholder/vmlinuz
 printf 'FORGE TEST PLACEHOLDER: NOT AN INITRAMFS\\n' > $pkgdir/usr/lib/modules/0.0-placeholder/initrd";
 
-const OS_IMAGE: &str = r#"schema = 1
+pub(crate) const OS_IMAGE: &str = r#"schema = 1
 kind = "os"
 version = "1.0"
 profile = "x86_64-uefi"
@@ -49,7 +49,7 @@ content = "registry = \"registry.lan:5000/forge\"\n"
 registry = "registry.lan:5000/forge"
 "#;
 
-fn ready() -> bool {
+pub(crate) fn ready() -> bool {
     support::require_bwrap()
         && support::require_tools(&TOOLS)
         && support::require_file(Path::new("/usr/lib/systemd/boot/efi/linuxx64.efi.stub"))
@@ -57,7 +57,7 @@ fn ready() -> bool {
 
 /// A project with the `hello` example and a placeholder kernel built and
 /// `images/t.toml` = `image`.
-fn project_with_hello(image: &str) -> Project {
+pub(crate) fn project_with_hello(image: &str) -> Project {
     let p = Project::new();
     p.copy_recipes(&["hello"]).write("images/t.toml", image);
     p.recipe("testkernel").script(PLACEHOLDER_KERNEL).write();
@@ -77,7 +77,7 @@ fn image_public_key(root: &Path) {
     .unwrap();
 }
 
-fn manifest(root: &Path) -> Value {
+pub(crate) fn manifest(root: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(root.join("out/os/t.json")).unwrap()).unwrap()
 }
 
