@@ -38,7 +38,7 @@ use super::payload::{self, Payload};
 use crate::oci::Digest;
 use crate::process::Cmd;
 
-mod uefi;
+pub mod uefi;
 
 /// One of the two `/usr` slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
