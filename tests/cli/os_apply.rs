@@ -234,12 +234,34 @@ fn payload_applies_to_usr_b_with_a_boot_counter_and_a_tampered_one_changes_nothi
 
     // `forge publish` pushes the payload, signed for the registry's
     // repository; a node's key accepts it there.
-    if !support::require_tool("docker-registry") {
-        return;
+    if support::require_tool("docker-registry") {
+        publish_and_verify(p.path(), artifact);
     }
+
+    // An older version than what stays bootable (A's 1.0) is refused:
+    // systemd-boot would boot A first. The disk is unchanged.
+    support::write(
+        p.path(),
+        "images/t.toml",
+        &OS_IMAGE.replace("version = \"1.0\"", "version = \"0.9\""),
+    );
+    run_ok(forge_signing(p.path()).args(["os", "payload", "t"]));
+    let applied = sha256(&disk);
+    let err = run_err(&mut apply(&payload, &cosign_fixture("kat.pub")));
+    assert!(
+        err.contains("version 0.9 is not newer than 1.0 (EFI/Linux/t-1.0.efi"),
+        "{err}"
+    );
+    assert_eq!(sha256(&disk), applied);
+    assert_eq!(dir_names(disks.path()), ["node.raw"]);
+}
+
+/// `forge publish` of the payload to a real registry, then `verify-image`
+/// with the node's key at the version tag.
+fn publish_and_verify(project: &Path, artifact: &str) {
     let reg = support::Registry::start();
     let host = reg.host();
-    let (out, _) = run_ok(forge_signing(p.path()).args([
+    let (out, _) = run_ok(forge_signing(project).args([
         "publish",
         "--insecure",
         "t",
@@ -248,7 +270,7 @@ fn payload_applies_to_usr_b_with_a_boot_counter_and_a_tampered_one_changes_nothi
     ]));
     assert_eq!(out.trim(), format!("{host}/forge/t@{artifact}"));
     let (_, err) = run_ok(
-        forge(p.path())
+        forge(project)
             .args([
                 "verify-image",
                 "--insecure",
