@@ -386,6 +386,24 @@ fn registry_publish_matches_skopeo_is_idempotent_and_verifies() {
         let err = run_err(&mut verify(&at("forge"), other_pub.path()));
         assert!(err.contains("does not verify with the given key"), "{err}");
     }
+    // `forge sign` of an unsigned index signs its platform manifests too.
+    run_ok(forge_signing(p.path()).args([
+        "sign",
+        "--insecure",
+        &format!("{host}/unsigned/hello:latest"),
+    ]));
+    for platform in &platforms {
+        run_ok(
+            forge(p.path())
+                .args([
+                    "verify-image",
+                    "--insecure",
+                    &format!("{host}/unsigned/hello@{platform}"),
+                    "--key",
+                ])
+                .arg(cosign_fixture("kat.pub")),
+        );
+    }
     // The index is refused when a platform manifest's signature is missing.
     let first = Digest::parse(&platforms[0]).unwrap();
     put_signature(&c, "forge/hello", &first, vec![]);
