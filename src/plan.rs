@@ -7,8 +7,11 @@
 //!   plus its SOURCE_DATE_EPOCH and commit;
 //! - `source:<n>`: each source's identity (checksum, commit, or content hash);
 //! - `dep:<name>`: the key of each unit it needs built first;
-//! - `env`: the build environment's identity (arch, sandbox mode, host
-//!   toolchain).
+//! - `env`: the build environment's identity (arch, sandbox mode, stage; in
+//!   the bootstrap stage also the host toolchain's versions);
+//! - `root` (hermetic stage only): the build root's identity, every package
+//!   installed in it by name, version and checksum ([`root_identity`]), so a
+//!   change of the root rebuilds and the host's tools do not count.
 //!
 //! Everything hashed is in one stable encoding ([`Fields`], netstrings), never
 //! Rust `Debug` output, and a test pins a key for fixed inputs.
@@ -56,6 +59,13 @@ impl Inputs {
         sha256_hex(f.finish().as_bytes())
     }
 
+    /// Set the `root` component from a build root's identity text
+    /// ([`root_identity`]).
+    pub fn set_root(&mut self, identity: &str) {
+        self.components
+            .insert("root".to_string(), sha256_hex(identity.as_bytes()));
+    }
+
     /// Human-readable differences from `old` (what changed since the last build).
     pub fn diff(&self, old: &Inputs) -> Vec<String> {
         let mut out = Vec::new();
@@ -82,6 +92,7 @@ fn describe(component: &str) -> String {
         _ => match component {
             "recipe" => "recipe".to_string(),
             "env" => "build environment".to_string(),
+            "root" => "build root".to_string(),
             "format" => "forge output format".to_string(),
             other => other.to_string(),
         },
@@ -106,8 +117,13 @@ pub fn normalized_recipe(recipe: &Recipe, source_date_epoch: i64, commit: Option
         .list("arch", &recipe.arch)
         .list("depends", &recipe.depends)
         .list("makedepends", &recipe.makedepends)
-        .list("host_tools", &recipe.host_tools)
-        .list("provides", &recipe.provides)
+        .list("host_tools", &recipe.host_tools);
+    // Written only when declared, so keys of recipes that do not say stay
+    // as they were; the stage in effect is in the `env` component.
+    if let Some(stage) = recipe.stage {
+        f.field("stage", stage.as_str());
+    }
+    f.list("provides", &recipe.provides)
         .field("builddir", recipe.builddir.as_deref().unwrap_or(""))
         .field("build", &recipe.build)
         .field("check", &recipe.check);
@@ -190,6 +206,29 @@ pub fn unit_inputs(
     }
     c.insert("env".to_string(), sha256_hex(env_identity.as_bytes()));
     Inputs { components: c }
+}
+
+/// The identity of a build root: each installed package as
+/// `name`, `version-rN` and the hex of its `C:` checksum, the base's (from
+/// the host architecture's repository) apart from the makedepends' (from
+/// the target's), in install order.
+pub fn root_identity<'a>(
+    base: impl IntoIterator<Item = (&'a str, &'a str, &'a [u8; 20])>,
+    deps: impl IntoIterator<Item = (&'a str, &'a str, &'a [u8; 20])>,
+) -> String {
+    let mut f = Fields::new();
+    for (part, list) in [
+        ("base", base.into_iter().collect::<Vec<_>>()),
+        ("deps", deps.into_iter().collect()),
+    ] {
+        f.field("part", part);
+        for (name, version, checksum) in list {
+            f.field("name", name)
+                .field("version", version)
+                .field("checksum", &hex::encode(checksum));
+        }
+    }
+    f.finish()
 }
 
 /// One artifact a unit produced, as recorded in its state file.
@@ -321,6 +360,7 @@ mod tests {
             depends: vec!["so:libc.so.6".into()],
             makedepends: vec!["gettext-dev>=0.21".into()],
             host_tools: vec!["make".into()],
+            stage: None,
             provides: vec![],
             sources: vec![
                 Source::Http {

@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result};
 use serde::Deserialize;
 
 use crate::output::Shell;
+use crate::recipe::Stage;
 
 /// How builds are isolated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -42,6 +43,12 @@ pub struct Settings {
     /// Whether SHA-1 package and index signatures count (`forge.toml`
     /// `accept-sha1-signatures`; default false).
     pub accept_sha1_signatures: bool,
+    /// Build roots: the default stage and the hermetic stage's base
+    /// (`forge.toml` `[build-root]`).
+    pub build_root: BuildRoot,
+    /// The architectures `forge build` builds for, the host's first
+    /// (`forge.toml` `arch`; default: the host's).
+    pub arches: Vec<String>,
     /// The output channel.
     pub shell: Shell,
 }
@@ -79,6 +86,8 @@ impl Settings {
             sandbox: SandboxMode::Bwrap,
             default_targets: Vec::new(),
             accept_sha1_signatures: false,
+            build_root: BuildRoot::default(),
+            arches: Vec::new(),
             shell: Shell::silent(),
         }
     }
@@ -104,6 +113,51 @@ pub struct ConfigFile {
     /// Read from the project's `forge.toml` only.
     #[serde(default)]
     pub accept_sha1_signatures: bool,
+    /// Build roots (`[build-root]`). Read from the project's `forge.toml`
+    /// only.
+    #[serde(default)]
+    pub build_root: BuildRoot,
+    /// The architectures `forge build` builds for (default: the host's).
+    /// Read from the project's `forge.toml` only.
+    #[serde(default)]
+    pub arch: Vec<String>,
+}
+
+/// `[build-root]` in `forge.toml`: how units' build roots are made
+/// (docs/bootstrap.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BuildRoot {
+    /// The stage of recipes that do not name one (`[build] stage`):
+    /// `bootstrap` (the host's `/usr`, the default) or `hermetic`.
+    #[serde(default)]
+    pub stage: StageName,
+    /// The packages (apk dependency strings) every hermetic root holds
+    /// besides the unit's makedepends: the seed and the base tools. They
+    /// come from the host architecture's repository.
+    #[serde(default)]
+    pub base: Vec<String>,
+}
+
+/// A stage as written in `forge.toml`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageName {
+    /// Host tools.
+    #[default]
+    Bootstrap,
+    /// A root of forge packages.
+    Hermetic,
+}
+
+impl BuildRoot {
+    /// The stage `recipe` builds in: its own, else the project's default.
+    pub fn stage_of(&self, recipe: &crate::recipe::Recipe) -> Stage {
+        recipe.stage.unwrap_or(match self.stage {
+            StageName::Bootstrap => Stage::Bootstrap,
+            StageName::Hermetic => Stage::Hermetic,
+        })
+    }
 }
 
 impl ConfigFile {

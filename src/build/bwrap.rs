@@ -33,7 +33,9 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use super::sandbox::{SANDBOX_DEPS, SANDBOX_HOME, SANDBOX_PKG, SANDBOX_SRC, SANDBOX_TMP, WorkDirs};
+use super::sandbox::{
+    SANDBOX_CACHE, SANDBOX_DEPS, SANDBOX_HOME, SANDBOX_PKG, SANDBOX_SRC, SANDBOX_TMP, WorkDirs,
+};
 
 /// The user id every sandboxed process runs as, whoever runs forge.
 pub const BUILD_UID: u32 = 1000;
@@ -54,7 +56,7 @@ pub(crate) fn parse_version(text: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-/// One top-level entry of the host root that holds the toolchain.
+/// One top-level entry of the root that holds the toolchain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TopEntry {
     /// A symlink (merged-/usr hosts: `/bin -> usr/bin`).
@@ -63,31 +65,66 @@ pub(crate) enum TopEntry {
     Dir,
 }
 
-/// How the host lays out `/bin`, `/sbin`, `/lib*`.
+/// Where the toolchain comes from: the host's `/usr`, `/bin`, `/sbin`,
+/// `/lib*` (the bootstrap stage), or every top-level entry of a build root
+/// assembled from forge packages (the hermetic stage).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct HostLayout {
+    /// The root the entries are read from: `/`, or the assembled build root.
+    /// `None` is the host (`/`, with `/usr` always bound).
+    pub root: Option<PathBuf>,
     /// `(name, entry)` for each present top-level toolchain entry.
     pub top: Vec<(String, TopEntry)>,
 }
 
+/// Top-level names of a build root that the sandbox makes itself.
+const RESERVED_TOP: &[&str] = &["dev", "proc", "tmp", "forge", "etc"];
+
 impl HostLayout {
     /// Read the host's layout (entries that do not exist are skipped).
     pub fn read() -> HostLayout {
-        let mut top = Vec::new();
-        for name in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
-            let path = Path::new("/").join(name);
-            match std::fs::symlink_metadata(&path) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    if let Ok(target) = std::fs::read_link(&path) {
-                        top.push((name.to_string(), TopEntry::Symlink(target)));
-                    }
-                }
-                Ok(m) if m.is_dir() => top.push((name.to_string(), TopEntry::Dir)),
-                _ => {}
+        let names = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+        HostLayout {
+            root: None,
+            top: read_top(Path::new("/"), names.iter().map(|n| n.to_string())),
+        }
+    }
+
+    /// The layout of an assembled build root: every top-level entry but the
+    /// ones the sandbox makes itself (`/dev`, `/proc`, `/tmp`, `/forge`,
+    /// `/etc`).
+    pub fn of_root(root: &Path) -> std::io::Result<HostLayout> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(root)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if !RESERVED_TOP.contains(&name.as_str()) {
+                names.push(name);
             }
         }
-        HostLayout { top }
+        names.sort();
+        Ok(HostLayout {
+            root: Some(root.to_path_buf()),
+            top: read_top(root, names.into_iter()),
+        })
     }
+}
+
+/// The symlinks and folders among `names` under `root`.
+fn read_top(root: &Path, names: impl Iterator<Item = String>) -> Vec<(String, TopEntry)> {
+    let mut top = Vec::new();
+    for name in names {
+        let path = root.join(&name);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(&path) {
+                    top.push((name, TopEntry::Symlink(target)));
+                }
+            }
+            Ok(m) if m.is_dir() => top.push((name, TopEntry::Dir)),
+            _ => {}
+        }
+    }
+    top
 }
 
 /// Host files of `/etc` a build needs, bound read-only when present.
@@ -109,6 +146,9 @@ pub(crate) struct BwrapSpec<'a> {
     pub net: bool,
     pub host: &'a HostLayout,
     pub env: &'a [(String, String)],
+    /// The tool cache shared by hermetic builds (`out/toolcache`), bound
+    /// writable at `/forge/cache` for build and check steps.
+    pub cache: Option<&'a Path>,
 }
 
 /// The bwrap arguments of a build or check step (everything before the
@@ -121,6 +161,9 @@ pub(crate) fn bwrap_args(spec: &BwrapSpec<'_>) -> Vec<OsString> {
     a.push(&[&"--bind", &spec.dirs.src, &SANDBOX_SRC]);
     a.push(&[&"--bind", &spec.dirs.pkg, &SANDBOX_PKG]);
     a.push(&[&"--bind", &spec.dirs.home, &SANDBOX_HOME]);
+    if let Some(cache) = spec.cache {
+        a.push(&[&"--bind", &cache, &SANDBOX_CACHE]);
+    }
     finish(&mut a, spec.deps_root, spec.env, SANDBOX_SRC);
     a.0
 }
@@ -163,18 +206,29 @@ fn containment(a: &mut Args, net: bool) {
 
 /// The read-only toolchain, `/etc`, `/proc` and `/dev`.
 fn toolchain(a: &mut Args, host: &HostLayout, etc_dir: &Path, net: bool) {
-    a.push(&[&"--ro-bind", &"/usr", &"/usr"]);
+    if host.root.is_none() {
+        a.push(&[&"--ro-bind", &"/usr", &"/usr"]);
+    }
     for (name, entry) in &host.top {
         let dest = format!("/{name}");
         match entry {
             TopEntry::Symlink(target) => a.push(&[&"--symlink", target, &dest]),
-            TopEntry::Dir => a.push(&[&"--ro-bind", &dest, &dest]),
+            TopEntry::Dir => {
+                let from = match &host.root {
+                    Some(root) => root.join(name),
+                    None => PathBuf::from(&dest),
+                };
+                a.push(&[&"--ro-bind", &from, &dest]);
+            }
         }
     }
+    // A root of forge packages takes nothing from the host's `/etc` but what
+    // a `net` build needs to resolve names and trust certificates.
+    let always = if host.root.is_none() { ETC_ALWAYS } else { &[] };
     let etc: Vec<&str> = if net {
-        ETC_ALWAYS.iter().chain(ETC_NET).copied().collect()
+        always.iter().chain(ETC_NET).copied().collect()
     } else {
-        ETC_ALWAYS.to_vec()
+        always.to_vec()
     };
     for f in etc {
         a.push(&[&"--ro-bind-try", &f, &f]);

@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use crate::process::{self, ProcessError};
 use crate::recipe::Recipe;
 use crate::settings::{SandboxMode, Settings};
+use bwrap::HostLayout;
 use sandbox::{StepInfo, WorkDirs};
 use steps::Steps;
 
@@ -66,6 +67,22 @@ pub struct BuildRequest<'a> {
     /// unpacked with their `usr/` tree); mounted read-only at `/forge/deps`
     /// and put on the search paths.
     pub deps_root: Option<PathBuf>,
+    /// The hermetic stage's build root; `None` builds with the host's
+    /// toolchain (the bootstrap stage).
+    pub hermetic: Option<HermeticRoot>,
+}
+
+/// A build root made of forge packages (docs/bootstrap.md): its top-level
+/// folders become the sandbox's `/usr`, `/bin`, `/lib*`, and nothing of
+/// the host's `/usr` is there.
+#[derive(Debug, Clone)]
+pub struct HermeticRoot {
+    /// The assembled root (`out/roots/<arch>/NAME`).
+    pub root: PathBuf,
+    /// The tool cache shared by hermetic units (`out/toolcache`), writable
+    /// at `/forge/cache` (`$XDG_CACHE_HOME`): zig keeps the musl and
+    /// compiler-rt it builds per target there.
+    pub cache: PathBuf,
 }
 
 /// The staged output of one recipe.
@@ -126,6 +143,15 @@ pub enum BuildError {
         /// What went wrong.
         #[source]
         source: Box<crate::source::SourceError>,
+    },
+    /// The hermetic stage needs the sandbox: without it the scripts would
+    /// see the host's `/usr`.
+    #[error(
+        "`{recipe}` builds in the hermetic stage, which needs the bubblewrap sandbox (not --sandbox none)"
+    )]
+    HermeticWithoutSandbox {
+        /// The recipe.
+        recipe: String,
     },
     /// The build or check script failed.
     #[error("{step} step of `{recipe}` failed ({status}); log: {}", log.display())]
@@ -228,9 +254,17 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
     let recipe = req.recipe;
     let name = recipe.name.as_str();
 
-    let host_path = match &req.deps_root {
-        Some(d) => format!("{}:{}", d.join("usr/bin").display(), sandbox::SYSTEM_PATH),
+    let system_path = match &req.hermetic {
+        Some(h) => sandbox::SYSTEM_PATH
+            .split(':')
+            .map(|d| h.root.join(d.trim_start_matches('/')).display().to_string())
+            .collect::<Vec<_>>()
+            .join(":"),
         None => sandbox::SYSTEM_PATH.to_string(),
+    };
+    let host_path = match &req.deps_root {
+        Some(d) => format!("{}:{system_path}", d.join("usr/bin").display()),
+        None => system_path,
     };
     if let Some(deps) = &req.deps_root
         && !deps.is_dir()
@@ -243,7 +277,19 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
     }
     let bwrap = match settings.sandbox {
         SandboxMode::Bwrap => Some(find_bwrap()?),
+        SandboxMode::None if req.hermetic.is_some() => {
+            return Err(BuildError::HermeticWithoutSandbox {
+                recipe: name.to_string(),
+            });
+        }
         SandboxMode::None => None,
+    };
+    let layout = match &req.hermetic {
+        Some(h) => {
+            std::fs::create_dir_all(&h.cache).map_err(io_err("creating", &h.cache))?;
+            HostLayout::of_root(&h.root).map_err(io_err("reading", &h.root))?
+        }
+        None => HostLayout::read(),
     };
     for tool in &recipe.host_tools {
         if process::find_in_path(tool, OsStr::new(&host_path)).is_none() {
@@ -288,6 +334,8 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
         dirs: &dirs,
         builddir: &prepared.builddir,
         deps_root: req.deps_root.as_deref(),
+        layout: &layout,
+        cache: req.hermetic.as_ref().map(|h| h.cache.as_path()),
         net: recipe.options.net,
         info: &info,
         log_path: &log_file,
@@ -305,7 +353,14 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
     spinner.finish_and_clear();
     result?;
 
-    if !recipe.options.no_strip {
+    let no_strip_tool =
+        req.hermetic.is_some() && process::find_in_path("strip", OsStr::new(&host_path)).is_none();
+    if no_strip_tool && !recipe.options.no_strip {
+        // The seed has no strip (zig's objcopy cannot); its cc links with -s.
+        settings.shell.verbose(format!(
+            "{name}: no strip in the build root, binaries are as the linker left them"
+        ));
+    } else if !recipe.options.no_strip {
         let n = steps.strip(&host_path)?;
         settings
             .shell

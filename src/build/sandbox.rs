@@ -15,6 +15,10 @@
 //! | `/forge/home` (`$HOME`) | `out/work/NAME/home` | read-write |
 //! | `/tmp` | `out/work/NAME/tmp` (disk, not RAM: big builds fit) | read-write |
 //! | `/forge/deps` | the installed build dependencies | read-only |
+//! | `/forge/cache` (`$XDG_CACHE_HOME`, hermetic stage) | `out/toolcache`, shared by hermetic units (zig's cache) | read-write |
+//!
+//! In the hermetic stage, `/usr`, `/bin`, `/lib*` are the top-level folders
+//! of the unit's assembled build root instead of the host's.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +27,7 @@ pub(crate) const SANDBOX_SRC: &str = "/forge/src";
 pub(crate) const SANDBOX_PKG: &str = "/forge/pkg";
 pub(crate) const SANDBOX_HOME: &str = "/forge/home";
 pub(crate) const SANDBOX_DEPS: &str = "/forge/deps";
+pub(crate) const SANDBOX_CACHE: &str = "/forge/cache";
 pub(crate) const SANDBOX_TMP: &str = "/tmp";
 
 /// The host directories a step writes to (all under `out/work/NAME`).
@@ -62,13 +67,16 @@ pub(crate) struct ScriptPaths {
     pub home: PathBuf,
     pub tmp: PathBuf,
     pub deps: Option<PathBuf>,
+    /// The shared tool cache (hermetic stage only).
+    pub cache: Option<PathBuf>,
 }
 
 impl ScriptPaths {
     /// The fixed paths inside the sandbox.
-    pub fn sandboxed(builddir: &Path, has_deps: bool) -> ScriptPaths {
+    pub fn sandboxed(builddir: &Path, has_deps: bool, has_cache: bool) -> ScriptPaths {
         let src = PathBuf::from(SANDBOX_SRC);
         ScriptPaths {
+            cache: has_cache.then(|| PathBuf::from(SANDBOX_CACHE)),
             builddir: join_rel(&src, builddir),
             srcdir: src,
             pkgdir: PathBuf::from(SANDBOX_PKG),
@@ -87,6 +95,7 @@ impl ScriptPaths {
             home: dirs.home.clone(),
             tmp: dirs.tmp.clone(),
             deps: deps_root.map(Path::to_path_buf),
+            cache: None,
         }
     }
 }
@@ -159,6 +168,9 @@ pub(crate) fn environment(info: &StepInfo<'_>, paths: &ScriptPaths) -> Vec<(Stri
         ));
         env.push(("depsdir".into(), p(deps)));
     }
+    if let Some(cache) = &paths.cache {
+        env.push(("XDG_CACHE_HOME".into(), p(cache)));
+    }
     env.push(("PATH".into(), path));
     env.sort();
     env
@@ -191,7 +203,7 @@ mod tests {
 
     #[test]
     fn sandboxed_environment_uses_fixed_paths() {
-        let paths = ScriptPaths::sandboxed(Path::new("hello-1.0"), false);
+        let paths = ScriptPaths::sandboxed(Path::new("hello-1.0"), false, false);
         let env = environment(&info(), &paths);
         let want = [
             ("srcdir", "/forge/src"),
@@ -228,7 +240,7 @@ mod tests {
 
     #[test]
     fn deps_root_extends_search_paths() {
-        let paths = ScriptPaths::sandboxed(Path::new("."), true);
+        let paths = ScriptPaths::sandboxed(Path::new("."), true, false);
         assert_eq!(paths.builddir, Path::new("/forge/src"));
         let env = environment(&info(), &paths);
         let want = [

@@ -25,6 +25,10 @@ pub(super) struct Steps<'a> {
     pub dirs: &'a WorkDirs,
     pub builddir: &'a Path,
     pub deps_root: Option<&'a Path>,
+    /// Where `/usr`, `/bin`, `/lib*` come from (the host, or a build root).
+    pub layout: &'a HostLayout,
+    /// The shared tool cache (hermetic stage).
+    pub cache: Option<&'a Path>,
     pub net: bool,
     pub info: &'a StepInfo<'a>,
     pub log_path: &'a Path,
@@ -37,9 +41,8 @@ impl Steps<'_> {
         let mut cmd = match self.bwrap {
             Some(bwrap) => {
                 let env = self.sandbox_env();
-                let host = HostLayout::read();
                 let mut cmd = Cmd::new(bwrap);
-                cmd.args(bwrap::bwrap_args(&self.spec(&host, &env)));
+                cmd.args(bwrap::bwrap_args(&self.spec(&env)));
                 cmd.args(["--", "/bin/sh", "-c", &text]);
                 cmd
             }
@@ -90,8 +93,7 @@ impl Steps<'_> {
         let runner = match self.bwrap {
             Some(bwrap) => {
                 let env = self.sandbox_env();
-                let host = HostLayout::read();
-                let mut args = bwrap::strip_args(&self.spec(&host, &env));
+                let mut args = bwrap::strip_args(&self.spec(&env));
                 // Found through the sandbox's PATH, which mirrors `host_path`.
                 args.extend([OsString::from("--"), OsString::from("strip")]);
                 Runner {
@@ -111,17 +113,22 @@ impl Steps<'_> {
 
     /// The environment of a sandboxed process (fixed paths).
     fn sandbox_env(&self) -> Vec<(String, String)> {
-        let paths = ScriptPaths::sandboxed(self.builddir, self.deps_root.is_some());
+        let paths = ScriptPaths::sandboxed(
+            self.builddir,
+            self.deps_root.is_some(),
+            self.cache.is_some(),
+        );
         sandbox::environment(self.info, &paths)
     }
 
-    fn spec<'b>(&'b self, host: &'b HostLayout, env: &'b [(String, String)]) -> BwrapSpec<'b> {
+    fn spec<'b>(&'b self, env: &'b [(String, String)]) -> BwrapSpec<'b> {
         BwrapSpec {
             dirs: self.dirs,
             deps_root: self.deps_root,
             net: self.net,
-            host,
+            host: self.layout,
             env,
+            cache: self.cache,
         }
     }
 }

@@ -36,6 +36,7 @@ fn request<'a>(settings: &'a Settings, recipe: &'a Recipe) -> BuildRequest<'a> {
         source_date_epoch: EPOCH,
         arch: "x86_64".into(),
         deps_root: None,
+        hermetic: None,
     }
 }
 

@@ -29,6 +29,11 @@ pub struct Selection {
     /// Leave images out (they are planned and built only when no recipe is named).
     #[arg(long)]
     pub no_images: bool,
+    /// The architecture to build for, or `all` for every one in forge.toml's
+    /// `arch` (default: forge.toml's `arch` for `forge build`, else the
+    /// host's).
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
 }
 
 impl Selection {
@@ -44,6 +49,7 @@ impl Selection {
             rdeps: self.rdeps,
             sha1_signature: self.sha1_signature,
             images: !self.no_images && self.names.is_empty(),
+            arch: self.arch.clone().filter(|a| a != "all"),
             ..BuildOptions::default()
         }
     }
@@ -98,11 +104,43 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         unit: args.unit.clone(),
         ..args.selection.options(settings)
     };
-    let reports = pipeline::build(settings, &opts).context("building")?;
-    reports.print(&settings.shell);
-    Ok(if reports.failed() {
+    let arches = build_arches(settings, args.selection.arch.as_deref());
+    let mut failed = false;
+    for arch in &arches {
+        if arches.len() > 1 {
+            settings.shell.status("Arch", arch);
+        }
+        let opts = BuildOptions {
+            arch: Some(arch.clone()),
+            ..opts.clone()
+        };
+        let reports =
+            pipeline::build(settings, &opts).with_context(|| format!("building for {arch}"))?;
+        reports.print(&settings.shell);
+        failed |= reports.failed();
+        if failed && !opts.keep_going {
+            break;
+        }
+    }
+    Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The architectures a `forge build` builds for, the host's first: `flag`
+/// (`all`: forge.toml's list), else forge.toml's `arch`, else the host's.
+fn build_arches(settings: &Settings, flag: Option<&str>) -> Vec<String> {
+    let host = pipeline::host_arch().to_string();
+    let mut list = match flag {
+        Some("all") | None => settings.arches.clone(),
+        Some(arch) => vec![arch.to_string()],
+    };
+    if list.is_empty() {
+        list.push(host.clone());
+    }
+    list.sort_by_key(|a| *a != host);
+    list.dedup();
+    list
 }

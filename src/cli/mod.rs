@@ -258,6 +258,8 @@ fn settings_for(g: &GlobalArgs, shell: Shell) -> Result<Settings> {
         sandbox: g.sandbox,
         default_targets: project.default_targets.clone(),
         accept_sha1_signatures: project.accept_sha1_signatures,
+        build_root: project.build_root.clone(),
+        arches: project.arch.clone(),
         shell,
     })
 }

@@ -73,7 +73,7 @@ fn pull(ctx: &ExecCtx<'_>, cache: &Cache, unit: &Unit, required: bool) -> Result
         }
     };
     let artifacts = ctx.land(unit, &fetched.files)?;
-    ctx.finish(unit, artifacts)?;
+    ctx.finish(unit, artifacts, None)?;
     let _ = fs::remove_dir_all(&dest);
     let (lookup, pulled) = (fetched.lookup.as_secs_f64(), fetched.pull.as_secs_f64());
     s.shell.status(

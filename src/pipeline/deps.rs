@@ -2,28 +2,25 @@
 //!
 //! Before a unit builds, its `makedepends` that forge packages provide are
 //! installed into a private build root (`out/deps/NAME/`), together with their
-//! runtime dependencies that the repository also provides. Every package is
-//! read once through [`VerifiedPackage`] (signature against `keys/`,
-//! identity against the signed index, datahash, file checksums, entry kinds
-//! and paths) before a byte of it is written, and is written from the bytes
-//! that were verified through the source tree writer, which never writes
-//! through a symlink and drops setuid/setgid bits.
+//! runtime dependencies that the repository also provides; in the hermetic
+//! stage, the project's base packages become the sandbox's `/` the same way.
+//! Every package is read once through [`crate::apk::VerifiedPackage`]
+//! (signature against `keys/`, identity against the signed index, datahash,
+//! file checksums, entry kinds and paths) before a byte of it is written,
+//! unpacked once into the package store and linked from there
+//! ([`super::store`]).
 //!
 //! Unlike image resolution, a transitive dependency the repository does not
-//! provide (`so:libc.so.6`) is not an error here: the host toolchain, mounted
-//! read-only in the sandbox, provides it.
+//! provide (`so:libc.so.6`) is not an error here: in the bootstrap stage the
+//! host toolchain, mounted read-only in the sandbox, provides it.
 
-use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
+use super::store::{Link, RootWriter, Store, StoreError};
+use crate::apk::Trust;
 use crate::apk::index::{Index, IndexEntry};
-use crate::apk::tar::Kind;
-use crate::apk::{Trust, VerifiedPackage};
 use crate::resolve::{Candidate, Request, ResolveError, resolve};
 use crate::sign::TrustedKeys;
-use crate::source::SourceError;
-use crate::source::tree::TreeWriter;
 
 /// Installing build dependencies failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,115 +35,145 @@ pub enum DepsError {
         source: crate::apk::index::IndexError,
     },
     /// The makedepends cannot be satisfied from the repository.
-    #[error("resolving makedepends from the repository (was every recipe they need built?)")]
-    Resolve(#[from] ResolveError),
-    /// A package failed verification.
-    #[error("build dependency {} failed verification: {why}", path.display())]
-    Unverified {
-        /// The package file.
-        path: PathBuf,
-        /// What failed.
-        why: String,
-    },
-    /// Unpacking failed.
-    #[error("unpacking {} into {}", path.display(), dest.display())]
-    Unpack {
-        /// The package file.
-        path: PathBuf,
-        /// The build root.
-        dest: PathBuf,
+    #[error("resolving {by} from the repository (was every recipe they need built?)")]
+    Resolve {
+        /// What asked: `makedepends` or the build root's base.
+        by: &'static str,
         /// The cause.
         #[source]
-        source: Box<SourceError>,
+        source: ResolveError,
     },
+    /// The hermetic stage was asked for with no base to make a root of.
+    #[error(
+        "the hermetic stage needs a base: list the seed and the base tools in forge.toml, [build-root] base = [\"zig\", …]"
+    )]
+    EmptyBase,
+    /// A package could not be verified, unpacked or linked.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One package installed into a build root: what the unit key hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// Package name.
+    pub name: String,
+    /// `version-rN`.
+    pub version: String,
+    /// The package identity (`C:`, SHA-1 of the control member).
+    pub checksum: [u8; 20],
+}
+
+impl Installed {
+    /// `name-version`.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.name, self.version)
+    }
+}
+
+impl From<&IndexEntry> for Installed {
+    fn from(e: &IndexEntry) -> Installed {
+        Installed {
+            name: e.name.clone(),
+            version: e.version.clone(),
+            checksum: e.checksum,
+        }
+    }
 }
 
 /// The repository packages needed for `makedepends`, in install order
 /// (dependencies first), chosen by the one resolver ([`crate::resolve`]):
 /// version constraints, provides and `provider_priority` as apk applies
 /// them. A runtime dependency whose name the repository does not have at
-/// all is left to the host toolchain.
+/// all is left out (the bootstrap stage's host toolchain provides
+/// `so:libc.so.6`).
 pub fn closure(
     makedepends: &[String],
     entries: &[IndexEntry],
 ) -> Result<Vec<IndexEntry>, DepsError> {
+    closure_for(makedepends, "makedepends", entries)
+}
+
+/// [`closure`] of `deps`, asked for by `by` (named in errors).
+pub fn closure_for(
+    deps: &[String],
+    by: &'static str,
+    entries: &[IndexEntry],
+) -> Result<Vec<IndexEntry>, DepsError> {
     let candidates: Vec<Candidate> = entries.iter().map(Candidate::from).collect();
     let request = Request {
-        deps: makedepends,
-        by: "makedepends",
+        deps,
+        by,
         missing_transitive_ok: true,
     };
-    let res = resolve(&request, &candidates)?;
+    let res = resolve(&request, &candidates).map_err(|source| DepsError::Resolve { by, source })?;
     Ok(res.order.iter().map(|&i| entries[i].clone()).collect())
 }
 
-/// Install the build dependencies of a unit into `dest` (recreated). Returns
-/// the installed packages as `name-version`, or `None` when there are none.
+/// Read and verify the signed index of `repo_dir`.
+pub fn read_index(repo_dir: &Path, trusted: &TrustedKeys) -> Result<Index, DepsError> {
+    let index_path = repo_dir.join(crate::repo::INDEX_FILE);
+    Index::read(&index_path, trusted).map_err(|source| DepsError::Index {
+        path: index_path.clone(),
+        source,
+    })
+}
+
+/// Where a set of packages comes from and goes to.
+pub struct InstallTo<'a> {
+    /// `out/repo/<arch>/` holding the packages and their signed index.
+    pub repo_dir: &'a Path,
+    /// The keys the packages and the index must be signed with.
+    pub trusted: &'a TrustedKeys,
+    /// The unpacked-package store.
+    pub store: &'a Store,
+}
+
+/// Install `deps` (asked for by `by`) and what they need from the
+/// repository into `root`; returns the installed packages in order.
+pub fn install_into(
+    deps: &[String],
+    by: &'static str,
+    from: &InstallTo<'_>,
+    root: &mut RootWriter,
+) -> Result<Vec<Installed>, DepsError> {
+    if deps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let index = read_index(from.repo_dir, from.trusted)?;
+    let needed = closure_for(deps, by, &index.entries)?;
+    let mut installed = Vec::new();
+    for entry in &needed {
+        let path = from.repo_dir.join(entry.file_name());
+        let trust = Trust::SignedAndIndexed(from.trusted, &entry.checksum);
+        let (tree, _) = from.store.ensure(&path, &entry.checksum, trust)?;
+        root.add(&entry.name, &tree)?;
+        installed.push(Installed::from(entry));
+    }
+    Ok(installed)
+}
+
+/// Install the build dependencies of a unit into `dest` (recreated), linked
+/// as `link` says. Returns the installed packages, or `None` when there are
+/// none.
 pub fn install(
     makedepends: &[String],
-    repo_dir: &Path,
-    trusted: &TrustedKeys,
+    from: &InstallTo<'_>,
     dest: &Path,
-) -> Result<Option<Vec<String>>, DepsError> {
+    link: Link,
+) -> Result<Option<Vec<Installed>>, DepsError> {
     if makedepends.is_empty() {
         return Ok(None);
     }
-    let index_path = repo_dir.join(crate::repo::INDEX_FILE);
-    let index = Index::read(&index_path, trusted).map_err(|source| DepsError::Index {
-        path: index_path.clone(),
-        source,
-    })?;
-    let needed = closure(makedepends, &index.entries)?;
-    let unpack_err = |path: &Path, source| DepsError::Unpack {
-        path: path.to_path_buf(),
-        dest: dest.to_path_buf(),
-        source: Box::new(source),
-    };
-    if dest.exists() {
-        fs::remove_dir_all(dest)
-            .map_err(|e| unpack_err(dest, SourceError::io("removing", dest)(e)))?;
-    }
-    let mut tree = TreeWriter::new(dest, repo_dir)
-        .map_err(|e| unpack_err(dest, e))?
-        .allow_absolute_links();
-    let mut installed = Vec::new();
-    for entry in &needed {
-        let path = repo_dir.join(entry.file_name());
-        let pkg = VerifiedPackage::open(&path, Trust::SignedAndIndexed(trusted, &entry.checksum))
-            .map_err(|e| DepsError::Unverified {
-            path: path.clone(),
-            why: crate::util::error_chain(&e),
-        })?;
-        write_package(&pkg, &mut tree).map_err(|e| unpack_err(&path, e))?;
-        installed.push(format!("{}-{}", entry.name, entry.version));
-    }
-    tree.finish().map_err(|e| unpack_err(dest, e))?;
-    Ok(Some(installed))
-}
-
-/// Write the verified entries of `pkg` into the build root.
-fn write_package(pkg: &VerifiedPackage, tree: &mut TreeWriter) -> Result<(), SourceError> {
-    for e in pkg.entries() {
-        let entry = Path::new(&e.path);
-        let mtime = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(e.mtime));
-        match e.kind {
-            Kind::Dir => tree.dir(entry, e.mode, mtime)?,
-            Kind::Symlink => tree.symlink(entry, Path::new(&e.link))?,
-            Kind::HardLink => tree.hardlink(entry, Path::new(&e.link))?,
-            _ => {
-                let content = pkg
-                    .content(e)
-                    .map_err(SourceError::io("reading", &pkg.path))?;
-                tree.file(entry, e.mode, mtime, &mut &content[..])?;
-            }
-        }
-    }
-    Ok(())
+    let mut root = RootWriter::new(dest, link)?;
+    install_into(makedepends, "makedepends", from, &mut root).map(Some)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apk::tar::Kind;
+    use std::fs;
 
     fn entry(name: &str, version: &str, depends: &[&str], provides: &[&str]) -> IndexEntry {
         IndexEntry {
@@ -213,7 +240,13 @@ mod tests {
         let repo = repo_with(dir.path(), &tar);
         let dest = dir.path().join("deps");
         let trusted = crate::sign::tests::test_trust();
-        let err = install(&["evil".into()], &repo, &trusted, &dest).unwrap_err();
+        let store = Store::new(dir.path());
+        let from = InstallTo {
+            repo_dir: &repo,
+            trusted: &trusted,
+            store: &store,
+        };
+        let err = install(&["evil".into()], &from, &dest, Link::Hard).unwrap_err();
         let text = crate::util::error_chain(&err);
         assert!(text.contains("evil-2.12-r0.apk"), "{text}");
         assert!(
@@ -247,8 +280,15 @@ mod tests {
         let repo = repo_with(dir.path(), &tar);
         let dest = dir.path().join("deps");
         let trusted = crate::sign::tests::test_trust();
-        let got = install(&["evil".into()], &repo, &trusted, &dest).unwrap();
-        assert_eq!(got, Some(vec!["evil-2.12-r0".to_string()]));
+        let store = Store::new(dir.path());
+        let from = InstallTo {
+            repo_dir: &repo,
+            trusted: &trusted,
+            store: &store,
+        };
+        let got = install(&["evil".into()], &from, &dest, Link::Hard).unwrap();
+        let ids: Vec<String> = got.unwrap().iter().map(Installed::id).collect();
+        assert_eq!(ids, ["evil-2.12-r0"]);
         assert_eq!(
             fs::read(dest.join("usr/bin/tool2")).unwrap(),
             b"#!/bin/sh\n"

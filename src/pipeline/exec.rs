@@ -7,13 +7,16 @@ use std::sync::Mutex;
 
 use sha2::{Digest as _, Sha256};
 
-use super::deps;
+use super::buildroot;
+use super::deps::{self, InstallTo};
 use super::planner::Unit;
+use super::store::{Link, Store};
 use crate::apk::{self, PackageSpec, WriteOptions};
-use crate::build::{self, BuildRequest};
-use crate::plan::{self, ArtifactRecord, UnitState};
+use crate::build::{self, BuildRequest, HermeticRoot};
+use crate::plan::{self, ArtifactRecord, Inputs, UnitState};
+use crate::recipe::Stage;
 use crate::repo::Repo;
-use crate::settings::Settings;
+use crate::settings::{SandboxMode, Settings};
 use crate::sign::{SigningKey, TrustedKeys};
 
 /// The repository shared by the workers. Each index write lands everything
@@ -76,19 +79,16 @@ impl ExecCtx<'_> {
         let r = &unit.recipe;
         // build::run shows the spinner and the `Building` line.
 
-        let deps_root = s.out.join("deps").join(&r.name);
-        let installed = deps::install(&r.makedepends, self.repo_dir, self.trusted, &deps_root)
+        let prepared = self
+            .prepare_roots(unit)
             .map_err(|e| UnitError::from_err(&e))?;
-        if let Some(list) = &installed {
-            s.shell
-                .verbose(format!("{}: build dependencies {}", r.name, list.join(" ")));
-        }
         let req = BuildRequest {
             settings: s,
             recipe: r,
             source_date_epoch: unit.sde,
             arch: self.arch.to_string(),
-            deps_root: installed.map(|_| deps_root.clone()),
+            deps_root: prepared.deps_root,
+            hermetic: prepared.hermetic,
         };
         let staged = build::run(&req).map_err(|e| {
             let mut ue = UnitError::from_err(&e);
@@ -132,7 +132,7 @@ impl ExecCtx<'_> {
         if let Some(cache) = self.cache {
             super::cached::store(self, cache, unit, &artifacts)?;
         }
-        self.finish(unit, artifacts)?;
+        self.finish(unit, artifacts, prepared.root_identity.as_deref())?;
         let _ = fs::remove_dir_all(&apk_dir);
         Ok(())
     }
@@ -188,19 +188,107 @@ impl ExecCtx<'_> {
         Ok(artifacts)
     }
 
-    /// Record the unit's state, last: from now on it is fresh.
+    /// Record the unit's state, last: from now on it is fresh. A unit built
+    /// here passes the identity of the build root it was built in; one taken
+    /// from the build cache records the planned inputs.
     pub(super) fn finish(
         &self,
         unit: &Unit,
         artifacts: Vec<ArtifactRecord>,
+        root_identity: Option<&str>,
     ) -> Result<(), UnitError> {
+        let inputs = self.recorded_inputs(unit, root_identity);
         let state = UnitState {
-            key: unit.inputs.key(),
-            inputs: unit.inputs.clone(),
+            key: inputs.key(),
+            inputs,
             artifacts,
         };
         let path = plan::state_path(&self.settings.out, self.arch, &unit.recipe.name);
         write_state(&path, &state).map_err(|e| UnitError::from_err(&e))
+    }
+}
+
+/// What a unit's build roots are, once installed.
+struct Roots {
+    /// `/forge/deps`, when there are makedepends.
+    deps_root: Option<PathBuf>,
+    /// The hermetic stage's root.
+    hermetic: Option<HermeticRoot>,
+    /// The hermetic root's identity, as installed.
+    root_identity: Option<String>,
+}
+
+impl ExecCtx<'_> {
+    /// Install the makedepends into `out/deps/NAME` and, in the hermetic
+    /// stage, assemble the base into `out/roots/<arch>/NAME`.
+    fn prepare_roots(&self, unit: &Unit) -> Result<Roots, deps::DepsError> {
+        let s = self.settings;
+        let r = &unit.recipe;
+        let store = Store::new(&s.out);
+        // Hard links only where the sandbox binds the root read-only.
+        let link = match s.sandbox {
+            SandboxMode::Bwrap => Link::Hard,
+            SandboxMode::None => Link::Copy,
+        };
+        let target = InstallTo {
+            repo_dir: self.repo_dir,
+            trusted: self.trusted,
+            store: &store,
+        };
+        let deps_root = s.out.join("deps").join(&r.name);
+        let installed = deps::install(&r.makedepends, &target, &deps_root, link)?;
+        if let Some(list) = &installed {
+            let ids: Vec<String> = list.iter().map(deps::Installed::id).collect();
+            s.shell
+                .verbose(format!("{}: build dependencies {}", r.name, ids.join(" ")));
+        }
+        let mut roots = Roots {
+            deps_root: installed.as_ref().map(|_| deps_root),
+            hermetic: None,
+            root_identity: None,
+        };
+        if s.build_root.stage_of(r) == Stage::Hermetic {
+            let host_repo = s.repo_dir().join(super::host_arch());
+            let host = InstallTo {
+                repo_dir: &host_repo,
+                ..target
+            };
+            let dir = buildroot::root_dir(s, self.arch, &r.name);
+            let (base, took) = buildroot::assemble(s, &host, &dir)?;
+            s.shell.verbose(format!(
+                "{}: build root of {} packages assembled in {} ms",
+                r.name,
+                base.len(),
+                took.as_millis()
+            ));
+            let identity = buildroot::identity(&base, installed.as_deref().unwrap_or(&[]));
+            roots.root_identity = Some(identity);
+            roots.hermetic = Some(HermeticRoot {
+                root: dir,
+                cache: buildroot::tool_cache(s),
+            });
+        }
+        Ok(roots)
+    }
+
+    /// The inputs to record: the planned ones, with the build root as it was
+    /// really installed and each dependency's key as its state file
+    /// recorded it (the planner may have predicted them before those were
+    /// built), so that the next plan finds them equal.
+    fn recorded_inputs(&self, unit: &Unit, root_identity: Option<&str>) -> Inputs {
+        let mut inputs = unit.inputs.clone();
+        if let Some(identity) = root_identity {
+            inputs.set_root(identity);
+        }
+        for (component, key) in inputs.components.iter_mut() {
+            if let Some(dep) = component.strip_prefix("dep:") {
+                let path = plan::state_path(&self.settings.out, self.arch, dep);
+                if let Some(state) = plan::read_state(&path) {
+                    *key = state.key;
+                }
+            }
+        }
+        inputs
     }
 }
 

@@ -29,6 +29,7 @@
 //! ([`OutLock`]). Before planning, the no-op stamp (`noop`) may prove
 //! from file metadata alone that the plan would be all fresh.
 
+mod buildroot;
 mod cached;
 pub mod deps;
 mod exec;
@@ -37,6 +38,7 @@ mod lock;
 mod noop;
 mod planner;
 mod report;
+pub mod store;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -46,7 +48,7 @@ use std::time::{Duration, Instant};
 use crate::apk::WriteOptions;
 use crate::jobs::{self, Outcome};
 use crate::plan::value::{BuildPlan, PlanError, PlannedUnit, UnitKind};
-use crate::recipe;
+use crate::recipe::{self, Stage};
 use crate::repo::{self, Repo};
 use crate::settings::Settings;
 use crate::sign;
@@ -79,6 +81,10 @@ pub struct BuildOptions {
     pub unit: Option<String>,
     /// The registry-backed build cache (`--cache`).
     pub cache: Option<std::sync::Arc<crate::cache::Cache>>,
+    /// The architecture to build for (`None`: the host's). Only hermetic
+    /// recipes build for another architecture (with zig's cross compiler);
+    /// images are made for the host's only.
+    pub arch: Option<String>,
 }
 
 /// A pipeline failure before any unit ran (units' own failures are in the
@@ -161,10 +167,13 @@ pub fn host_arch() -> &'static str {
 }
 
 /// The identity of the build environment: what, besides the recipe, shapes
-/// the bytes a build produces. Tools are looked up on the sandbox's PATH (the
+/// the bytes a build produces: the architecture, the sandbox mode, the
+/// stage, the package compressor and the signature scheme. In the bootstrap
+/// stage also the host toolchain: tools looked up on the sandbox's PATH (the
 /// one builds use), not forge's own: the C compiler, the binutils linker and
-/// the C library, plus the package compressor and the signature scheme.
-fn env_identity(settings: &Settings, arch: &str, opts: &BuildOptions) -> String {
+/// the C library. A hermetic unit's toolchain is its build root, whose
+/// identity is the `root` component instead ([`buildroot`]).
+fn env_identity(settings: &Settings, arch: &str, opts: &BuildOptions, stage: Stage) -> String {
     let path = std::ffi::OsString::from(crate::build::SYSTEM_PATH);
     let first_line = |tool: &str, arg: &str| match crate::process::find_in_path(tool, &path) {
         Some(p) => crate::process::Cmd::new(&p)
@@ -178,13 +187,16 @@ fn env_identity(settings: &Settings, arch: &str, opts: &BuildOptions) -> String 
         crate::settings::SandboxMode::Bwrap => "bwrap",
         crate::settings::SandboxMode::None => "none",
     };
-    crate::plan::Fields::new()
-        .field("arch", arch)
-        .field("sandbox", sandbox)
-        .field("cc", &first_line("cc", "--version"))
-        .field("ld", &first_line("ld", "--version"))
-        .field("libc", &first_line("ldd", "--version"))
-        .field("compressor", crate::apk::gzip::COMPRESSOR)
+    let mut f = crate::plan::Fields::new();
+    f.field("arch", arch).field("sandbox", sandbox);
+    match stage {
+        Stage::Bootstrap => f
+            .field("cc", &first_line("cc", "--version"))
+            .field("ld", &first_line("ld", "--version"))
+            .field("libc", &first_line("ldd", "--version")),
+        Stage::Hermetic => f.field("stage", "hermetic"),
+    };
+    f.field("compressor", crate::apk::gzip::COMPRESSOR)
         .field(
             "sha1-signature",
             if opts.sha1_signature { "1" } else { "0" },
@@ -218,14 +230,20 @@ impl Reports {
 /// Plan without executing anything (`forge plan`, `forge ci plan`): every
 /// selected unit with its key, verdict and reasons.
 pub fn plan(settings: &Settings, opts: &BuildOptions) -> Result<BuildPlan, PipelineError> {
-    Ok(planner::plan(settings, host_arch(), opts)?.plan)
+    let arch = opts.arch.as_deref().unwrap_or(host_arch());
+    Ok(planner::plan(settings, arch, opts)?.plan)
 }
 
 /// Plan and execute: build what is dirty, packages then images.
 pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Reports, PipelineError> {
     let started = Instant::now();
     let _lock = OutLock::acquire(settings)?;
-    let arch = host_arch();
+    let arch = opts.arch.as_deref().unwrap_or(host_arch());
+    let foreign = arch != host_arch();
+    let opts = &BuildOptions {
+        images: opts.images && !foreign,
+        ..opts.clone()
+    };
 
     let stamp_inputs = noop::inputs(settings, arch, opts);
     if let Some(units) = stamp_inputs
@@ -533,4 +551,32 @@ fn par_map<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Syn
             .flat_map(|h| h.join().expect("planning worker panicked"))
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hermetic unit's environment names no host tool: the same text on
+    /// every host, whatever its compiler (the bootstrap stage's holds the
+    /// host's `cc`, `ld` and `ldd` versions).
+    #[test]
+    fn hermetic_env_identity_holds_no_host_tool() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::for_root(dir.path());
+        let opts = BuildOptions::default();
+        let env = env_identity(&settings, "aarch64", &opts, Stage::Hermetic);
+        assert_eq!(
+            env,
+            format!(
+                "4:arch,7:aarch64,7:sandbox,5:bwrap,5:stage,8:hermetic,10:compressor,{}:{},\
+                 14:sha1-signature,1:0,12:forge-format,1:{},",
+                crate::apk::gzip::COMPRESSOR.len(),
+                crate::apk::gzip::COMPRESSOR,
+                crate::plan::FORMAT_VERSION
+            )
+        );
+        let boot = env_identity(&settings, "aarch64", &opts, Stage::Bootstrap);
+        assert!(boot.contains("2:cc,") && boot.contains("4:libc,"), "{boot}");
+    }
 }

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::{BuildOptions, PipelineError, env_identity, images, par_map};
+use super::{BuildOptions, PipelineError, buildroot, env_identity, images, par_map};
 use crate::apk;
 use crate::graph::{UnitGraph, dep_name};
 use crate::plan::value::{BuildPlan, PlannedUnit, UnitKind};
 use crate::plan::{self, ArtifactRecord, DirtyReason, Freshness, Inputs};
-use crate::recipe::{self, Recipe};
+use crate::recipe::{self, Recipe, Stage};
 use crate::repo;
 use crate::settings::Settings;
 use crate::sign::TrustedKeys;
@@ -37,9 +37,12 @@ pub(super) struct Planned {
     pub repo_dir: PathBuf,
 }
 
-/// The recipes that build for `arch`.
+/// The recipes that build for `arch`. For an architecture other than the
+/// host's, only hermetic recipes: a bootstrap build uses the host's
+/// compiler, which makes host binaries.
 fn recipes_for(settings: &Settings, arch: &str) -> Result<Vec<Recipe>, PipelineError> {
     let all = recipe::load_all(&settings.recipes_dir())?;
+    let foreign = arch != super::host_arch();
     Ok(all
         .into_iter()
         .filter(|r| {
@@ -47,6 +50,7 @@ fn recipes_for(settings: &Settings, arch: &str) -> Result<Vec<Recipe>, PipelineE
                 .iter()
                 .any(|a| a == arch || a == "noarch" || a == "all")
         })
+        .filter(|r| !foreign || settings.build_root.stage_of(r) == Stage::Hermetic)
         .collect())
 }
 
@@ -93,7 +97,17 @@ pub(super) fn plan(
         .iter()
         .map(|e| (e.file_name(), e.checksum))
         .collect();
-    let graph = UnitGraph::new(&recipes, &index_provides(&index_entries, &recipes))?;
+    let graph = UnitGraph::new(
+        &buildroot::graph_recipes(settings, &recipes),
+        &index_provides(&index_entries, &recipes),
+    )?;
+    // The base of hermetic roots comes from the host architecture's
+    // repository.
+    let host_entries = if arch == super::host_arch() {
+        index_entries.clone()
+    } else {
+        read_index_entries(&settings.repo_dir().join(super::host_arch()), &trusted)
+    };
     let order = graph.order(&select(&graph, opts)?);
     let mut by_name: BTreeMap<String, Recipe> =
         recipes.into_iter().map(|r| (r.name.clone(), r)).collect();
@@ -105,7 +119,12 @@ pub(super) fn plan(
     // Per-unit facts that need I/O are gathered in parallel (one git walk for
     // all recipes); keys then follow the order, since a unit's key holds its
     // dependencies' keys; artifact checks run in parallel again.
-    let env = env_identity(settings, arch, opts);
+    let hermetic = |r: &Recipe| settings.build_root.stage_of(r) == Stage::Hermetic;
+    let env_bootstrap = ordered
+        .iter()
+        .any(|r| !hermetic(r))
+        .then(|| env_identity(settings, arch, opts, Stage::Bootstrap));
+    let env_hermetic = env_identity(settings, arch, opts, Stage::Hermetic);
     let dirs: Vec<&Path> = ordered.iter().map(|r| r.dir.as_path()).collect();
     let gits = recipe::git_info_many(&dirs)?;
     let digests = par_map(&ordered, settings.jobs, |r| {
@@ -123,14 +142,23 @@ pub(super) fn plan(
             .deps_of(name)
             .filter_map(|d| keys.get(d).map(|k| (d.to_string(), k.clone())))
             .collect();
-        let inputs = plan::unit_inputs(
-            &ordered[i],
+        let r = &ordered[i];
+        let env = match &env_bootstrap {
+            Some(env) if !hermetic(r) => env,
+            _ => &env_hermetic,
+        };
+        let mut inputs = plan::unit_inputs(
+            r,
             gits[i].source_date_epoch,
             gits[i].commit.as_deref(),
             &digests[i],
             &dep_keys,
-            &env,
+            env,
         );
+        if hermetic(r) {
+            let root = buildroot::predicted_identity(settings, r, &host_entries, &index_entries);
+            inputs.set_root(&root);
+        }
         keys.insert(name.clone(), inputs.key());
         planned.push(inputs);
     }

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::RecipeError;
 pub use git::{DEFAULT_EPOCH, GitInfo, SdeOrigin, git_info, git_info_at, git_info_many};
-pub use model::{Checksum, Feed, Options, Recipe, Source, Subpackage, UpdateSpec};
+pub use model::{Checksum, Feed, Options, Recipe, Source, Stage, Subpackage, UpdateSpec};
 pub use parse::{DEFAULT_ARCH, SCHEMA};
 pub use update::REGEX_SIZE_LIMIT;
 

@@ -33,8 +33,12 @@ pub struct Recipe {
     pub depends: Vec<String>,
     /// Build dependencies: forge packages installed into the build root.
     pub makedepends: Vec<String>,
-    /// Host tools the build needs (checked up front, never installed by forge).
+    /// Tools the build needs: checked up front on the host in the bootstrap
+    /// stage, in the assembled build root in the hermetic stage.
     pub host_tools: Vec<String>,
+    /// The build stage the recipe declares (`[build] stage`); `None` takes
+    /// the project's default (`forge.toml` `[build-root] stage`).
+    pub stage: Option<Stage>,
     /// Extra `provides` of the main package.
     pub provides: Vec<String>,
     /// Where the sources come from, in order.
@@ -96,6 +100,37 @@ impl Recipe {
     /// `version-rRELEASE`, as written in `.PKGINFO` and file names.
     pub fn full_version(&self) -> String {
         format!("{}-r{}", self.version, self.release)
+    }
+}
+
+/// Where a build's tools come from (docs/bootstrap.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stage {
+    /// The host's `/usr` is the toolchain (bound read-only): for the seed and
+    /// the base that hermetic roots are made of.
+    Bootstrap,
+    /// The build root is made of forge packages only: the project's base
+    /// (`forge.toml` `[build-root] base`) and the unit's makedepends; the
+    /// host's `/usr` is not in the sandbox.
+    Hermetic,
+}
+
+impl Stage {
+    /// The name used in recipes and `forge.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Bootstrap => "bootstrap",
+            Stage::Hermetic => "hermetic",
+        }
+    }
+
+    /// The stage named `s`, if any.
+    pub fn parse(s: &str) -> Option<Stage> {
+        match s {
+            "bootstrap" => Some(Stage::Bootstrap),
+            "hermetic" => Some(Stage::Hermetic),
+            _ => None,
+        }
     }
 }
 

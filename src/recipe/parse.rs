@@ -12,7 +12,7 @@ use toml::de::DeTable;
 use super::check;
 use super::defaults;
 use super::error::{Problems, RecipeError, did_you_mean};
-use super::model::{Options, Recipe, Subpackage};
+use super::model::{Options, Recipe, Stage, Subpackage};
 use super::read::{Located, Section};
 use super::sources::read_sources;
 use crate::version::Version;
@@ -43,7 +43,7 @@ const PACKAGE_KEYS: &[&str] = &[
     "builddir",
     "subpackages",
 ];
-const BUILD_KEYS: &[&str] = &["tools", "script", "check"];
+const BUILD_KEYS: &[&str] = &["tools", "script", "check", "stage"];
 const SUBPACKAGE_KEYS: &[&str] = &["name", "description", "paths", "depends", "provides"];
 const OPTIONS: &[&str] = &["!check", "!strip", "net", "suid"];
 /// The architectures a recipe builds for when it does not say.
@@ -125,6 +125,10 @@ fn read_recipe(p: &mut Problems<'_>, top: &Section<'_, '_>, file: &Path) -> Opti
     let (host_tools, script, check_script) = match &build {
         Some(b) => read_build(p, b),
         None => (Some(Vec::new()), None, Some(String::new())),
+    };
+    let stage = match &build {
+        Some(b) => read_stage(p, b),
+        None => Some(None),
     };
 
     let pkg = pkg?;
@@ -216,6 +220,7 @@ fn read_recipe(p: &mut Problems<'_>, top: &Section<'_, '_>, file: &Path) -> Opti
         depends: depends?,
         makedepends: makedepends?,
         host_tools: host_tools?,
+        stage: stage?,
         provides: provides?,
         sources,
         build: script?,
@@ -382,6 +387,28 @@ fn read_build(p: &mut Problems<'_>, b: &Section<'_, '_>) -> Build {
         None => (!b.table.contains_key("check")).then(String::new),
     };
     (tools, script, check)
+}
+
+/// `[build] stage`: `"bootstrap"` or `"hermetic"`, absent for the project's
+/// default.
+fn read_stage(p: &mut Problems<'_>, b: &Section<'_, '_>) -> Option<Option<Stage>> {
+    match b.str(p, "stage") {
+        None => (!b.table.contains_key("stage")).then_some(None),
+        Some((s, span)) => match Stage::parse(&s) {
+            Some(stage) => Some(Some(stage)),
+            None => {
+                p.at(
+                    span,
+                    format!(
+                        "{} is `{s}`; it must be \"bootstrap\" (host tools) or \"hermetic\" \
+                         (a build root of forge packages)",
+                        b.field("stage")
+                    ),
+                );
+                None
+            }
+        },
+    }
 }
 
 fn read_subpackages(

@@ -59,6 +59,7 @@ fn minimal_recipe_gets_defaults() {
     assert_eq!(r.check, "");
     assert_eq!(r.builddir, None);
     assert_eq!(r.options, Options::default());
+    assert_eq!(r.stage, None, "no stage: the project's default");
     assert!(r.subpackages.is_empty() && r.depends.is_empty() && r.host_tools.is_empty());
     assert_eq!(r.dir, t.path().join("recipes/hello"));
     assert_eq!(
@@ -193,6 +194,12 @@ fn problems_are_located_and_named() {
         (
             minimal().replace(SHA, &SHA.to_uppercase()),
             vec!["14:10: `sha256` in [[source]] #1: `C` is not a lowercase hex digit"],
+        ),
+        (
+            minimal().replace("script = \"make\"", "script = \"make\"\nstage = \"host\""),
+            vec![
+                "11:9: `stage` in [build] is `host`; it must be \"bootstrap\" (host tools) or \"hermetic\" (a build root of forge packages)",
+            ],
         ),
         (
             minimal() + "git = \"https://example.org/x.git\"\n",
@@ -368,4 +375,20 @@ fn load_all_sorts_and_collects_every_problem() {
     );
     assert_eq!(find(&recipes, "zeta").unwrap().name, "zeta");
     assert!(find(&recipes, "../x").is_err());
+}
+
+/// `[build] stage` reads both stages.
+#[test]
+fn build_stage_is_read() {
+    for (text, want) in [
+        ("bootstrap", Stage::Bootstrap),
+        ("hermetic", Stage::Hermetic),
+    ] {
+        let recipe = minimal().replace(
+            "script = \"make\"",
+            &format!("script = \"make\"\nstage = \"{text}\""),
+        );
+        let (_t, r) = load_in("hello", &recipe, &[]);
+        assert_eq!(r.unwrap().stage, Some(want));
+    }
 }

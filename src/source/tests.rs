@@ -23,6 +23,7 @@ fn recipe(dir: &Path, sources: Vec<Source>) -> Recipe {
         depends: vec![],
         makedepends: vec![],
         host_tools: vec![],
+        stage: None,
         provides: vec![],
         sources,
         build: String::new(),

@@ -43,6 +43,7 @@ fn build(root: &Path, recipe: &Recipe) -> Result<Staged, BuildError> {
         source_date_epoch: EPOCH,
         arch: "x86_64".into(),
         deps_root: None,
+        hermetic: None,
     })
 }
 
@@ -260,6 +261,7 @@ fn build_against_installed_build_dependencies() {
         source_date_epoch: EPOCH,
         arch: "x86_64".into(),
         deps_root: Some(deps.path().to_path_buf()),
+        hermetic: None,
     };
     let staged = build::run(&req).unwrap();
     assert_eq!(
@@ -419,6 +421,7 @@ fn build_sandbox_contains_root() {
         source_date_epoch: EPOCH,
         arch: "x86_64".into(),
         deps_root: Some(deps.path().to_path_buf()),
+        hermetic: None,
     })
     .unwrap();
     let root = &staged.packages[0].root;

@@ -15,6 +15,7 @@ mod faults;
 mod fuzz_regressions;
 mod graph;
 mod graphgen;
+mod hermetic;
 mod image;
 mod os;
 mod os_apply;

@@ -124,6 +124,7 @@ pub struct RecipeBuilder {
     tools: Vec<String>,
     script: String,
     check: String,
+    stage: Option<String>,
     tail: String,
 }
 
@@ -159,6 +160,7 @@ impl RecipeBuilder {
             tools: Vec::new(),
             script: "true".into(),
             check: String::new(),
+            stage: None,
             tail: String::new(),
         };
         r.set("name", quoted(name))
@@ -243,6 +245,12 @@ impl RecipeBuilder {
         self
     }
 
+    /// `[build] stage` (`bootstrap` or `hermetic`).
+    pub fn stage(&mut self, stage: &str) -> &mut Self {
+        self.stage = Some(stage.to_string());
+        self
+    }
+
     /// `[build] check`.
     pub fn check(&mut self, check: &str) -> &mut Self {
         self.check = check.to_string();
@@ -270,6 +278,9 @@ impl RecipeBuilder {
         if !self.tools.is_empty() {
             let tools: Vec<&str> = self.tools.iter().map(String::as_str).collect();
             t.push_str(&format!("tools = {}\n", list(&tools)));
+        }
+        if let Some(stage) = &self.stage {
+            t.push_str(&format!("stage = {}\n", quoted(stage)));
         }
         t.push_str(&format!("script = '''\n{}\n'''\n", self.script));
         if !self.check.is_empty() {

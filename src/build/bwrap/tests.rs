@@ -10,6 +10,7 @@ fn has_seq(hay: &[String], needle: &[&str]) -> bool {
 
 fn host() -> HostLayout {
     HostLayout {
+        root: None,
         top: vec![
             ("bin".into(), TopEntry::Symlink("usr/bin".into())),
             ("lib64".into(), TopEntry::Dir),
@@ -50,6 +51,7 @@ fn bwrap_command_line() {
         net: false,
         host: &host,
         env: &env,
+        cache: None,
     };
     let a = words(&bwrap_args(&spec));
     let seqs: &[&[&str]] = &[
@@ -103,6 +105,7 @@ fn strip_command_line() {
         net: true,
         host: &host,
         env: &env,
+        cache: None,
     };
     let a = words(&strip_args(&spec));
     for s in [
@@ -147,4 +150,51 @@ fn passwd_has_the_fixed_build_user() {
          nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
     );
     assert_eq!(g, "root:x:0:\nforge:x:1000:\nnogroup:x:65534:\n");
+}
+
+/// In the hermetic stage the toolchain is the build root: its top-level
+/// folders and links, nothing of the host's `/usr` or `/etc`; the shared
+/// tool cache is the one extra writable bind.
+#[test]
+fn hermetic_command_line_binds_the_build_root_not_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    for d in ["usr/bin", "bin", "etc", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+    let layout = HostLayout::of_root(&root).unwrap();
+    assert_eq!(
+        layout.top,
+        [
+            ("bin".to_string(), TopEntry::Dir),
+            ("lib".to_string(), TopEntry::Symlink("usr/lib".into())),
+            ("usr".to_string(), TopEntry::Dir),
+        ]
+    );
+    let dirs = WorkDirs::new(Path::new("/o/work/hello"));
+    let env = Vec::new();
+    let spec = BwrapSpec {
+        dirs: &dirs,
+        deps_root: None,
+        net: false,
+        host: &layout,
+        env: &env,
+        cache: Some(Path::new("/o/toolcache")),
+    };
+    let a = words(&bwrap_args(&spec));
+    let r = root.display().to_string();
+    for s in [
+        &["--ro-bind", &format!("{r}/bin"), "/bin"][..],
+        &["--symlink", "usr/lib", "/lib"],
+        &["--ro-bind", &format!("{r}/usr"), "/usr"],
+        &["--bind", "/o/toolcache", "/forge/cache"],
+    ] {
+        assert!(has_seq(&a, s), "missing {s:?} in {a:?}");
+    }
+    assert!(!has_seq(&a, &["--ro-bind", "/usr", "/usr"]), "{a:?}");
+    assert!(!a.iter().any(|w| w.starts_with("/etc/ld.so")), "{a:?}");
+    assert!(!a.iter().any(|w| w == &format!("{r}/etc")), "{a:?}");
+    let w = writable(&a);
+    assert_eq!(w.len(), 5, "{w:?}");
 }
