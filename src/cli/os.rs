@@ -3,6 +3,8 @@
 //! on an OS image does the same. `forge os payload NAME`: the signed update
 //! for the passive slot; `forge os apply DISK PAYLOAD`: write it into a
 //! disk image and make that slot the next boot.
+//! On a Raspberry Pi disk, `forge os apply DISK SOURCE.img` writes a
+//! newer local build into slot B and arms tryboot.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,7 +42,9 @@ enum Command {
         /// The raw disk image.
         #[arg(value_name = "DISK")]
         disk: PathBuf,
-        /// The payload layout (out/os/NAME.payload).
+        /// The payload layout (out/os/NAME.payload); for a Raspberry Pi
+        /// disk, a newer build of its image (out/os/NAME.img, unsigned: a
+        /// local build) whose slot A goes into DISK's slot B.
         #[arg(value_name = "PAYLOAD")]
         payload: PathBuf,
         /// The public key the payload must be signed by (default: the
@@ -140,6 +144,13 @@ fn apply(
     key: Option<PathBuf>,
     slot: SlotArg,
 ) -> Result<ExitCode> {
+    // A file, not a layout: a newer build of a Raspberry Pi image.
+    if payload.is_file() {
+        if !matches!(slot, SlotArg::B) {
+            anyhow::bail!("a Raspberry Pi disk takes a newer build into slot B only");
+        }
+        return apply_pi(settings, disk, payload);
+    }
     let key_path = match key {
         Some(k) => k,
         None => crate::os::trust::newest_public(&settings.keys_dir()).ok_or_else(|| {
@@ -174,5 +185,34 @@ fn apply(
         "digest": a.digest.as_str(), "usr_root_hash": a.usr_root_hash,
         "boot_entry": a.boot_entry, "usr_bytes": a.usr_bytes, "seconds": secs,
     }));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Apply SOURCE's slot A to DISK's slot B (Raspberry Pi disks).
+fn apply_pi(
+    settings: &Settings,
+    disk: &std::path::Path,
+    source: &std::path::Path,
+) -> Result<ExitCode> {
+    let t = std::time::Instant::now();
+    let a = crate::os::pi::slot::apply(disk, source)
+        .with_context(|| format!("applying {} to {}", source.display(), disk.display()))?;
+    let secs = t.elapsed().as_secs_f64();
+    settings.shell.status(
+        "Applied",
+        format!(
+            "{} ({}, a local build) to slot B of {}; tryboot armed: [tryboot] boot_partition=2 ({secs:.2}s)",
+            a.version,
+            source.display(),
+            disk.display()
+        ),
+    );
+    settings.shell.event(&serde_json::json!({
+        "event": "os-apply", "disk": disk, "slot": "B", "version": a.version,
+        "usr_root_hash": a.usr_root_hash, "autoboot": a.autoboot, "seconds": secs,
+    }));
+    if !settings.shell.is_json() {
+        settings.shell.data(&a.usr_root_hash);
+    }
     Ok(ExitCode::SUCCESS)
 }

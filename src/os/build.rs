@@ -15,7 +15,7 @@ use crate::settings::Settings;
 
 /// The manifest written beside the disk: what a test, `veritysetup verify`
 /// or a later update step needs to know about it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
     /// The image name.
     pub name: String,

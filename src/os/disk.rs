@@ -63,7 +63,7 @@ pub struct Table {
 }
 
 /// Where each partition landed.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Placed {
     /// Label.
     pub label: String,
@@ -215,7 +215,7 @@ pub fn write(dest: &Path, table: &Table, pieces: &[Piece]) -> Result<Vec<Placed>
 }
 
 /// Copy `file` into `disk` at `at`, never past `end`, skipping zero blocks.
-fn splice(
+pub(super) fn splice(
     disk: &mut File,
     at: u64,
     end: u64,
@@ -255,4 +255,26 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// Zero `len` bytes of `disk` from `at`, writing only blocks that hold
+/// data (holes stay holes), so a partition can be refilled by [`splice`].
+pub(super) fn punch(disk: &File, at: u64, len: u64, disk_path: &Path) -> Result<(), OsError> {
+    use std::os::unix::fs::FileExt as _;
+    let mut buf = vec![0u8; 1 << 20];
+    let zeros = vec![0u8; 1 << 20];
+    let mut done = 0;
+    while done < len {
+        let n = buf
+            .len()
+            .min(usize::try_from(len - done).unwrap_or(usize::MAX));
+        disk.read_exact_at(&mut buf[..n], at + done)
+            .map_err(OsError::io("reading", disk_path))?;
+        if buf[..n].iter().any(|&b| b != 0) {
+            disk.write_all_at(&zeros[..n], at + done)
+                .map_err(OsError::io("writing", disk_path))?;
+        }
+        done += n as u64;
+    }
+    Ok(())
 }

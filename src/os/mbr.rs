@@ -147,6 +147,116 @@ impl Mbr {
     }
 }
 
+/// At most this many logical partitions are followed (a loop of EBRs in
+/// a hostile disk ends here).
+const MAX_LOGICAL: usize = 64;
+
+/// Read the table of a disk: sector 0 and the EBR chain of its extended
+/// partition, every entry checked to lie inside the disk of `disk_sectors`.
+/// `read(lba)` returns one sector. Partitions come back in Linux's
+/// numbering order (1–3, then 5…); an empty primary entry ends the
+/// primaries. The extended entry itself is not returned.
+pub fn parse(
+    disk_sectors: u64,
+    mut read: impl FnMut(u64) -> std::io::Result<Vec<u8>>,
+) -> Result<Mbr, ReadError> {
+    let mbr = read(0)?;
+    if mbr.len() != SECTOR as usize || mbr[510..] != [0x55, 0xAA] {
+        return Err(ReadError::Bad(
+            "no MBR boot signature (0x55AA) in sector 0".into(),
+        ));
+    }
+    let signature = u32::from_le_bytes([mbr[0x1B8], mbr[0x1B9], mbr[0x1BA], mbr[0x1BB]]);
+    let field = |rec: &[u8], slot: usize| {
+        let e = &rec[446 + 16 * slot..446 + 16 * (slot + 1)];
+        let rel = u64::from(u32::from_le_bytes([e[8], e[9], e[10], e[11]]));
+        let len = u64::from(u32::from_le_bytes([e[12], e[13], e[14], e[15]]));
+        (e[4], rel, len)
+    };
+    let inside = |start: u64, len: u64| len > 0 && start > 0 && start + len <= disk_sectors;
+    let mut partitions = Vec::new();
+    let mut extended = None;
+    for slot in 0..4 {
+        let (kind, start, len) = field(&mbr, slot);
+        if kind == 0 {
+            continue;
+        }
+        if !inside(start, len) {
+            return Err(ReadError::Bad(format!(
+                "partition {} lies outside the disk",
+                slot + 1
+            )));
+        }
+        if kind == TYPE_EXTENDED_LBA || kind == TYPE_EBR_LINK {
+            extended = Some((start, len));
+        } else if slot < PRIMARIES {
+            partitions.push(MbrPartition {
+                kind,
+                first_lba: start,
+                sectors: len,
+                ebr_lba: 0,
+            });
+        }
+    }
+    if let Some((ext, ext_len)) = extended {
+        let mut ebr_lba = ext;
+        for _ in 0..MAX_LOGICAL {
+            let ebr = read(ebr_lba)?;
+            if ebr.len() != SECTOR as usize || ebr[510..] != [0x55, 0xAA] {
+                return Err(ReadError::Bad(format!(
+                    "no EBR signature at sector {ebr_lba}"
+                )));
+            }
+            let (kind, rel, len) = field(&ebr, 0);
+            let first = ebr_lba + rel;
+            if kind == 0 || rel == 0 || !inside(first, len) || first + len > ext + ext_len {
+                return Err(ReadError::Bad(format!(
+                    "the EBR at sector {ebr_lba} points outside its extended partition"
+                )));
+            }
+            partitions.push(MbrPartition {
+                kind,
+                first_lba: first,
+                sectors: len,
+                ebr_lba,
+            });
+            let (link, next, _) = field(&ebr, 1);
+            if link == 0 {
+                return Ok(Mbr {
+                    signature,
+                    total_sectors: disk_sectors,
+                    partitions,
+                });
+            }
+            if next == 0 || next >= ext_len || ext + next <= ebr_lba {
+                return Err(ReadError::Bad(format!(
+                    "the EBR at sector {ebr_lba} links backwards or outside"
+                )));
+            }
+            ebr_lba = ext + next;
+        }
+        return Err(ReadError::Bad(format!(
+            "more than {MAX_LOGICAL} logical partitions"
+        )));
+    }
+    Ok(Mbr {
+        signature,
+        total_sectors: disk_sectors,
+        partitions,
+    })
+}
+
+/// Why a disk's MBR could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Reading a sector failed.
+    #[error("reading the partition table")]
+    Io(#[from] std::io::Error),
+    /// The table is not one forge can use.
+    #[error("{0}")]
+    Bad(String),
+}
+
 /// An empty boot record with its 0x55AA signature.
 fn boot_record() -> Vec<u8> {
     let mut s = vec![0u8; SECTOR as usize];

@@ -36,6 +36,8 @@ use super::seed::Seed;
 use super::uki::Kernel;
 use crate::image::def::OsDef;
 
+pub mod slot;
+
 /// Partitions start on this boundary (pi-gen's; SD cards erase in such blocks).
 pub const ALIGN: u64 = 8 << 20;
 /// MBR type of the boot partitions: FAT32 with LBA (what the firmware wants).

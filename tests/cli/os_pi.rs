@@ -105,20 +105,69 @@ fn pi_project(mirror: &Path, image: &str) -> Project {
         "motd",
         "--no-images",
     ]));
-    let trusted = TrustedKeys::load_dir(&p.path().join("keys")).unwrap();
-    let mut repo = Repo::open(&p.path().join("out/repo"), "aarch64", &trusted).unwrap();
-    for e in std::fs::read_dir(p.path().join("out/repo/x86_64")).unwrap() {
+    noarch_to_aarch64(p.path());
+    p
+}
+
+/// Add every package of `out/repo/x86_64` (all `noarch` here) to
+/// `out/repo/aarch64` and sign its index.
+fn noarch_to_aarch64(root: &Path) {
+    let trusted = TrustedKeys::load_dir(&root.join("keys")).unwrap();
+    let mut repo = Repo::open(&root.join("out/repo"), "aarch64", &trusted).unwrap();
+    for e in std::fs::read_dir(root.join("out/repo/x86_64")).unwrap() {
         let path = e.unwrap().path();
         if path.extension().is_some_and(|x| x == "apk") {
             repo.add(&path).unwrap();
         }
     }
-    repo.write_index(&key(p.path()), None).unwrap();
-    p
+    repo.write_index(&key(root), None).unwrap();
 }
 
 fn manifest(root: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(root.join("out/os/pi.json")).unwrap()).unwrap()
+}
+
+/// `sfdisk -d` of `disk` without the device names.
+fn table_dump(disk: &Path) -> String {
+    let (dump, _) = run_ok(Command::new("sfdisk").arg("-d").arg(disk));
+    dump.lines()
+        .filter(|l| !l.starts_with("device:"))
+        .map(|l| l.split_once(" : ").map_or(l, |(_, r)| r))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Names on the FAT at `offset` of `disk`, sorted.
+fn listing(disk: &Path, offset: u64) -> Vec<String> {
+    let (out, _) = run_ok(
+        Command::new("mdir")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .args(["-b", "-/", "-i"])
+            .arg(format!("{}@@{offset}", disk.display()))
+            .arg("::/"),
+    );
+    let mut names: Vec<String> = out
+        .lines()
+        .map(|l| l.trim_start_matches("::/").to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `veritysetup verify` of the USR partition `label` of `disk`.
+fn verify_usr(disk: &Path, layout: &Value, label: &str, m: &Value, work: &Path) {
+    let (off, len) = partition(layout, label);
+    let usr = extract(disk, off, len, &work.join(label));
+    let hash = m["usr_root_hash"].as_str().unwrap();
+    tool(
+        "veritysetup",
+        &[
+            "verify",
+            &format!("--hash-offset={}", m["usr_hash_offset"]),
+            &format!("--data-blocks={}", m["usr_data_blocks"]),
+        ],
+        &[&usr, &usr, Path::new(hash)],
+    );
 }
 
 /// `mtype` of `file` on the FAT at `offset` of `disk`.
@@ -262,8 +311,7 @@ fn check_boot_files(disk: &Path, boot: u64, mirror: &Path, m: &Value, sig: &str,
             "overlays/",
             "overlays/disable-bt.dtbo",
             "start4.elf",
-        ],
-        "{listing}"
+        ]
     );
     for f in ["start4.elf", "fixup4.dat"] {
         let real = std::fs::read(mirror.join(f)).unwrap();
@@ -307,4 +355,117 @@ fn a_pi_image_without_firmware_names_the_missing_file() {
         "{err}"
     );
     assert!(out_os(p.path()).is_empty(), "{:?}", out_os(p.path()));
+}
+
+#[test]
+fn apply_writes_slot_b_from_a_newer_build_and_arms_tryboot() {
+    let Some(mirror) = ready() else {
+        return;
+    };
+    let p = pi_project(&mirror, PI_IMAGE);
+    let root = p.path();
+    run_ok(forge(root).args(["os", "build", "pi"]));
+    let node = root.join("node.img");
+    std::fs::copy(root.join("out/os/pi.img"), &node).unwrap();
+    let old = manifest(root);
+    // A newer /usr: another motd, version 1.1.
+    p.recipe("motd")
+        .arch(&["noarch"])
+        .script("mkdir -p $pkgdir/usr/share/forge && printf 'forge 1.1 on a Pi\\n' > $pkgdir/usr/share/forge/motd")
+        .write();
+    p.write(
+        "images/pi.toml",
+        &PI_IMAGE.replace("version = \"1.0\"", "version = \"1.1\""),
+    );
+    support::git_commit_all(root, "@1700000100 +0000");
+    run_ok(forge(root).args(["build", "motd", "--no-images"]));
+    noarch_to_aarch64(root);
+    run_ok(forge(root).args(["os", "build", "pi"]));
+    let new = manifest(root);
+    let source = root.join("out/os/pi.img");
+    assert_ne!(old["usr_root_hash"], new["usr_root_hash"]);
+
+    let t = Instant::now();
+    let (stdout, _) = run_ok(forge(root).arg("os").arg("apply").arg(&node).arg(&source));
+    eprintln!("forge os apply: {:.2}s", t.elapsed().as_secs_f64());
+    assert_eq!(stdout.trim(), new["usr_root_hash"].as_str().unwrap());
+    assert_eq!(
+        table_dump(&node),
+        table_dump(&source),
+        "the table is unchanged"
+    );
+    let sig = old["disk_signature"].as_str().unwrap();
+    let (boot_a, _) = partition(&old, "BOOT-A");
+    let (boot_b, boot_b_len) = partition(&old, "BOOT-B");
+    assert_eq!(
+        String::from_utf8(mtype(&node, boot_a, "autoboot.txt")).unwrap(),
+        "[all]\ntryboot_a_b=1\nboot_partition=1\n[tryboot]\nboot_partition=2\n"
+    );
+    // Slot A is untouched: its cmdline and /usr are the old build's.
+    assert_eq!(
+        String::from_utf8(mtype(&node, boot_a, "cmdline.txt"))
+            .unwrap()
+            .trim_end(),
+        old["cmdline"].as_str().unwrap()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    verify_usr(&node, &old, "USR-A", &old, tmp.path());
+    // Slot B: the new /usr, and BOOT-A's files of the new build naming USR-B.
+    verify_usr(&node, &old, "USR-B", &new, tmp.path());
+    let mut want = listing(&source, boot_a);
+    want.retain(|n| n != "autoboot.txt");
+    assert_eq!(listing(&node, boot_b), want);
+    let cmdline = String::from_utf8(mtype(&node, boot_b, "cmdline.txt")).unwrap();
+    assert_eq!(
+        cmdline,
+        format!(
+            "{}\n",
+            new["cmdline"]
+                .as_str()
+                .unwrap()
+                .replace(&format!("{sig}-03"), &format!("{sig}-05"))
+        )
+    );
+    assert!(cmdline.contains(&format!("mount.usr=PARTUUID={sig}-05 ")));
+    let config = String::from_utf8(mtype(&node, boot_b, "config.txt")).unwrap();
+    assert!(
+        config.starts_with("# forge pi 1.1 (rpi4-arm64), slot B:"),
+        "{config}"
+    );
+    assert_eq!(
+        mtype(&node, boot_b, "start4.elf"),
+        mtype(&source, boot_a, "start4.elf")
+    );
+    let b = extract(&node, boot_b, boot_b_len, &tmp.path().join("boot-b"));
+    tool("fsck.vfat", &["-n"], &[&b]);
+
+    // Once B is committed, writing slot A is refused and the disk is kept.
+    let committed = tmp.path().join("autoboot.txt");
+    std::fs::write(&committed, "[all]\ntryboot_a_b=1\nboot_partition=2\n").unwrap();
+    run_ok(
+        Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-o")
+            .arg("-i")
+            .arg(format!("{}@@{boot_a}", node.display()))
+            .arg(&committed)
+            .arg("::/autoboot.txt"),
+    );
+    let before = sha256(&node);
+    let err = run_err(forge(root).arg("os").arg("apply").arg(&node).arg(&source));
+    assert!(
+        err.contains("slot B is committed (boot_partition=2)"),
+        "{err}"
+    );
+    assert_eq!(sha256(&node), before);
+    // An update for another image (another disk signature) is refused.
+    let other = tmp.path().join("other.img");
+    std::fs::copy(&node, &other).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&other)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[1, 2, 3, 4], 0x1B8).unwrap();
+    let err = run_err(forge(root).arg("os").arg("apply").arg(&other).arg(&source));
+    assert!(err.contains("an update for another image"), "{err}");
 }

@@ -108,3 +108,33 @@ fn bad_layouts_are_refused() {
     t.partitions[4].first_lba = (1 << 32) - 8;
     assert!(matches!(t.check(), Err(MbrError::Placement(6))));
 }
+
+#[test]
+fn the_reader_gives_back_what_the_writer_wrote_and_refuses_loops() {
+    let t = table();
+    let mut disk = vec![0u8; (t.total_sectors * SECTOR) as usize];
+    for (at, bytes) in t.sectors() {
+        disk[at as usize..at as usize + 512].copy_from_slice(&bytes);
+    }
+    let read = |d: &[u8]| {
+        let d = d.to_vec();
+        move |lba: u64| Ok(d[(lba * SECTOR) as usize..((lba + 1) * SECTOR) as usize].to_vec())
+    };
+    let back = parse(t.total_sectors, read(&disk)).unwrap();
+    assert_eq!(back, t);
+    // The second EBR links back to the first: a loop.
+    let mut looped = disk.clone();
+    let second = (48 * MIB * SECTOR) as usize;
+    let e = &mut looped[second + 446 + 16..second + 446 + 32];
+    e[4] = TYPE_EBR_LINK;
+    e[8..12].copy_from_slice(&0u32.to_le_bytes());
+    e[12..16].copy_from_slice(&1u32.to_le_bytes());
+    let err = parse(t.total_sectors, read(&looped)).unwrap_err();
+    assert!(err.to_string().contains("links backwards"), "{err}");
+    // A partition past the end of the disk.
+    let err = parse(t.total_sectors - 1, read(&disk)).unwrap_err();
+    assert!(err.to_string().contains("outside"), "{err}");
+    let mut blank = disk;
+    blank[510] = 0;
+    assert!(parse(t.total_sectors, read(&blank)).is_err());
+}
