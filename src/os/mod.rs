@@ -180,14 +180,6 @@ pub enum OsError {
         "/usr holds no kernel (lib/modules/<version>/vmlinuz): the {0} boot partition needs one"
     )]
     NoKernel(&'static str),
-    /// A Raspberry Pi slot cannot be written as asked.
-    #[error("{}: {reason}", disk.display())]
-    PiSlot {
-        /// The disk (or source image) at fault.
-        disk: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
     /// A host file the build needs is missing.
     #[error("{} is missing (Debian package {package})", path.display())]
     MissingFile {

@@ -48,7 +48,7 @@ pub struct Applied {
 
 /// Write SOURCE's slot A into DISK's slot B and arm tryboot.
 pub fn apply(disk: &Path, source: &Path) -> Result<Applied, OsError> {
-    let bad = |path: &Path, reason: String| OsError::PiSlot {
+    let bad = |path: &Path, reason: String| OsError::BadDisk {
         disk: path.to_path_buf(),
         reason,
     };
@@ -173,7 +173,7 @@ fn source_manifest(source: &Path) -> Result<Manifest, OsError> {
     let m: Manifest = serde_json::from_slice(&text)
         .map_err(|e| OsError::io("parsing", &path)(std::io::Error::other(e)))?;
     if m.profile != "rpi4-arm64" {
-        return Err(OsError::PiSlot {
+        return Err(OsError::BadDisk {
             disk: path,
             reason: format!("profile {}, not rpi4-arm64", m.profile),
         });
@@ -189,7 +189,7 @@ fn read_table(disk: &Path) -> Result<Mbr, OsError> {
         f.read_exact_at(&mut buf, lba * SECTOR)?;
         Ok(buf)
     })
-    .map_err(|e| OsError::PiSlot {
+    .map_err(|e| OsError::BadDisk {
         disk: disk.to_path_buf(),
         reason: crate::util::error_chain(&e),
     })
@@ -236,7 +236,7 @@ fn slot_b_files(
     let words: Vec<&str> = cmdline.split_whitespace().collect();
     let hash = format!("usrhash={}", m.usr_root_hash);
     if !words.contains(&usr_a.as_str()) || !words.contains(&hash.as_str()) {
-        return Err(OsError::PiSlot {
+        return Err(OsError::BadDisk {
             disk: source.to_path_buf(),
             reason: format!("BOOT-A's cmdline.txt does not name {usr_a} and {hash}"),
         });
