@@ -21,7 +21,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use crate::apk::index::{self, IndexEntry, IndexError};
-use crate::apk::{self, PackageSpec, ReadError, VerifyError, WriteError, WriteOptions};
+use crate::apk::{self, PackageSpec, VerifyError, WriteError, WriteOptions};
 use crate::settings::Settings;
 use crate::sign::{SigningKey, TrustedKeys};
 
@@ -53,7 +53,7 @@ pub enum RepoError {
         path: PathBuf,
         /// The cause.
         #[source]
-        source: ReadError,
+        source: apk::PackageError,
     },
     /// A package is for another architecture.
     #[error("{} is for {pkg_arch}, not {arch}", path.display())]
@@ -209,18 +209,14 @@ impl Repo {
     /// under its canonical name) and lands with the next
     /// [`Repo::write_index`].
     pub fn add(&mut self, package_file: &Path) -> Result<IndexEntry, RepoError> {
-        let pkg =
-            apk::Package::open_control(package_file).map_err(|source| RepoError::Package {
-                path: package_file.to_path_buf(),
-                source,
+        // Signature first: the control member is parsed only once trusted.
+        let path = package_file.to_path_buf();
+        let pkg = apk::VerifiedHead::open(package_file, apk::Trust::Signed(&self.trusted))
+            .map_err(|e| match e {
+                apk::PackageError::Verify(source) => RepoError::Untrusted { path, source },
+                source => RepoError::Package { path, source },
             })?;
         self.check_arch(package_file, &pkg.info.arch)?;
-        apk::verify_control_signature(&pkg, &self.trusted).map_err(|source| {
-            RepoError::Untrusted {
-                path: package_file.to_path_buf(),
-                source,
-            }
-        })?;
         let entry = IndexEntry::from_package(&pkg.info, pkg.identity, pkg.file_size);
         let name = entry.file_name();
         let in_place = self.dir.join(&name);
@@ -565,6 +561,29 @@ mod tests {
         assert!(
             crate::util::error_chain(&err).contains("untrusted key stranger"),
             "{err}"
+        );
+    }
+
+    /// The vouch check comes before the control member is parsed: a
+    /// foreign package is refused for its signature, whatever its
+    /// `.PKGINFO` claims (here a name its file name does not match, which
+    /// the name check would otherwise report first).
+    #[test]
+    fn signature_is_checked_before_the_control_member_is_parsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, stranger) = foreign_key();
+        let arch_dir = dir.path().join("repo/x86_64");
+        fs::create_dir_all(&arch_dir).unwrap();
+        let theirs = built(dir.path(), "theirs", stranger);
+        fs::copy(&theirs, arch_dir.join("evil-1.0-r0.apk")).unwrap();
+        let repo = Repo::open(&dir.path().join("repo"), "x86_64", &test_trust()).unwrap();
+        let left = repo.left_out();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(
+            left[0]
+                .1
+                .starts_with("it is not vouched for: signature: signed by untrusted key stranger"),
+            "{left:?}"
         );
     }
 

@@ -54,7 +54,7 @@ pub use data::DataEntry;
 pub use pkginfo::PkgInfo;
 pub use read::{Package, Part, ReadError, Signature, VerifyError, verify_control_signature};
 pub use spool::SPOOL_MEMORY;
-pub use verified::{PackageError, Trust, VerifiedPackage, verify_parts};
+pub use verified::{PackageError, Trust, VerifiedHead, VerifiedPackage, verify_parts};
 pub use write::{WriteError, WriteOptions, WrittenPackage, write_package};
 
 /// Everything the writer needs to know about one (sub)package.

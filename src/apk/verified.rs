@@ -47,6 +47,9 @@ pub enum Trust<'a> {
     Indexed(&'a [u8; 20]),
     /// Both: a trusted signature and the index's identity.
     SignedAndIndexed(&'a TrustedKeys, &'a [u8; 20]),
+    /// Either: an identity equal to this `C:` of a verified index, or else a
+    /// trusted signature (what may enter a repository's index).
+    IndexedOrSigned(&'a [u8; 20], &'a TrustedKeys),
 }
 
 /// A package could not be read or did not verify.
@@ -176,6 +179,41 @@ impl VerifiedPackage {
     }
 }
 
+/// The verified front of a package file (signature or identity, then
+/// `.PKGINFO`), read without touching the data member: what indexing needs.
+/// Nothing of the control member is parsed before it is vouched for.
+#[derive(Debug)]
+pub struct VerifiedHead {
+    /// `.PKGINFO`.
+    pub info: PkgInfo,
+    /// The key whose signature verified (`None` when trusted by index only).
+    pub signer: Option<String>,
+    /// SHA-1 of the control member: the identity (`C:`).
+    pub identity: [u8; 20],
+    /// The file size.
+    pub file_size: u64,
+}
+
+impl VerifiedHead {
+    /// Open `path` and verify its signature and control members.
+    pub fn open(path: &Path, trust: Trust<'_>) -> Result<VerifiedHead, PackageError> {
+        let io_err = |source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let file_size = file.metadata().map_err(io_err)?.len();
+        let mut tap = Tap::new(BufReader::with_capacity(64 << 10, file));
+        let head = verify_head(&mut tap, trust)?;
+        Ok(VerifiedHead {
+            info: head.info,
+            signer: head.signer,
+            identity: head.identity,
+            file_size,
+        })
+    }
+}
+
 /// Check the signature/identity and datahash of a package held in memory
 /// (`bytes` is the whole file), without decompressing the data member: the
 /// planner's cheap check of a recorded artifact. Returns the signer, if the
@@ -210,6 +248,8 @@ fn verify_head<R: BufRead>(tap: &mut Tap<R>, trust: Trust<'_>) -> Result<Head, P
         Trust::Signed(k) => (Some(k), None),
         Trust::Indexed(i) => (None, Some(i)),
         Trust::SignedAndIndexed(k, i) => (Some(k), Some(i)),
+        Trust::IndexedOrSigned(i, _) if *i == identity => (None, None),
+        Trust::IndexedOrSigned(_, k) => (Some(k), None),
     };
     if want.is_some_and(|w| *w != identity) {
         return Err(PackageError::Identity { actual: identity });

@@ -5,17 +5,21 @@
 //! folder is never indexed on the strength of being there. A file is admitted
 //! only when:
 //!
-//! 1. its control part reads, with a `pkgname` and `pkgver` in apk's grammar;
-//! 2. its file name is exactly `<pkgname>-<pkgver>.apk`;
-//! 3. its arch is the folder's (or `noarch`);
-//! 4. it is vouched for: the current index, verified against the trusted
-//!    keys, names it with the same identity (`C:`); or else its own
-//!    signature verifies against the trusted keys.
+//! 1. it is vouched for: the current index, verified against the trusted
+//!    keys, names its file name with the same identity (`C:`, the SHA-1 of
+//!    the compressed control member); or else its own signature over that
+//!    member verifies against the trusted keys;
+//! 2. only then is its control member parsed, with a `pkgname` and `pkgver`
+//!    in apk's grammar;
+//! 3. its file name is exactly `<pkgname>-<pkgver>.apk`;
+//! 4. its arch is the folder's (or `noarch`).
 //!
-//! Anything else is left out with the reason, and the caller warns naming the
-//! file. Step 4 keeps the common path cheap: packages the signed index
-//! already names cost no RSA check (see "Freshness" in
-//! docs/architecture.md).
+//! Steps 1-2 are the verified reader's front half
+//! ([`VerifiedHead`]), so an untrusted control member is inflated
+//! (capped) but never parsed. Anything else is left out with the reason, and
+//! the caller warns naming the file. Step 1 keeps the common path cheap:
+//! packages the signed index already names cost no RSA check (see
+//! "Freshness" in docs/architecture.md).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -23,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use super::{INDEX_FILE, RepoError, io_err};
 use crate::apk::index::{Index, IndexEntry};
-use crate::apk::{self, Package};
+use crate::apk::{PackageError, Trust, VerifiedHead, VerifyError};
 use crate::sign::TrustedKeys;
 
 /// The outcome of scanning a folder.
@@ -93,7 +97,16 @@ fn admit(
         .and_then(|n| n.to_str())
         .ok_or("the file name is not UTF-8")?
         .to_string();
-    let pkg = Package::open_control(path).map_err(|e| crate::util::error_chain(&e))?;
+    let trust = match vouched.get(&name) {
+        Some(identity) => Trust::IndexedOrSigned(identity, trusted),
+        None => Trust::Signed(trusted),
+    };
+    let pkg = VerifiedHead::open(path, trust).map_err(|e| match e {
+        PackageError::Verify(v) if is_signature_failure(&v) => {
+            format!("it is not vouched for: {v}")
+        }
+        e => crate::util::error_chain(&e),
+    })?;
     let expected = pkg.info.file_name();
     if name != expected {
         return Err(format!(
@@ -103,10 +116,17 @@ fn admit(
     if pkg.info.arch != arch && pkg.info.arch != "noarch" {
         return Err(format!("it is for {}, not {arch}", pkg.info.arch));
     }
-    if vouched.get(&name) != Some(&pkg.identity) {
-        apk::verify_control_signature(&pkg, trusted)
-            .map_err(|e| format!("it is not vouched for: {e}"))?;
-    }
     let entry = IndexEntry::from_package(&pkg.info, pkg.identity, pkg.file_size);
     Ok((name, entry))
+}
+
+/// Whether `e` says that nothing trusted vouches for the package.
+fn is_signature_failure(e: &VerifyError) -> bool {
+    matches!(
+        e,
+        VerifyError::Unsigned
+            | VerifyError::UntrustedKey { .. }
+            | VerifyError::Sha1Refused { .. }
+            | VerifyError::BadSignature { .. }
+    )
 }
