@@ -15,8 +15,16 @@
 //!    name;
 //! 4. only then are the files renamed into `DIR`, packages first and each
 //!    index last. On any failure `DIR` is left exactly as it was.
+//!
+//! A pull killed with `kill -9` leaves its staging folder behind, so each
+//! run first removes stale ones: folders named `.forge-pull-*` beside (or
+//! in) `DIR` whose `.lock` file no process holds. A running pull holds an
+//! exclusive lock on its own `.lock` from before the file has that name to
+//! its end, so a folder in use is never touched; a folder without `.lock`
+//! (not made by this version) is left alone.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -57,6 +65,12 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     }
     let r = Reference::parse(&args.reference)?;
     let client = super::publish::client_for(settings, &r.registry, args.insecure, false)?;
+    for stale in sweep_stale_staging(&args.out) {
+        settings.shell.status(
+            "Removed",
+            format!("stale staging folder {}", stale.display()),
+        );
+    }
     let staging = staging_dir(&args.out)?;
     let files = artifact::pull_repository(&client, &r.repository, &r.selector(), staging.path())
         .with_context(|| format!("pulling {}", args.reference))?;
@@ -85,15 +99,40 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A fresh folder beside `out` (in its parent, so renames stay on one
-/// filesystem and `out` itself is untouched until the end); inside `out`
+/// The name prefix of staging folders.
+const STAGING_PREFIX: &str = ".forge-pull-";
+/// The lock file in a staging folder, held while its pull runs.
+const STAGING_LOCK: &str = ".lock";
+
+/// A staging folder and the lock that marks it in use. Dropping it removes
+/// the folder, then releases the lock.
+struct Staging {
+    dir: tempfile::TempDir,
+    _lock: File,
+}
+
+impl Staging {
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A fresh, locked folder beside `out` (in its parent, so renames stay on
+/// one filesystem and `out` itself is untouched until the end); inside `out`
 /// only when the parent cannot be written.
-fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
+fn staging_dir(out: &Path) -> Result<Staging> {
     let abs = std::path::absolute(out).with_context(|| format!("resolving {}", out.display()))?;
-    let make = |dir: &Path| {
-        tempfile::Builder::new()
-            .prefix(".forge-pull-")
-            .tempdir_in(dir)
+    let make = |dir: &Path| -> std::io::Result<Staging> {
+        let dir = tempfile::Builder::new()
+            .prefix(STAGING_PREFIX)
+            .tempdir_in(dir)?;
+        // Locked before it is named `.lock`: a sweeper that finds `.lock`
+        // always finds it held.
+        let tmp = dir.path().join(".lock.new");
+        let lock = File::create_new(&tmp)?;
+        lock.try_lock().map_err(std::io::Error::from)?;
+        std::fs::rename(&tmp, dir.path().join(STAGING_LOCK))?;
+        Ok(Staging { dir, _lock: lock })
     };
     if let Some(parent) = abs.parent()
         && std::fs::create_dir_all(parent).is_ok()
@@ -103,6 +142,60 @@ fn staging_dir(out: &Path) -> Result<tempfile::TempDir> {
     }
     std::fs::create_dir_all(&abs).with_context(|| format!("creating {}", abs.display()))?;
     make(&abs).with_context(|| format!("creating a staging folder in {}", abs.display()))
+}
+
+/// Remove the staging folders of killed pulls where [`staging_dir`] makes
+/// them (beside `out` and in it); returns the folders removed. Cleaning up is
+/// best effort: what cannot be read or removed is left, logged at debug.
+fn sweep_stale_staging(out: &Path) -> Vec<PathBuf> {
+    let Ok(abs) = std::path::absolute(out) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for dir in abs.parent().into_iter().chain([abs.as_path()]) {
+        let Ok(items) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for item in items.flatten() {
+            let ours = item
+                .file_name()
+                .to_string_lossy()
+                .starts_with(STAGING_PREFIX);
+            // `file_type` does not follow symlinks: only real folders.
+            if ours && item.file_type().is_ok_and(|t| t.is_dir()) {
+                let path = item.path();
+                match remove_if_stale(&path) {
+                    Ok(true) => removed.push(path),
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!("leaving {}: {e}", path.display()),
+                }
+            }
+        }
+    }
+    removed
+}
+
+/// Remove `dir` when its `.lock` exists and no process holds it.
+fn remove_if_stale(dir: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let lock = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dir.join(STAGING_LOCK))
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e),
+    }
+    // Held until the folder is gone, so no other sweeper races this one.
+    std::fs::remove_dir_all(dir)?;
+    drop(lock);
+    Ok(true)
 }
 
 /// Check the staged repository as a whole: an index per architecture,

@@ -615,3 +615,114 @@ fn registry_killed_mid_publish_fails_cleanly_and_a_rerun_completes() {
         Some(digest)
     );
 }
+
+/// The `.forge-pull-*` folders directly in `dir`.
+fn staging_folders(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".forge-pull-")
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Pulls started in their own process groups, killed when dropped (so a
+/// failing assertion leaves no pull behind).
+struct Pulls(Vec<std::process::Child>);
+
+impl Drop for Pulls {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            crash::kill_group(c);
+        }
+    }
+}
+
+/// A pull killed mid-download leaves its staging folder; the next pull
+/// removes it, but never the folder of a pull still running, nor a folder
+/// of the same prefix without forge's lock, nor a symlink.
+#[test]
+fn registry_pull_removes_stale_staging_of_killed_pulls_only() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if !require_tool("docker-registry") {
+        return;
+    }
+    let p = repo_project();
+    let reg = published(p.path());
+    let (m, blobs) = mirror(&reg);
+    // Every blob download stalls until `hold` is cleared.
+    let hold = Arc::new(AtomicBool::new(true));
+    let h = hold.clone();
+    let stub = serving(m, blobs, move |req, _, _| {
+        while is_blob(req) && h.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    });
+    let stalled = format!("{}/forge/packages:latest", stub.host);
+    let decoy = p.path().join(".forge-pull-notours");
+    std::fs::create_dir_all(&decoy).unwrap();
+    std::fs::write(decoy.join("file"), "kept").unwrap();
+    let target = p.path().join("elsewhere");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join(".lock"), "").unwrap();
+    std::os::unix::fs::symlink(&target, p.path().join(".forge-pull-link")).unwrap();
+    let decoys = staging_folders(p.path());
+
+    // Two pulls stall mid-download, each with its staging folder.
+    let mut pulls = Pulls(Vec::new());
+    let mut staged = Vec::new();
+    for (n, out) in ["out-a", "out-b"].into_iter().enumerate() {
+        let before = staging_folders(p.path());
+        pulls.0.push(crash::spawn_group(
+            forge(p.path())
+                .args(["pull-repo", "--insecure", &stalled, "--out"])
+                .arg(p.path().join(out)),
+        ));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let blob_gets = stub.log().iter().filter(|l| l.contains("/blobs/")).count();
+            if blob_gets > n {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{out}: no download");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let new: Vec<_> = staging_folders(p.path())
+            .into_iter()
+            .filter(|d| !before.contains(d))
+            .collect();
+        assert_eq!(new.len(), 1, "{out}: {new:?}");
+        staged.push(new[0].clone());
+    }
+    // Killed: b's folder is stale; a is still running.
+    assert!(crash::kill_group(&mut pulls.0[1]));
+    let good = format!("{}/forge/packages:latest", reg.host());
+    let o = pull(p.path(), &good, &p.path().join("out-c"));
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("stale staging folder"), "{err}");
+    let mut want = decoys.clone();
+    want.push(staged[0].clone());
+    want.sort();
+    assert_eq!(staging_folders(p.path()), want, "only b's folder goes");
+    assert!(matches!(pulls.0[0].try_wait(), Ok(None)), "a was disturbed");
+
+    // a killed too: the next pull removes its folder, and only that.
+    assert!(crash::kill_group(&mut pulls.0[0]));
+    assert!(
+        pull(p.path(), &good, &p.path().join("out-c"))
+            .status
+            .success()
+    );
+    assert_eq!(staging_folders(p.path()), decoys);
+    assert!(target.join(".lock").exists() && decoy.join("file").exists());
+    hold.store(false, Ordering::SeqCst);
+}
