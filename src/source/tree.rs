@@ -16,6 +16,8 @@
 //!   (`/bin/sh -> /bin/busybox`), they resolve against the sandbox's own
 //!   root where the build runs, and the writer never follows a link;
 //! - a hard link must name an earlier regular file of the same tree;
+//! - at most [`MAX_TREE_BYTES`] of file content and [`MAX_TREE_ENTRIES`]
+//!   entries: what an archive expands to is not bounded by its size;
 //! - setuid/setgid bits are dropped; folders are always owner-writable
 //!   (`u+rwx`), and get their final modes only in [`TreeWriter::finish`],
 //!   deepest first.
@@ -41,7 +43,20 @@ pub(crate) struct TreeWriter {
     top: BTreeMap<PathBuf, bool>,
     /// Whether symlinks may have absolute targets.
     absolute_links: bool,
+    /// The caps on file content and entries ([`MAX_TREE_BYTES`],
+    /// [`MAX_TREE_ENTRIES`]).
+    max_bytes: u64,
+    max_entries: u64,
+    /// File content and entries written so far.
+    bytes: u64,
+    entries: u64,
 }
+
+/// The most file content one tree may unpack to (16 GiB): a compressed
+/// archive's size says nothing about what it expands to.
+pub(crate) const MAX_TREE_BYTES: u64 = 16 << 30;
+/// The most entries one tree may hold.
+pub(crate) const MAX_TREE_ENTRIES: u64 = 4_000_000;
 
 impl TreeWriter {
     /// A writer into `root` (created if missing); `origin` names the archive
@@ -54,7 +69,29 @@ impl TreeWriter {
             dirs: Vec::new(),
             top: BTreeMap::new(),
             absolute_links: false,
+            max_bytes: MAX_TREE_BYTES,
+            max_entries: MAX_TREE_ENTRIES,
+            bytes: 0,
+            entries: 0,
         })
+    }
+
+    /// Lower caps than [`MAX_TREE_BYTES`] and [`MAX_TREE_ENTRIES`].
+    #[cfg(test)]
+    pub(crate) fn with_limits(mut self, bytes: u64, entries: u64) -> TreeWriter {
+        self.max_bytes = bytes;
+        self.max_entries = entries;
+        self
+    }
+
+    /// Count one more entry against the cap.
+    fn count(&mut self, entry: &Path) -> Result<(), SourceError> {
+        if self.entries >= self.max_entries {
+            let max = self.max_entries;
+            return Err(self.refuse(entry, format!("more than {max} entries")));
+        }
+        self.entries += 1;
+        Ok(())
     }
 
     /// Accept symlinks with absolute targets (package contents, where
@@ -155,6 +192,7 @@ impl TreeWriter {
         if rel.as_os_str().is_empty() {
             return Ok(());
         }
+        self.count(entry)?;
         let full = self.parents(entry, &rel)?;
         match std::fs::symlink_metadata(&full) {
             Ok(m) if m.is_dir() => {}
@@ -183,6 +221,7 @@ impl TreeWriter {
         if rel.as_os_str().is_empty() {
             return Err(self.refuse(entry, "empty path"));
         }
+        self.count(entry)?;
         let full = self.parents(entry, &rel)?;
         self.clear(entry, &full)?;
         let mut out = OpenOptions::new()
@@ -191,10 +230,19 @@ impl TreeWriter {
             .mode(0o600)
             .open(&full)
             .map_err(SourceError::io("creating", &full))?;
-        std::io::copy(data, &mut out).map_err(|e| SourceError::Archive {
-            archive: self.origin.clone(),
-            source: e,
+        let room = self.max_bytes - self.bytes;
+        let copied = std::io::copy(&mut data.take(room + 1), &mut out).map_err(|e| {
+            SourceError::Archive {
+                archive: self.origin.clone(),
+                source: e,
+            }
         })?;
+        if copied > room {
+            let _ = std::fs::remove_file(&full);
+            let max = self.max_bytes;
+            return Err(self.refuse(entry, format!("unpacks to more than {max} bytes")));
+        }
+        self.bytes += copied;
         finish_file(&out, &full, mode, mtime)?;
         self.note_top(&rel, false);
         Ok(())
@@ -206,6 +254,7 @@ impl TreeWriter {
         if rel.as_os_str().is_empty() {
             return Err(self.refuse(entry, "empty path"));
         }
+        self.count(entry)?;
         let absolute_ok = self.absolute_links && target.is_absolute();
         if !absolute_ok && let Err(why) = target_stays_inside(&rel, target) {
             return Err(self.refuse(
@@ -223,6 +272,7 @@ impl TreeWriter {
     /// A hard link entry to `target`, a path relative to the tree root.
     pub(crate) fn hardlink(&mut self, entry: &Path, target: &Path) -> Result<(), SourceError> {
         let rel = self.check(entry)?;
+        self.count(entry)?;
         let trel = self.check(target).map_err(|_| {
             self.refuse(
                 entry,

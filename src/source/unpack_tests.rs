@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 
+use super::super::tree::TreeWriter;
 use super::*;
 
 /// One tar entry to build; paths and link names are written raw, so the
@@ -367,4 +368,51 @@ fn huge_tar_mtime_is_an_error_not_a_panic() {
             "{err}"
         );
     }
+}
+
+/// A zip (a wheel) or tar that unpacks to more than the tree's byte or entry
+/// budget is refused, naming the archive and the entry that crossed it;
+/// nothing past the budget is written. (Before, unpacking had no size cap: a
+/// small compressed entry could fill the disk.)
+#[test]
+fn unpacked_size_and_entry_count_are_capped() {
+    use zip::write::SimpleFileOptions as O;
+    let bomb = zip_bytes(|w| {
+        w.start_file("w/big", O::default()).unwrap();
+        w.write_all(&vec![0u8; 4096]).unwrap();
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("bomb.whl");
+    std::fs::write(&archive, &bomb).unwrap();
+    let dest = tmp.path().join("src");
+    let mut w = TreeWriter::new(&dest, &archive)
+        .unwrap()
+        .with_limits(1024, 100);
+    let file = std::fs::File::open(&archive).unwrap();
+    let err = unpack_zip(file, &archive, &mut w).unwrap_err().to_string();
+    assert!(err.contains("bomb.whl"), "{err}");
+    assert!(
+        err.contains("entry `w/big` of ") && err.ends_with(": unpacks to more than 1024 bytes"),
+        "{err}"
+    );
+    let left = std::fs::metadata(dest.join("w/big")).map_or(0, |m| m.len());
+    assert!(left <= 1025, "{left} bytes written");
+
+    let many = tar_bytes(&[
+        E::Dir("t/"),
+        E::File("t/a", 0o644, b"a"),
+        E::File("t/b", 0o644, b"b"),
+    ]);
+    let archive = tmp.path().join("many.tar");
+    std::fs::write(&archive, &many).unwrap();
+    let mut w = TreeWriter::new(&tmp.path().join("src2"), &archive)
+        .unwrap()
+        .with_limits(1024, 2);
+    let err = unpack_tar(std::fs::File::open(&archive).unwrap(), &archive, &mut w)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("entry `t/b` of ") && err.ends_with(": more than 2 entries"),
+        "{err}"
+    );
 }
