@@ -104,7 +104,12 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
         unit: args.unit.clone(),
         ..args.selection.options(settings)
     };
-    let arches = build_arches(settings, args.selection.arch.as_deref());
+    // A CI job (`--unit`) executes one unit of one plan: the host's unless
+    // `--arch` names another.
+    let arches = match (&args.unit, args.selection.arch.as_deref()) {
+        (Some(_), None) => vec![pipeline::host_arch().to_string()],
+        (_, flag) => build_arches(settings, flag),
+    };
     let mut failed = false;
     for arch in &arches {
         if arches.len() > 1 {
@@ -141,6 +146,33 @@ fn build_arches(settings: &Settings, flag: Option<&str>) -> Vec<String> {
         list.push(host.clone());
     }
     list.sort_by_key(|a| *a != host);
-    list.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    list.retain(|a| seen.insert(a.clone()));
     list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architectures_come_from_the_flag_then_forge_toml_host_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings::for_root(dir.path());
+        let host = pipeline::host_arch().to_string();
+        assert_eq!(build_arches(&settings, None), [host.clone()]);
+        assert_eq!(build_arches(&settings, Some("all")), [host.clone()]);
+        settings.arches = vec![
+            "riscv64".into(),
+            "armv7".into(),
+            host.clone(),
+            "riscv64".into(),
+        ];
+        assert_eq!(
+            build_arches(&settings, None),
+            [host.clone(), "riscv64".to_string(), "armv7".to_string()]
+        );
+        assert_eq!(build_arches(&settings, Some("all")).len(), 3);
+        assert_eq!(build_arches(&settings, Some("riscv64")), ["riscv64"]);
+    }
 }
