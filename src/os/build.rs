@@ -221,7 +221,12 @@ fn uefi(
     let cmdline = super::cmdline::for_slot(&def.cmdline, &usr_a, usr);
     let mut esp_files = esp_spec(def, seed);
     let mut uki = None;
-    if let Some(kernel) = super::uki::find_kernel(tree)? {
+    if let Some(mut kernel) = super::uki::find_kernel(tree)? {
+        if kernel.initrd.is_none() {
+            let initrd = work.join("initramfs.cpio");
+            super::initramfs::make(tree, &initrd, epoch)?;
+            kernel.initrd = Some(initrd);
+        }
         let efi = work.join("uki.efi");
         let os_release = tree.join("lib/os-release");
         super::uki::make(&kernel, &os_release, &cmdline, work, &efi, epoch)?;

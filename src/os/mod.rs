@@ -30,6 +30,7 @@ pub mod disk;
 pub mod esp;
 pub mod fat;
 pub mod gpt;
+pub mod initramfs;
 pub mod mbr;
 pub mod payload;
 pub mod pe;
@@ -227,6 +228,12 @@ pub enum OsError {
         /// What is wrong.
         reason: String,
     },
+    /// A kernel without an `initrd` beside it needs busybox for forge's.
+    #[error(
+        "/usr has a kernel but neither an initrd beside it nor a static busybox at /usr/{} for forge's initramfs (add the `busybox` package)",
+        initramfs::BUSYBOX
+    )]
+    NoBusybox,
     /// `veritysetup format` printed no root hash.
     #[error("`veritysetup format` printed no root hash")]
     NoRootHash,

@@ -42,6 +42,8 @@ pub struct UsrImage {
     pub hash_bytes: u64,
     /// The dm-verity root hash (64 hex digits).
     pub root_hash: String,
+    /// The salt the hash tree was made with (64 hex digits).
+    pub salt: String,
 }
 
 /// An entry forge adds to `/usr` itself (see [`super::trust`]).
@@ -217,6 +219,7 @@ pub fn make(tree: &Path, work: &Path, seed: &Seed, epoch: u64) -> Result<UsrImag
             .map_err(OsError::io("opening", &fs))?;
         f.set_len(fs_bytes).map_err(OsError::io("padding", &fs))?;
     }
+    let salt = seed.hex32("usr-verity-salt");
     let out = Cmd::new("veritysetup")
         .args([
             "format",
@@ -224,7 +227,7 @@ pub fn make(tree: &Path, work: &Path, seed: &Seed, epoch: u64) -> Result<UsrImag
             "--data-block-size=4096",
             "--hash-block-size=4096",
         ])
-        .arg(format!("--salt={}", seed.hex32("usr-verity-salt")))
+        .arg(format!("--salt={salt}"))
         .arg(format!("--uuid={}", seed.guid("usr-verity")))
         .arg(&fs)
         .arg(&hash)
@@ -242,6 +245,7 @@ pub fn make(tree: &Path, work: &Path, seed: &Seed, epoch: u64) -> Result<UsrImag
         hash,
         hash_bytes,
         root_hash,
+        salt,
     })
 }
 

@@ -32,7 +32,13 @@ const MAX_PART: u64 = 1 << 40;
 /// holds a few kernels; forge's hold one kernel and initramfs each.
 pub const DEFAULT_PI_BOOT: u64 = 256 << 20;
 /// Kernel command-line keys forge sets itself.
-const RESERVED_CMDLINE: [&str; 3] = ["usrhash", "mount.usr", "mount.usrflags"];
+const RESERVED_CMDLINE: [&str; 5] = [
+    "usrhash",
+    "mount.usr",
+    "mount.usrflags",
+    "dm-mod.create",
+    "dm-mod.waitfor",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
