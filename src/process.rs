@@ -241,6 +241,16 @@ impl Cmd {
         }
         Ok(())
     }
+    /// Start the command with stdout and stderr both appended to `log` and
+    /// return the running child, for a caller that watches it (a VM boot)
+    /// and kills it when done.
+    pub fn spawn_logged(&mut self, log: &File) -> Result<std::process::Child, ProcessError> {
+        self.prepare();
+        let out = log.try_clone().map_err(|e| self.spawn_error(e))?;
+        let err = log.try_clone().map_err(|e| self.spawn_error(e))?;
+        self.inner.stdout(out).stderr(err);
+        self.inner.spawn().map_err(|e| self.spawn_error(e))
+    }
 }
 
 /// The last `max` bytes of `bytes` as text, starting at a line or character

@@ -5,6 +5,8 @@
 //! disk image and make that slot the next boot.
 //! On a Raspberry Pi disk, `forge os apply DISK SOURCE.img` writes a
 //! newer local build into slot B and arms tryboot.
+//! `forge os boot-test NAME` boots the disk under QEMU and waits for the
+//! node's marker on the serial console.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +57,23 @@ enum Command {
         #[arg(long, value_enum, default_value = "b")]
         slot: SlotArg,
     },
+    /// Boot out/os/NAME.raw under QEMU (TCG) with OVMF and wait for the
+    /// node's marker on the serial console; fail on a dm-verity error, a
+    /// kernel panic, an initramfs error or the timeout, naming which.
+    BootTest {
+        /// The OS image (`out/os/NAME.raw`, built by `forge os build`).
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Boot this disk file instead of out/os/NAME.raw.
+        #[arg(long, value_name = "PATH")]
+        disk: Option<std::path::PathBuf>,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 300)]
+        timeout: u64,
+        /// Also wait for this text on the serial console (repeatable).
+        #[arg(long, value_name = "TEXT")]
+        expect: Vec<String>,
+    },
 }
 
 /// A slot on the command line.
@@ -77,6 +96,12 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
             key,
             slot,
         } => apply(settings, &disk, &payload, key, slot),
+        Command::BootTest {
+            name,
+            disk,
+            timeout,
+            expect,
+        } => boot_test(settings, &name, disk, timeout, expect),
     }
 }
 
@@ -215,4 +240,66 @@ fn apply_pi(
         settings.shell.data(&a.usr_root_hash);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Boot one OS image and report how long it took to reach the markers.
+fn boot_test(
+    settings: &Settings,
+    name: &str,
+    disk: Option<std::path::PathBuf>,
+    timeout: u64,
+    expect: Vec<String>,
+) -> Result<ExitCode> {
+    use crate::os::boot_test;
+    let out_dir = settings.out.join("os");
+    let disk = disk.unwrap_or_else(|| out_dir.join(format!("{name}.raw")));
+    if !disk.is_file() {
+        anyhow::bail!(
+            "no disk {} (build it with `forge os build {name}`)",
+            disk.display()
+        );
+    }
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-boot-"))
+        .tempdir_in(&out_dir)
+        .with_context(|| format!("creating a folder in {}", out_dir.display()))?;
+    let log = out_dir.join(format!("{name}.boot.log"));
+    let mut wanted = vec![boot_test::MARKER.to_string()];
+    wanted.extend(expect);
+    settings
+        .shell
+        .status("Booting", format!("{} (QEMU, TCG)", disk.display()));
+    let verdict = boot_test::boot(
+        &disk,
+        work.path(),
+        &log,
+        &wanted,
+        std::time::Duration::from_secs(timeout),
+    )?;
+    match verdict {
+        Ok(passed) => {
+            let secs = passed.elapsed.as_secs_f64();
+            settings.shell.event(&serde_json::json!({
+                "event": "os-boot-test",
+                "name": name,
+                "disk": disk,
+                "log": passed.log,
+                "seconds": secs,
+            }));
+            settings.shell.status(
+                "Booted",
+                format!(
+                    "{name}: markers on serial after {secs:.1}s ({})",
+                    log.display()
+                ),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(failure) => anyhow::bail!(
+            "boot test of {} failed: {failure} (serial log: {})",
+            disk.display(),
+            log.display()
+        ),
+    }
 }

@@ -108,7 +108,16 @@ fn assembly_time_against_a_shell_pipeline() {
     std::fs::create_dir_all(&fw).unwrap();
     std::fs::create_dir_all(&out).unwrap();
     let t = Instant::now();
-    let built = assemble(&def, &[pkg], &[], &fw, &out, 1_700_000_000).unwrap();
+    let built = assemble(
+        &def,
+        &[pkg],
+        &[],
+        Default::default(),
+        &fw,
+        &out,
+        1_700_000_000,
+    )
+    .unwrap();
     let forge_s = t.elapsed().as_secs_f64();
     // forge writes the /usr tree from the packages in memory; the shell
     // pipeline's counterpart is copying the tree (timed apart, so the ratio

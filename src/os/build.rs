@@ -119,12 +119,25 @@ pub fn build(settings: &Settings, name: &str) -> Result<BuiltOs, OsError> {
         .prefix(&format!(".{name}.tmp-work-"))
         .tempdir_in(&out_dir)
         .map_err(OsError::io("creating a folder in", &out_dir))?;
+    let platform = crate::oci::Platform::from_apk_arch(arch).map(|p| p.architecture);
+    let mut bundles = BTreeMap::new();
+    for c in &def.oem_images {
+        let images = settings.out.join("images");
+        let platform = platform.as_deref().unwrap_or(arch);
+        bundles.extend(super::bundles::oem_files(
+            &images,
+            c,
+            platform,
+            def.partitions.oem,
+        )?);
+    }
     let t = Instant::now();
     shell.status("Assembling", format!("{name} ({})", def.profile.name()));
     let built = assemble(
         &def,
         &packages.packages,
         &generated,
+        bundles,
         work.path(),
         &out_dir,
         epoch,
@@ -140,11 +153,13 @@ pub fn build(settings: &Settings, name: &str) -> Result<BuiltOs, OsError> {
 
 /// Everything after the packages are read: the filesystems, the disk and
 /// the manifest. `generated`: files forge adds to `/usr` (the trust loop).
+/// `oem_images` are more OEM files (the container images' bundles).
 /// `work` is scratch space; `out_dir` receives the results.
 pub fn assemble(
     def: &OsDef,
     packages: &[crate::image::rootfs::InstalledPackage],
     generated: &[(String, super::usr::Extra)],
+    oem_images: BTreeMap<String, Vec<u8>>,
     work: &Path,
     out_dir: &Path,
     epoch: u64,
@@ -164,8 +179,8 @@ pub fn assemble(
         });
     }
     let laid = match def.profile {
-        Profile::X86_64Uefi => uefi(def, &seed, &tree, &usr, work, epoch)?,
-        Profile::Rpi4Arm64 => rpi4(def, &seed, &tree, &usr, work, epoch)?,
+        Profile::X86_64Uefi => uefi(def, &seed, &tree, &usr, &oem_images, work, epoch)?,
+        Profile::Rpi4Arm64 => rpi4(def, &seed, &tree, &usr, &oem_images, work, epoch)?,
     };
     let disk_path = out_dir.join(format!("{}.{}", def.name, def.profile.disk_extension()));
     let partitions = disk::write(&disk_path, &laid.table, &laid.pieces)?;
@@ -214,6 +229,7 @@ fn uefi(
     seed: &Seed,
     tree: &Path,
     usr: &usr::UsrImage,
+    oem_images: &BTreeMap<String, Vec<u8>>,
     work: &Path,
     epoch: u64,
 ) -> Result<Laid, OsError> {
@@ -242,7 +258,9 @@ fn uefi(
     let esp = work.join("esp.fat");
     fat::make(&esp, &esp_files, &work.join("esp-src"), epoch)?;
     let oem = work.join("oem.fat");
-    fat::make(&oem, &oem_spec(def, seed), &work.join("oem-src"), epoch)?;
+    let mut oem_files = oem_spec(def, seed);
+    oem_files.files.extend(oem_images.clone());
+    fat::make(&oem, &oem_files, &work.join("oem-src"), epoch)?;
     let pieces = pieces(def, seed, usr, esp, oem);
     Ok(Laid {
         table: disk::layout(seed.guid("disk"), &pieces)?,
@@ -261,6 +279,7 @@ fn rpi4(
     seed: &Seed,
     tree: &Path,
     usr: &usr::UsrImage,
+    oem_images: &BTreeMap<String, Vec<u8>>,
     work: &Path,
     epoch: u64,
 ) -> Result<Laid, OsError> {
@@ -272,7 +291,9 @@ fn rpi4(
     let spec = pi::boot_spec(def, seed, pi::Slot::A, files);
     fat::make(&boot, &spec, &work.join("boot-a-src"), epoch)?;
     let oem = work.join("oem.fat");
-    fat::make(&oem, &oem_spec(def, seed), &work.join("oem-src"), epoch)?;
+    let mut oem_files = oem_spec(def, seed);
+    oem_files.files.extend(oem_images.clone());
+    fat::make(&oem, &oem_files, &work.join("oem-src"), epoch)?;
     let pieces = pi::pieces(def, usr, boot, oem);
     Ok(Laid {
         table: disk::layout_mbr(signature, &pieces, pi::ALIGN)?,

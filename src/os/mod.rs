@@ -25,6 +25,8 @@
 //! The layout and its choices are documented in `docs/os.md`.
 
 pub mod apply;
+pub mod boot_test;
+pub mod bundles;
 pub mod cmdline;
 pub mod disk;
 pub mod esp;
@@ -98,7 +100,7 @@ pub enum OsError {
         file: PathBuf,
     },
     /// A host tool is not installed.
-    #[error("host tool `{tool}` is not installed (Debian package {package}); OS images need {}", HOST_TOOLS.map(|t| t.0).join(", "))]
+    #[error("host tool `{tool}` is not installed (Debian package {package})")]
     MissingTool {
         /// The program.
         tool: String,
@@ -227,6 +229,16 @@ pub enum OsError {
         payload: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// A container image for OEM could not be read.
+    #[error("container image `{name}` ({}): {what}", dir.display())]
+    Container {
+        /// The image name.
+        name: String,
+        /// Its OCI layout.
+        dir: PathBuf,
+        /// What is wrong.
+        what: String,
     },
     /// A kernel without an `initrd` beside it needs busybox for forge's.
     #[error(

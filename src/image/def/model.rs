@@ -148,6 +148,9 @@ pub struct OsDef {
     pub partitions: PartitionSizes,
     /// Files of the OEM partition (per-site configuration).
     pub oem: Vec<OemFile>,
+    /// Container images (`out/images/NAME/`) put on OEM as bundles for the
+    /// node to run with crun (`oem-images`).
+    pub oem_images: Vec<String>,
     /// The container trust loop (`[containers]`): the registry nodes pull
     /// signed images from, and the public key they require.
     pub containers: Option<Box<ContainersDef>>,

@@ -57,6 +57,8 @@ struct RawOs {
     #[serde(default)]
     oem: Vec<Spanned<RawOem>>,
     containers: Option<RawContainers>,
+    #[serde(default, rename = "oem-images")]
+    oem_images: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +120,20 @@ pub(super) fn parse(name: &str, file: &Path, src: &Src<'_>) -> Result<OsDef, Def
         None => None,
         Some(c) => Some(Box::new(containers(src, c)?)),
     };
+    let mut oem_images: Vec<String> = Vec::new();
+    for c in &raw.oem_images {
+        let n = c.get_ref();
+        let valid = n.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && b"._-".contains(&b))
+        });
+        if n.is_empty() || !valid || oem_images.contains(n) {
+            return Err(src.fail(
+                c.span(),
+                format!("`oem-images`: `{n}` is not an image name ([a-z0-9][a-z0-9._-]*), or is listed twice"),
+            ));
+        }
+        oem_images.push(n.clone());
+    }
     Ok(OsDef {
         name: name.to_string(),
         file: file.to_path_buf(),
@@ -128,6 +144,7 @@ pub(super) fn parse(name: &str, file: &Path, src: &Src<'_>) -> Result<OsDef, Def
         cmdline,
         partitions,
         oem,
+        oem_images,
         containers,
     })
 }

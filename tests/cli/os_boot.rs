@@ -1,0 +1,178 @@
+//! The node OS image booted for real: the `linux` recipe built from Debian's
+//! `linux-source-6.1` tarball (through a recipe copy whose source points at
+//! it: Debian's tarball is repacked, so it is not the kernel.org file the
+//! recipe pins), busybox and crun from the seeded mirror, `node-init`, the
+//! `hello` image on OEM; then `forge os boot-test node` under QEMU/TCG with
+//! OVMF reaches the node's marker and hello's greeting printed by crun, and
+//! a copy with one byte flipped inside USR-A's filesystem fails with a
+//! dm-verity error.
+
+use std::path::Path;
+
+use crate::support::{self, Project, forge, run_err, run_ok};
+
+/// Debian's kernel source tarball (package linux-source-6.1).
+const LINUX_SOURCE: &str = "/usr/src/linux-source-6.1.tar.xz";
+/// The hello example's greeting (recipes/hello/hello.h).
+const GREETING: &str = "Hello from forge!";
+
+fn ready() -> bool {
+    support::require_bwrap()
+        && support::require_tools(&[
+            "qemu-system-x86_64",
+            "mkfs.erofs",
+            "veritysetup",
+            "mkfs.vfat",
+            "mmd",
+            "mcopy",
+            "objcopy",
+            "bc",
+            "flex",
+            "bison",
+        ])
+        && support::require_file(Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd"))
+        && support::require_file(Path::new("/usr/lib/systemd/boot/efi/linuxx64.efi.stub"))
+        && support::require_file(Path::new(LINUX_SOURCE))
+}
+
+fn sha256(path: &Path) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// Point the project's copy of `recipes/linux` at Debian's tarball.
+fn use_debian_kernel_source(p: &Project) {
+    let file = p.path().join("recipes/linux/recipe.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let url_line = text
+        .lines()
+        .find(|l| l.starts_with("url = \"https://cdn.kernel.org/"))
+        .expect("the linux recipe's kernel.org url")
+        .to_string();
+    let sha_line = text
+        .lines()
+        .find(|l| l.starts_with("sha256 = "))
+        .unwrap()
+        .to_string();
+    let text = text
+        .replace(&url_line, &format!("url = \"file://{LINUX_SOURCE}\""))
+        .replace(
+            &sha_line,
+            &format!("sha256 = \"{}\"", sha256(Path::new(LINUX_SOURCE))),
+        );
+    std::fs::write(&file, text).unwrap();
+}
+
+/// A project with the repository's recipes, forge.toml and images, every
+/// package of the node image built and the hello image made.
+fn node_project(mirror: &Path) -> Project {
+    let p = Project::new();
+    p.copy_from_repo("recipes")
+        .copy_from_repo("forge.toml")
+        .copy_from_repo("images")
+        .key()
+        .commit();
+    use_debian_kernel_source(&p);
+    let t = std::time::Instant::now();
+    run_ok(
+        forge(p.path())
+            .arg("--offline")
+            .arg("--mirror")
+            .arg(mirror)
+            .args([
+                "build",
+                "linux",
+                "busybox",
+                "crun",
+                "node-init",
+                "hello",
+                "--no-images",
+            ]),
+    );
+    eprintln!("node packages built in {:.0}s", t.elapsed().as_secs_f64());
+    run_ok(forge(p.path()).args(["image", "hello"]));
+    run_ok(forge(p.path()).args(["os", "build", "node"]));
+    p
+}
+
+/// Flip one byte of `disk` at `offset`.
+fn flip_byte(disk: &Path, offset: u64) {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(disk)
+        .unwrap();
+    f.seek(std::io::SeekFrom::Start(offset)).unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact(&mut b).unwrap();
+    f.seek(std::io::SeekFrom::Start(offset)).unwrap();
+    f.write_all(&[b[0] ^ 0xff]).unwrap();
+}
+
+#[test]
+fn node_image_boots_to_its_marker_and_hello_and_a_flipped_usr_byte_is_a_verity_error() {
+    let Some(mirror) = support::require_mirror_file("busybox-1.35.0.tar.bz2") else {
+        return;
+    };
+    if support::require_mirror_file("crun-1.8.1.tar.xz").is_none() || !ready() {
+        return;
+    }
+    let p = node_project(&mirror);
+    let stage = p.path().join("out/stage/linux/linux/usr/lib/modules");
+    let release = std::fs::read_dir(&stage).unwrap().next().unwrap().unwrap();
+    let vmlinuz = std::fs::read(release.path().join("vmlinuz")).unwrap();
+    assert_eq!(&vmlinuz[..2], b"MZ", "the EFI stub's PE header");
+    assert_eq!(
+        &vmlinuz[0x202..0x206],
+        b"HdrS",
+        "an x86 boot protocol header"
+    );
+
+    let (out, err) = run_ok(forge(p.path()).args([
+        "os",
+        "boot-test",
+        "node",
+        "--timeout",
+        "900",
+        "--expect",
+        GREETING,
+    ]));
+    let log = std::fs::read_to_string(p.path().join("out/os/node.boot.log")).unwrap();
+    let marker = log
+        .lines()
+        .find(|l| l.contains("forge-node: up"))
+        .unwrap_or_default();
+    assert!(
+        marker.contains("node 0.1, /usr is /dev/dm-0"),
+        "{marker}\n{out}{err}"
+    );
+    assert!(
+        log.contains("forge-node: starting container hello with crun"),
+        "{log}"
+    );
+    assert!(log.lines().any(|l| l.trim_end() == GREETING), "{log}");
+
+    // One byte inside USR-A's erofs (block 0, before the erofs superblock,
+    // so only dm-verity can notice it) on a copy of the disk.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path().join("out/os/node.json")).unwrap()).unwrap();
+    let usr_a = manifest["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["label"] == "USR-A")
+        .unwrap();
+    let bad = p.path().join("bad.raw");
+    std::fs::copy(p.path().join("out/os/node.raw"), &bad).unwrap();
+    flip_byte(&bad, usr_a["offset"].as_u64().unwrap() + 100);
+    let err = run_err(
+        forge(p.path())
+            .args(["os", "boot-test", "node", "--timeout", "900", "--disk"])
+            .arg(&bad),
+    );
+    assert!(err.contains("dm-verity error"), "{err}");
+    assert!(err.contains("is corrupted"), "{err}");
+    let log = std::fs::read_to_string(p.path().join("out/os/node.boot.log")).unwrap();
+    assert!(!log.contains("forge-node: up"), "{log}");
+}
