@@ -120,7 +120,11 @@ fn pick_manifest(dir: &Path, index: &Value, architecture: &str) -> Result<Value,
         let entry = entries
             .iter()
             .find(|m| m["platform"]["architecture"].as_str() == Some(architecture))
-            .or_else(|| (entries.len() == 1).then(|| &entries[0]))
+            .or_else(|| {
+                // One entry that names no platform (a nested index's own
+                // entry): follow it; one naming another platform is no match.
+                (entries.len() == 1 && entries[0]["platform"].is_null()).then(|| &entries[0])
+            })
             .ok_or(format!("no manifest for {architecture}"))?;
         let next = json_blob(dir, &digest_of(entry)?)?;
         if next["layers"].is_array() {
@@ -227,4 +231,100 @@ fn runtime_spec(name: &str, config: &Value, layers: &[Vec<u8>]) -> Result<Value,
             ]
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-layer layout: `/etc/passwd` naming `app` 1000:1001.
+    fn layout(dir: &Path, user: &str) {
+        let blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let put = |bytes: &[u8]| {
+            let d = Digest::of(bytes);
+            std::fs::write(blobs.join(d.hex()), bytes).unwrap();
+            json!({"digest": d.as_str(), "size": bytes.len()})
+        };
+        let mut tar = tar::Builder::new(Vec::new());
+        let passwd = b"root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n";
+        let mut h = tar::Header::new_gnu();
+        h.set_size(passwd.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, "etc/passwd", &passwd[..]).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
+        let layer = put(&gz.finish().unwrap());
+        let config = json!({"config": {"Entrypoint": ["/app"], "Cmd": ["-v"], "User": user}});
+        let config = put(&serde_json::to_vec(&config).unwrap());
+        let manifest =
+            put(&serde_json::to_vec(&json!({"config": config, "layers": [layer]})).unwrap());
+        let mut entry = manifest;
+        entry["platform"] = json!({"architecture": "amd64", "os": "linux"});
+        let index = json!({"manifests": [entry]});
+        std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn bundle_files_come_from_the_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(&dir.path().join("app"), "app");
+        let files = oem_files(dir.path(), "app", "amd64", 1 << 20).unwrap();
+        let names: Vec<&str> = files.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "containers/app/config.json",
+                "containers/app/layers/00.tar.gz"
+            ]
+        );
+        let spec: Value = serde_json::from_slice(&files["containers/app/config.json"]).unwrap();
+        assert_eq!(spec["process"]["args"], json!(["/app", "-v"]));
+        assert_eq!(spec["process"]["user"], json!({"uid": 1000, "gid": 1001}));
+        assert_eq!(spec["root"], json!({"path": "rootfs", "readonly": true}));
+    }
+
+    #[test]
+    fn bad_layouts_are_errors_naming_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = oem_files(dir.path(), "none", "amd64", 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("container image `none`") && err.contains("forge image"),
+            "{err}"
+        );
+
+        layout(&dir.path().join("app"), "nobody");
+        let err = oem_files(dir.path(), "app", "amd64", 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("user `nobody` is not in the image's etc/passwd"),
+            "{err}"
+        );
+
+        layout(&dir.path().join("app"), "app");
+        let err = oem_files(dir.path(), "app", "arm64", 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no manifest for arm64"), "{err}");
+        let err = oem_files(dir.path(), "app", "amd64", 10)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("larger than 10 bytes"), "{err}");
+
+        // Blobs whose bytes no longer match their names.
+        for e in std::fs::read_dir(dir.path().join("app/blobs/sha256")).unwrap() {
+            let p = e.unwrap().path();
+            let mut bytes = std::fs::read(&p).unwrap();
+            bytes.push(b' ');
+            std::fs::write(&p, bytes).unwrap();
+        }
+        let err = oem_files(dir.path(), "app", "amd64", 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not match its digest"), "{err}");
+    }
 }
