@@ -72,6 +72,12 @@ fn node_project(mirror: &Path) -> Project {
         .copy_from_repo("images")
         .key()
         .commit();
+    // The public key node.toml's [containers] trust loop needs.
+    std::fs::copy(
+        support::cosign_fixture("kat.pub"),
+        p.path().join("keys/forge-kat.cosign.pub"),
+    )
+    .unwrap();
     use_debian_kernel_source(&p);
     let t = std::time::Instant::now();
     run_ok(
