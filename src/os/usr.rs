@@ -84,6 +84,48 @@ pub fn usr_path(path: &str) -> Placement {
     })
 }
 
+/// A package symlink's relative `target`, re-pointed from its folded place
+/// `folded` in `/usr` (it was at `orig` in the package): busybox's
+/// `usr/bin/[ → ../../bin/busybox` becomes `bin/[ → busybox`, since
+/// `bin/busybox` folds into `/usr` too. A target outside what `/usr` takes
+/// in becomes absolute (it may exist on the root filesystem); absolute
+/// targets and ones climbing out of the package stay as they are.
+pub fn refold_link(orig: &str, folded: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        return target.to_string();
+    }
+    let mut parts: Vec<&str> = orig.split('/').collect();
+    parts.pop();
+    for c in target.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return target.to_string();
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    let resolved = parts.join("/");
+    let dest = match usr_path(&resolved) {
+        Placement::At(t) => t,
+        Placement::Root => String::new(),
+        Placement::Outside => return format!("/{resolved}"),
+    };
+    let from: Vec<&str> = folded.split('/').collect();
+    let from = &from[..from.len() - 1];
+    let to: Vec<&str> = dest.split('/').filter(|c| !c.is_empty()).collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out: Vec<&str> = vec![".."; from.len() - common];
+    out.extend(&to[common..]);
+    if out.is_empty() {
+        ".".to_string()
+    } else {
+        out.join("/")
+    }
+}
+
 /// Map every package entry into `/usr`, refusing stray paths and two
 /// packages installing different content at one path.
 fn merge(packages: &[InstalledPackage]) -> Result<BTreeMap<String, (&Entry, &str)>, OsError> {
@@ -146,7 +188,10 @@ pub fn write_tree(
         match &e.kind {
             EntryKind::Dir => w.dir(p, e.mode, when).map_err(err)?,
             EntryKind::File(data) => w.file(p, e.mode, when, &mut data.as_slice()).map_err(err)?,
-            EntryKind::Symlink(t) => w.symlink(p, Path::new(t)).map_err(err)?,
+            EntryKind::Symlink(t) => {
+                let t = refold_link(&e.path, path, t);
+                w.symlink(p, Path::new(&t)).map_err(err)?
+            }
             EntryKind::Hardlink(t) => links.push((path, t)),
         }
     }
@@ -258,6 +303,39 @@ fn size_of(path: &Path) -> Result<u64, OsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// busybox's applet links climbed out of the /usr tree after folding
+    /// (`refusing entry bin/[ … escapes the tree` building the node image).
+    #[test]
+    fn relative_links_are_repointed_after_folding() {
+        let cases = [
+            ("usr/bin/[", "bin/[", "../../bin/busybox", "busybox"),
+            ("bin/sh", "bin/sh", "busybox", "busybox"),
+            (
+                "usr/sbin/x",
+                "sbin/x",
+                "../../bin/busybox",
+                "../bin/busybox",
+            ),
+            (
+                "etc/a",
+                "share/factory/etc/a",
+                "../usr/lib/x",
+                "../../../lib/x",
+            ),
+            ("usr/bin/a", "bin/a", "../../home/x", "/home/x"),
+            ("usr/bin/a", "bin/a", "../../../../x", "../../../../x"),
+            ("usr/bin/a", "bin/a", "/bin/busybox", "/bin/busybox"),
+            ("usr/lib/a", "lib/a", "..", ".."),
+        ];
+        for (orig, folded, target, want) in cases {
+            assert_eq!(
+                refold_link(orig, folded, target),
+                want,
+                "{orig} -> {target}"
+            );
+        }
+    }
 
     #[test]
     fn package_paths_fold_into_usr() {
