@@ -73,9 +73,16 @@ chmod 1777 tmp
 for l in bin sbin lib lib64; do
   [ -e "usr/$l" ] && [ ! -e "$l" ] && ln -s "usr/$l" "$l"
 done
-# Factory defaults from /usr for what ROOT does not have yet.
+# Factory defaults from /usr for what ROOT does not have yet, file by file
+# (busybox `cp -n` skips a whole folder that exists).
+copy_missing() {
+  (cd "$1" && find . -type d) | while read -r x; do mkdir -p "$2/$x"; done
+  (cd "$1" && find . ! -type d) | while read -r x; do
+    [ -e "$2/$x" ] || [ -L "$2/$x" ] || cp -a "$1/$x" "$2/$x"
+  done
+}
 for d in etc var; do
-  [ -d "usr/share/factory/$d" ] && cp -a -n "usr/share/factory/$d/." "$d/"
+  [ -d "usr/share/factory/$d" ] && copy_missing "usr/share/factory/$d" "$d"
 done
 oemdev=$(partition OEM)
 [ -n "$oemdev" ] && mount -t vfat -o ro "$oemdev" /sysroot/oem
