@@ -160,8 +160,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut settings = Settings::for_root(dir.path());
         let host = pipeline::host_arch().to_string();
-        assert_eq!(build_arches(&settings, None), [host.clone()]);
-        assert_eq!(build_arches(&settings, Some("all")), [host.clone()]);
+        assert_eq!(build_arches(&settings, None), vec![host.clone()]);
+        assert_eq!(build_arches(&settings, Some("all")), vec![host.clone()]);
         settings.arches = vec![
             "riscv64".into(),
             "armv7".into(),
