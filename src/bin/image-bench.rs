@@ -184,13 +184,27 @@ fn have(tool: &str) -> bool {
     sh(&format!("command -v {tool} >/dev/null"))
 }
 
-fn dir_size(dir: &Path) -> u64 {
+/// Bytes of the gzip blobs (the layers) under `dir`: what forge's figure
+/// counts too, without umoci's configs and manifests.
+fn layer_bytes(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_file())
+        .filter(|e| {
+            let mut magic = [0u8; 2];
+            std::fs::File::open(e.path())
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+                .is_ok_and(|()| magic == [0x1f, 0x8b])
+        })
         .map(|e| e.metadata().map_or(0, |m| m.len()))
         .sum()
+}
+
+/// `bytes` in MiB with two decimals: compressed sizes differ by less than
+/// one MiB.
+fn mib(bytes: u64) -> String {
+    format!("{:.2} MiB", bytes as f64 / f64::from(1 << 20))
 }
 
 fn main() {
@@ -241,7 +255,7 @@ fn main() {
             settings.jobs
         ),
         t,
-        format!("{} MiB", size >> 20),
+        mib(size),
     ));
     let (t, img1) = time(|| {
         build(
@@ -257,11 +271,7 @@ fn main() {
         .iter()
         .map(|l| l.blob.descriptor.size)
         .sum();
-    rows.push((
-        "forge image, single mode (1 layer)".into(),
-        t,
-        format!("{} MiB", size1 >> 20),
-    ));
+    rows.push(("forge image, single mode (1 layer)".into(), t, mib(size1)));
 
     // The same rootfs on disk: every staged tree merged.
     let rootfs = work.join("rootfs");
@@ -284,11 +294,7 @@ fn main() {
     });
     assert!(ok, "tar | gzip failed");
     let tgz = std::fs::metadata(&out_tgz).map_or(0, |m| m.len());
-    rows.push((
-        "tar -c | gzip -6 (1 layer, 1 core)".into(),
-        t,
-        format!("{} MiB", tgz >> 20),
-    ));
+    rows.push(("tar -c | gzip -6 (1 layer, 1 core)".into(), t, mib(tgz)));
 
     if have("umoci") {
         let layout = work.join("umoci");
@@ -309,7 +315,7 @@ fn main() {
         rows.push((
             format!("umoci insert x{} (one layer per package)", SIZES_MIB.len()),
             t,
-            format!("{} MiB", dir_size(&layout.join("blobs")) >> 20),
+            mib(layer_bytes(&layout.join("blobs"))),
         ));
         // repack: an empty bundle, then the whole rootfs copied in (untimed).
         let layout2 = work.join("umoci2");
@@ -327,7 +333,7 @@ fn main() {
         rows.push((
             "umoci repack (1 layer)".into(),
             t,
-            format!("{} MiB", dir_size(&layout2.join("blobs")) >> 20),
+            mib(layer_bytes(&layout2.join("blobs"))),
         ));
     } else {
         println!("umoci not found: skipping its rows");

@@ -82,7 +82,8 @@ fn layout_index(settings: &Settings, name: &str) -> PathBuf {
     settings.out.join("images").join(name).join("index.json")
 }
 
-/// The inputs shared by every image: git facts, environment, format.
+/// The inputs shared by every image: git facts, environment, format, the
+/// layer compressor.
 fn common_inputs(settings: &Settings) -> BTreeMap<String, String> {
     let mut c = BTreeMap::new();
     c.insert("format".to_string(), plan::FORMAT_VERSION.to_string());
@@ -98,6 +99,10 @@ fn common_inputs(settings: &Settings) -> BTreeMap<String, String> {
     c.insert("git".to_string(), sha256_hex(git.as_bytes()));
     let sde = std::env::var("SOURCE_DATE_EPOCH").unwrap_or_default();
     c.insert("env-sde".to_string(), sha256_hex(sde.as_bytes()));
+    c.insert(
+        "layer-gzip".to_string(),
+        crate::image::layer::COMPRESSOR.to_string(),
+    );
     c
 }
 
