@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Seed a forge source mirror folder with the upstream release files of the
-# real recipes (recipes/crun, recipes/busybox), taken from Debian's source
-# packages; the seed's wheel (recipes/zig), taken with `pip download` from
-# the Python package index; and the Raspberry Pi firmware files of
-# recipes/raspi-firmware, taken from Debian's binary package
-# (non-free-firmware).
+# real recipes (recipes/crun, busybox, musl, libseccomp, libcap, yajl), taken
+# from Debian's source packages; the seed's wheel (recipes/zig), taken with
+# `pip download` from the Python package index; and the Raspberry Pi
+# firmware files of recipes/raspi-firmware, taken from Debian's binary
+# package (non-free-firmware).
 #
 #   usage: .ci/seed-mirror.sh MIRROR_DIR
 #
@@ -32,6 +32,10 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 entries=(
   "crun|crun|crun_1.8.1.orig.tar.xz|crun-1.8.1.tar.xz"
   "busybox|busybox|busybox_1.35.0.orig.tar.bz2|busybox-1.35.0.tar.bz2"
+  "musl|musl|musl_1.2.3.orig.tar.gz|musl-1.2.3.tar.gz"
+  "libseccomp|libseccomp|libseccomp_2.5.4.orig.tar.gz|libseccomp-2.5.4.tar.gz"
+  "libcap|libcap2|libcap2_2.66.orig.tar.xz|libcap-2.66.tar.xz"
+  "yajl|yajl|yajl_2.1.0.orig.tar.gz|yajl-2.1.0.tar.gz"
 )
 # Files taken from a Debian *binary* package (non-free-firmware), because
 # the source package's .orig is a "+ds" repack (docs/real-recipes.md):
@@ -41,23 +45,28 @@ binary_entries=(
   "raspi-firmware|raspi-firmware=1.20220830+ds-1|usr/lib/raspi-firmware/fixup4.dat|fixup4.dat"
 )
 
-# The sha256 the recipe pins for the [[source]] whose url ends in /NAME.
+# The sha256 the recipe pins for the [[source]] whose file name is NAME: its
+# `filename`, else the last segment of its url, with ${version} standing for
+# [package] version as forge reads it.
 recipe_sha256() {
   local recipe=$1 name=$2 file
   file="$repo/recipes/$recipe/recipe.toml"
   awk -v name="$name" '
-    /^\[/ { insrc = ($0 ~ /^\[\[source\]\]/); url = ""; sha = "" }
-    insrc && /^[ \t]*url[ \t]*=/ {
-      u = $0; sub(/^[^"]*"/, "", u); sub(/".*$/, "", u); url = u
+    function val(line) { sub(/^[^"]*"/, "", line); sub(/".*$/, "", line); return line }
+    function done_source(   n) {
+      if (!insrc || url == "" || sha == "") return
+      n = fname != "" ? fname : url
+      sub(/^.*\//, "", n)
+      gsub(/\$\{version\}/, ver, n)
+      if (n == name) { print sha; found = 1; exit }
     }
-    insrc && /^[ \t]*sha256[ \t]*=/ {
-      s = $0; sub(/^[^"]*"/, "", s); sub(/".*$/, "", s); sub(/^sha256:/, "", s); sha = s
-    }
-    insrc && url != "" && sha != "" {
-      n = url; sub(/^.*\//, "", n)
-      if (n == name) { print sha; exit }
-      url = ""; sha = ""
-    }
+    /^\[/ { done_source(); insrc = ($0 ~ /^\[\[source\]\]/); inpkg = ($0 ~ /^\[package\]/)
+      url = ""; sha = ""; fname = "" }
+    inpkg && /^[ \t]*version[ \t]*=/ { ver = val($0) }
+    insrc && /^[ \t]*url[ \t]*=/ { url = val($0) }
+    insrc && /^[ \t]*filename[ \t]*=/ { fname = val($0) }
+    insrc && /^[ \t]*sha256[ \t]*=/ { sha = val($0); sub(/^sha256:/, "", sha) }
+    END { if (!found) done_source() }
   ' "$file"
 }
 

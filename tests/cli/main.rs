@@ -5,11 +5,11 @@
 //! `.ci/run`) a missing tool fails the test.
 
 mod apk;
+mod base;
 mod build;
 mod cache;
 mod ci;
 mod ci_loop;
-mod crun;
 mod examples;
 mod faults;
 mod fuzz_regressions;
