@@ -66,8 +66,8 @@ pub mod version;
 pub(crate) mod test_tools;
 
 #[cfg(test)]
-#[path = "../tests/support/stub.rs"]
-pub(crate) mod test_stub;
+#[path = "../tests/support/http.rs"]
+pub(crate) mod test_http;
 
 #[cfg(test)]
 #[path = "../tests/support/project.rs"]

@@ -53,8 +53,8 @@ fn locations_and_digest_param() {
 /// A tiny registry stand-in: answers `GET /v2/` and blob `HEAD`s with a
 /// Bearer challenge unless the token is presented, and serves tokens for
 /// Basic `u:p` at `/token`. Logs every request line and auth header.
-fn bearer_server() -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
-    use crate::test_stub::{Reply, Stub};
+fn bearer_server() -> (String, crate::test_http::Stub) {
+    use crate::test_http::{Reply, Stub};
     let home = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
     let h = home.clone();
     let basic = format!(
@@ -65,21 +65,21 @@ fn bearer_server() -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
         if req.path.starts_with("/token?") {
             if req.auth == basic && req.path.contains("scope=repository%3Aa%2Fb%3Apull%2Cpush") {
                 let body = r#"{"token":"tok-123","expires_in":300}"#;
-                return Reply::Full(200, String::new(), body.into());
+                return Reply::Status(200, String::new(), body.into());
             }
-            return Reply::Full(401, String::new(), Vec::new());
+            return Reply::Status(401, String::new(), Vec::new());
         }
         if req.auth == "Bearer tok-123" {
-            return Reply::Full(200, String::new(), Vec::new());
+            return Reply::Status(200, String::new(), Vec::new());
         }
         let realm = format!(
             "WWW-Authenticate: Bearer realm=\"http://{}/token\",service=\"test\"\r\n",
             h.get().map_or("", |s| s.as_str())
         );
-        Reply::Full(401, realm, Vec::new())
+        Reply::Status(401, realm, Vec::new())
     });
     let _ = home.set(stub.host.clone());
-    (stub.host, stub.log)
+    (stub.host.clone(), stub)
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn bearer_token_flow_with_basic_credentials() {
     assert!(c.blob_exists("a/b", &Digest::of(b""), &scopes).unwrap());
     // The token is cached: a second request fetches none.
     assert!(c.blob_exists("a/b", &Digest::of(b""), &scopes).unwrap());
-    let lines = log.lock().unwrap().clone();
+    let lines = log.log();
     assert_eq!(
         lines
             .iter()
@@ -157,11 +157,9 @@ pub(crate) fn single_try_client(host: &str) -> Client {
 
 /// A server answering each request with the next canned response;
 /// logs each request line with its `Authorization` header.
-pub(crate) fn scripted_server(
-    responses: Vec<String>,
-) -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
-    let stub = crate::test_stub::Stub::script(responses);
-    (stub.host, stub.log)
+pub(crate) fn scripted_server(responses: Vec<String>) -> (String, crate::test_http::Stub) {
+    let stub = crate::test_http::Stub::script(responses);
+    (stub.host.clone(), stub)
 }
 
 pub(crate) const CLOSE: &str = "Content-Length: 0\r\nConnection: close\r\n\r\n";
@@ -197,12 +195,12 @@ fn credentials_never_go_to_another_host() {
         &[],
     )
     .unwrap();
-    let log = log.lock().unwrap().clone();
+    let log = log.log();
     assert!(
         log[1].starts_with("POST /v2/a/blobs/uploads/ HTTP/1.1 | Basic "),
         "{log:?}"
     );
-    let other_log = other_log.lock().unwrap().clone();
+    let other_log = other_log.log();
     assert_eq!(other_log.len(), 1);
     assert!(
         other_log[0].ends_with(" | "),
@@ -265,13 +263,13 @@ fn credentials_never_go_to_a_token_realm_on_another_host_over_http() {
     .unwrap();
     c.ping().unwrap();
     assert!(c.blob_exists("a", &Digest::of(b""), &[]).unwrap());
-    let realm_log = realm_log.lock().unwrap().clone();
+    let realm_log = realm_log.log();
     assert_eq!(realm_log.len(), 1, "{realm_log:?}");
     assert!(
         realm_log[0].starts_with("GET /token?") && realm_log[0].ends_with(" | "),
         "credentials sent to the realm: {realm_log:?}"
     );
-    let log = log.lock().unwrap().clone();
+    let log = log.log();
     assert!(log[1].ends_with("| Bearer t1"), "{log:?}");
 }
 

@@ -396,7 +396,7 @@ mod tests {
             source: BlobSource::Bytes(bytes),
         };
         assert!(!upload_one(&c, "a", &b, Some("other"), None).unwrap());
-        let log = log.lock().unwrap().clone();
+        let log = log.log();
         assert!(
             log[0].starts_with("POST /v2/a/blobs/uploads/?mount=sha256:"),
             "{log:?}"
@@ -436,7 +436,7 @@ mod tests {
             matches!(&err, RegistryError::Io { path, .. } if *path == gone),
             "{err}"
         );
-        let log = log.lock().unwrap().clone();
+        let log = log.log();
         assert!(
             !log.iter().any(|l| l.starts_with("PUT")),
             "a body was sent: {log:?}"

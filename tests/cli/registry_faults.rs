@@ -2,7 +2,7 @@
 //! hostile artifacts (pushed to a real `docker-registry`), registries that
 //! fail, throttle or cut replies short (a loopback stand-in), a
 //! registry dying mid-push, and credentials that must stay with their host.
-//! The stand-in is `tests/support/stub.rs`.
+//! The stand-in is `tests/support/http.rs`.
 //!
 //! Every failing pull must leave `--out` exactly as it was: each test
 //! pre-populates it with a good repository and compares it afterwards.
@@ -16,7 +16,7 @@ use forge::registry::artifact::{ARTIFACT_TYPE, MEDIA_APK, MEDIA_APK_INDEX, MEDIA
 use forge::sign::SigningKey;
 use serde_json::{Value, json};
 
-use crate::support::stub::{Reply, Request, Stub, ok};
+use crate::support::http::{Reply, Request, Stub, ok};
 use crate::support::*;
 
 const ARCH: &str = "x86_64";
@@ -332,14 +332,14 @@ fn serving(
         {
             b.clone()
         } else {
-            return Reply::Full(404, String::new(), Vec::new());
+            return Reply::Status(404, String::new(), Vec::new());
         };
         if let Some(r) = fault(req, nth, &body) {
             return r;
         }
         if req.path.contains("/manifests/") {
             let ct = "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n";
-            return Reply::Full(200, ct.into(), body);
+            return Reply::Status(200, ct.into(), body);
         }
         ok(&body)
     })
@@ -359,9 +359,9 @@ fn registry_pull_retries_throttling_and_server_errors() {
     let (m, blobs) = mirror(&reg);
     let stub = serving(m, blobs, |req, nth, _| {
         if req.path.ends_with("/manifests/latest") && nth == 0 {
-            return Some(Reply::Full(429, "Retry-After: 1\r\n".into(), Vec::new()));
+            return Some(Reply::Status(429, "Retry-After: 1\r\n".into(), Vec::new()));
         }
-        (is_blob(req) && nth < 2).then(|| Reply::Full(503, String::new(), Vec::new()))
+        (is_blob(req) && nth < 2).then(|| Reply::Status(503, String::new(), Vec::new()))
     });
     let out = p.path().join("again");
     let o = pull(
@@ -421,7 +421,7 @@ fn registry_pull_fails_cleanly_on_bad_replies() {
         ),
         (
             "server error",
-            Box::new(|r, _, _| is_blob(r).then(|| Reply::Full(500, String::new(), Vec::new()))),
+            Box::new(|r, _, _| is_blob(r).then(|| Reply::Status(500, String::new(), Vec::new()))),
             "gave up after 8 attempts",
         ),
     ];
@@ -449,13 +449,13 @@ fn registry_publish_hung_up_mid_upload_tags_nothing_and_a_rerun_completes() {
     let p = repo_project();
     let stub = Stub::start(|req, _| match (req.method.as_str(), req.path.as_str()) {
         ("GET", "/v2/") => ok(b"{}"),
-        ("POST", _) => Reply::Full(
+        ("POST", _) => Reply::Status(
             202,
             "Location: /v2/forge/packages/blobs/uploads/u1\r\n".into(),
             Vec::new(),
         ),
         ("PUT", path) if path.contains("/blobs/uploads/") => Reply::Hangup(100),
-        _ => Reply::Full(404, String::new(), Vec::new()),
+        _ => Reply::Status(404, String::new(), Vec::new()),
     });
     let publish = |host: &str| {
         run(forge(p.path()).args([
@@ -494,7 +494,7 @@ fn registry_publish_hung_up_mid_upload_tags_nothing_and_a_rerun_completes() {
 #[test]
 fn registry_credentials_stay_with_their_host() {
     let stub = Stub::start(|_, _| {
-        Reply::Full(
+        Reply::Status(
             401,
             "WWW-Authenticate: Basic realm=\"b\"\r\n".into(),
             Vec::new(),

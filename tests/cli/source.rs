@@ -104,7 +104,7 @@ fn wrong_checksum_shows_both_digests_and_caches_nothing() {
 fn interrupted_download_leaves_nothing_in_the_cache() {
     let data = body(200_000);
     let hex = sha256_hex(&data);
-    let server = Server::start(vec![("/cut.tar.gz", Reply::Cut(data, 50_000))]);
+    let server = Server::start(vec![("/cut.tar.gz", Reply::Truncated(data, 50_000))]);
     let p = support::project();
     let url = server.url("/cut.tar.gz");
     recipe(p.path(), "cut", &http_source(&url, &hex));

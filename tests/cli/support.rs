@@ -31,9 +31,6 @@ pub mod http;
 #[path = "../support/crash.rs"]
 pub mod crash;
 
-#[path = "../support/stub.rs"]
-pub mod stub;
-
 /// A `forge` command run in `dir`, with a private cache under `dir`.
 pub fn forge(dir: &Path) -> Command {
     forge_under(&[], dir)

@@ -253,7 +253,7 @@ fn failing_project(server: &Server) -> Project {
     };
     server.route("/good.rss", Reply::Full(rss("2.0")));
     server.route("/dl/good-2.0.tar.gz", Reply::Full(new_tarball("good")));
-    server.route("/gone.rss", Reply::Status(500));
+    server.route("/gone.rss", Reply::Status(500, String::new(), Vec::new()));
     server.route("/slow.rss", Reply::Stall(rss("2.0"), 10));
     server.route(
         "/bad.rss",
