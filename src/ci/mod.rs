@@ -96,7 +96,8 @@ pub fn shell_quote(s: &str) -> String {
 /// The dirty units of `plan` that need no job: package units whose key
 /// `in_cache` finds, then image units none of whose packages gets a job
 /// (the child's image jobs only show early that changed packages still
-/// make the images; the images pipeline builds and publishes them).
+/// make the images; the images pipeline builds and publishes them). A dirty
+/// OS unit gets a job, after its packages' jobs, unless it is blocked.
 pub fn cached_units<E>(
     plan: &BuildPlan,
     in_cache: impl Fn(&str) -> Result<bool, E>,
@@ -109,6 +110,7 @@ pub fn cached_units<E>(
                 .deps
                 .iter()
                 .all(|d| cached.contains(d) || plan.unit(d).is_ok_and(|d| d.fresh)),
+            crate::plan::value::UnitKind::Os => false,
         };
         if needs_no_job {
             cached.insert(u.name.clone());
@@ -282,6 +284,8 @@ pub fn child_pipeline(plan: &BuildPlan, o: &ChildOptions) -> Result<Child, CiErr
     let arch = plan.arch.as_str();
     let dirty: Vec<usize> = (0..plan.units.len())
         .filter(|&i| !plan.units[i].fresh && !o.cached.contains(&plan.units[i].name))
+        // A blocked unit cannot be built: no job (the plan says why).
+        .filter(|&i| !plan.units[i].blocked())
         .collect();
     let mut doc = json!({});
     let mut barriers = 0;

@@ -65,6 +65,11 @@ pub const TYPE_ROOT_X86_64: Guid =
 pub const TYPE_LINUX_DATA: Guid =
     Guid::from_fields(0x0FC63DAF, 0x8483, 0x4772, 0x8E79, 0x3D69D8477DE4);
 
+/// Version of forge's OS disk writer: bump it when the same definition and
+/// packages would give other bytes (layout, filesystem or table changes).
+/// It is part of an OS unit's key in the build plan.
+pub const WRITER_FORMAT: u32 = 1;
+
 /// Host tools an OS image build runs, with the Debian package of each.
 pub const HOST_TOOLS: [(&str, &str); 6] = [
     ("mkfs.erofs", "erofs-utils"),

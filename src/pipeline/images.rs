@@ -59,10 +59,9 @@ pub fn image_names(images_dir: &Path) -> Result<Vec<String>, PipelineError> {
     Ok(names)
 }
 
-/// Whether `images/NAME.toml` declares `kind = "os"`. OS images are not
-/// units of `forge build` (docs/os.md): their packages (a kernel) are not
-/// among the default targets. An invalid file is left to the container
-/// path, whose build reports it.
+/// Whether `images/NAME.toml` declares `kind = "os"`: OS images are the
+/// `os:NAME` units of [`super::osunits`]. An invalid file is left to the
+/// container path, whose build reports it.
 fn is_os_image(file: &Path) -> bool {
     matches!(
         image::def::load_any(file),
@@ -130,9 +129,6 @@ pub(super) fn plan(
     for name in image_names(&settings.images_dir())? {
         let file = image::def::path_for(&settings.images_dir(), &name);
         if is_os_image(&file) {
-            settings.shell.verbose(format!(
-                "image {name}: an OS image (kind = \"os\"); `forge os build {name}` builds it"
-            ));
             continue;
         }
         let bytes = fs::read(&file).map_err(|source| PipelineError::Io {

@@ -36,6 +36,7 @@ mod exec;
 pub mod images;
 mod lock;
 mod noop;
+mod osunits;
 mod planner;
 mod report;
 pub mod store;
@@ -267,7 +268,7 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Reports, Pipeli
         },
         images: Report::default(),
     };
-    let is_pkg = |n: &str| !n.starts_with("image:");
+    let is_pkg = |n: &str| !n.starts_with("image:") && !n.starts_with(osunits::PREFIX);
     for name in chosen.iter().filter(|n| is_pkg(n)) {
         if planned.plan.unit(name)?.fresh {
             reports.packages.units.push(UnitReport {
@@ -302,6 +303,9 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Reports, Pipeli
     if !reports.packages.failed() && (opts.images || opts.unit.is_some()) {
         let images: Vec<&str> = chosen.iter().copied().filter(|n| !is_pkg(n)).collect();
         reports.images = execute_images(settings, &planned, &images);
+    }
+    if !reports.packages.failed() {
+        execute_os(settings, &planned, opts, &chosen, &mut reports.images);
     }
     let complete = !reports.packages.failed() && !reports.images.failed();
     if let Some(inputs) = stamp_inputs.as_deref().filter(|_| complete) {
@@ -385,7 +389,7 @@ fn all_fresh(units: Vec<(String, String)>, elapsed: Duration) -> Reports {
         images: Report::default(),
     };
     for (name, version) in units {
-        let report = if name.starts_with("image:") {
+        let report = if name.starts_with("image:") || name.starts_with(osunits::PREFIX) {
             reports.images.what = "images";
             &mut reports.images
         } else {
@@ -521,6 +525,32 @@ fn execute_images(settings: &Settings, planned: &planner::Planned, chosen: &[&st
         }
     }
     images::build(settings, &fresh, &dirty)
+}
+
+/// Build the chosen OS units that were asked for: by `--unit`, or named
+/// among the targets (`forge build os:NAME`, forge.toml's
+/// `default-targets`). The others stay in the plan only.
+fn execute_os(
+    settings: &Settings,
+    planned: &planner::Planned,
+    opts: &BuildOptions,
+    chosen: &[&str],
+    report: &mut Report,
+) {
+    let asked = |n: &str| opts.unit.as_deref() == Some(n) || opts.targets.iter().any(|t| t == n);
+    let units: Vec<(&PlannedUnit, &crate::plan::Inputs)> = planned
+        .plan
+        .units
+        .iter()
+        .filter(|u| u.kind == UnitKind::Os && chosen.contains(&u.name.as_str()) && asked(&u.name))
+        .map(|u| (u, &planned.os[&u.name]))
+        .collect();
+    if !units.is_empty() {
+        report.what = "images";
+        let started = Instant::now();
+        osunits::build(settings, &units, report);
+        report.elapsed += started.elapsed();
+    }
 }
 
 fn unit_list(reports: &Reports) -> Vec<(String, String)> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
-use super::{BuildOptions, PipelineError, buildroot, env_identity, images, par_map};
+use super::{BuildOptions, PipelineError, buildroot, env_identity, images, osunits, par_map};
 use crate::apk;
 use crate::graph::{UnitGraph, dep_name};
 use crate::plan::value::{BuildPlan, PlannedUnit, UnitKind};
@@ -33,6 +33,8 @@ pub(super) struct Planned {
     pub units: BTreeMap<String, Unit>,
     /// Image units' inputs by image name (without `image:`).
     pub images: BTreeMap<String, Inputs>,
+    /// OS units' inputs by unit name (`os:NAME`).
+    pub os: BTreeMap<String, Inputs>,
     /// `out/repo/<arch>/`.
     pub repo_dir: PathBuf,
 }
@@ -72,14 +74,29 @@ fn index_provides(
     extra
 }
 
-fn select(graph: &UnitGraph, opts: &BuildOptions) -> Result<BTreeSet<String>, PipelineError> {
+/// The selected recipes: all when no target is named; else the named
+/// recipes and the makers of the named OS units' packages (`os:NAME`
+/// targets), with what they need.
+fn select(
+    graph: &UnitGraph,
+    opts: &BuildOptions,
+    os_recipes: Vec<String>,
+) -> Result<BTreeSet<String>, PipelineError> {
+    let mut targets: Vec<String> = opts
+        .targets
+        .iter()
+        .filter(|t| !t.starts_with(osunits::PREFIX))
+        .cloned()
+        .chain(os_recipes)
+        .collect();
+    targets.retain(|t| !t.starts_with(osunits::PREFIX));
     Ok(if opts.targets.is_empty() {
         graph.names().map(str::to_string).collect()
     } else if opts.rdeps {
-        let up = graph.reverse_closure(&opts.targets)?;
+        let up = graph.reverse_closure(&targets)?;
         graph.closure(&up.into_iter().collect::<Vec<_>>())?
     } else {
-        graph.closure(&opts.targets)?
+        graph.closure(&targets)?
     })
 }
 
@@ -108,7 +125,21 @@ pub(super) fn plan(
     } else {
         read_index_entries(&settings.repo_dir().join(super::host_arch()), &trusted)
     };
-    let order = graph.order(&select(&graph, opts)?);
+    let providers = osunits::providers(&recipes);
+    let os_wanted = opts.images || opts.targets.iter().any(|t| t.starts_with(osunits::PREFIX));
+    let os_defs = if os_wanted {
+        osunits::definitions(settings)?
+    } else {
+        Vec::new()
+    };
+    if let Some(t) = opts.targets.iter().find(|t| {
+        t.strip_prefix(osunits::PREFIX)
+            .is_some_and(|n| !os_defs.iter().any(|d| d.name == n))
+    }) {
+        return Err(crate::plan::value::PlanError::UnknownUnit(t.clone()).into());
+    }
+    let os_recipes = osunits::target_recipes(&os_defs, &opts.targets, &providers);
+    let order = graph.order(&select(&graph, opts, os_recipes)?);
     let mut by_name: BTreeMap<String, Recipe> =
         recipes.into_iter().map(|r| (r.name.clone(), r)).collect();
     let ordered: Vec<Recipe> = order
@@ -199,23 +230,37 @@ pub(super) fn plan(
         };
         units.insert(unit.recipe.name.clone(), unit);
     }
+    let planned_origins: BTreeSet<&str> = units.keys().map(String::as_str).collect();
+    let foreign: Vec<(String, [u8; 20])> = index_entries
+        .iter()
+        .filter(|e| !planned_origins.contains(e.origin.as_deref().unwrap_or(&e.name)))
+        .map(|e| (e.file_name(), e.checksum))
+        .collect();
     let mut image_inputs = BTreeMap::new();
+    let packages = value.units.clone();
     if opts.images {
-        let planned_origins: BTreeSet<&str> = units.keys().map(String::as_str).collect();
-        let foreign: Vec<(String, [u8; 20])> = index_entries
-            .iter()
-            .filter(|e| !planned_origins.contains(e.origin.as_deref().unwrap_or(&e.name)))
-            .map(|e| (e.file_name(), e.checksum))
-            .collect();
-        for (pu, inputs) in images::plan(settings, arch, &value.units, &foreign)? {
+        for (pu, inputs) in images::plan(settings, arch, &packages, &foreign)? {
             image_inputs.insert(pu.name.trim_start_matches("image:").to_string(), inputs);
             value.units.push(pu);
         }
+    }
+    let cx = osunits::Context {
+        arch,
+        packages: &packages,
+        providers: &providers,
+        index: &index_entries,
+        foreign: &foreign,
+    };
+    let mut os_inputs = BTreeMap::new();
+    for (pu, inputs) in osunits::plan(settings, &os_defs, &cx)? {
+        os_inputs.insert(pu.name.clone(), inputs);
+        value.units.push(pu);
     }
     Ok(Planned {
         plan: value,
         units,
         images: image_inputs,
+        os: os_inputs,
         repo_dir,
     })
 }

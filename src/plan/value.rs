@@ -22,6 +22,9 @@ pub enum UnitKind {
     Package,
     /// An OCI image layout from `images/NAME.toml`.
     Image,
+    /// A bootable OS disk from `images/NAME.toml` with `kind = "os"`
+    /// (`out/os/NAME.raw` or `.img`).
+    Os,
 }
 
 /// Why a dirty unit must be built, as a stable code (the `reasons` say more).
@@ -36,12 +39,15 @@ pub enum DirtyCode {
     ArtifactInvalid,
     /// Asked for explicitly.
     Forced,
+    /// It cannot be built: something it needs has no recipe and is not in
+    /// the repository (an OS unit whose kernel is absent). No job builds it.
+    Blocked,
 }
 
 /// One unit of the plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedUnit {
-    /// Unit name: the recipe name, or `image:NAME`.
+    /// Unit name: the recipe name, `image:NAME`, or `os:NAME`.
     pub name: String,
     /// What it produces.
     pub kind: UnitKind,
@@ -88,10 +94,24 @@ impl PlannedUnit {
         self.reasons = reasons;
     }
 
-    /// `fresh` or `dirty: reason, reason`.
+    /// Mark the unit blocked: it cannot be built, for `reason`.
+    pub fn set_blocked(&mut self, reason: String) {
+        self.fresh = false;
+        self.dirty = Some(DirtyCode::Blocked);
+        self.reasons = vec![reason];
+    }
+
+    /// Whether the unit cannot be built ([`DirtyCode::Blocked`]).
+    pub fn blocked(&self) -> bool {
+        self.dirty == Some(DirtyCode::Blocked)
+    }
+
+    /// `fresh`, `blocked: reason` or `dirty: reason, reason`.
     pub fn verdict_line(&self) -> String {
         if self.fresh {
             "fresh".to_string()
+        } else if self.blocked() {
+            format!("blocked: {}", self.reasons.join(", "))
         } else {
             format!("dirty: {}", self.reasons.join(", "))
         }
@@ -113,7 +133,7 @@ pub struct BuildPlan {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
     /// No unit of that name is in the plan.
-    #[error("no unit named `{0}` in the plan (units are recipe names and image:NAME)")]
+    #[error("no unit named `{0}` in the plan (units are recipe names, image:NAME and os:NAME)")]
     UnknownUnit(String),
     /// A unit names a dependency that is not in the plan.
     #[error("unit `{unit}` needs `{dep}`, which is not in the plan")]
@@ -224,6 +244,7 @@ impl BuildPlan {
                 let name = match u.kind {
                     UnitKind::Package => u.name.clone(),
                     UnitKind::Image => format!("image {}", u.name.trim_start_matches("image:")),
+                    UnitKind::Os => format!("OS image {}", u.name.trim_start_matches("os:")),
                 };
                 if u.version.is_empty() {
                     format!("{name}: {}", u.verdict_line())
@@ -282,7 +303,7 @@ mod tests {
         let plan = BuildPlan::new("x86_64");
         assert_eq!(
             plan.unit("nope").unwrap_err().to_string(),
-            "no unit named `nope` in the plan (units are recipe names and image:NAME)"
+            "no unit named `nope` in the plan (units are recipe names, image:NAME and os:NAME)"
         );
     }
 

@@ -38,7 +38,7 @@ pub fn jobs(doc: &serde_json::Value) -> Vec<String> {
 
 /// Validate YAML files against GitLab's CI schema, as the pre-commit hook
 /// `check-gitlab-ci` does. False when the tool is missing (and allowed to be).
-fn schema_check(files: &[PathBuf]) -> bool {
+pub(crate) fn schema_check(files: &[PathBuf]) -> bool {
     if !support::require_tool("check-jsonschema") {
         return false;
     }

@@ -20,6 +20,7 @@ mod image;
 mod os;
 mod os_apply;
 mod os_pi;
+mod os_plan;
 mod pin;
 mod plan;
 mod recipe;
