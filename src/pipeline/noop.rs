@@ -18,7 +18,7 @@
 //! When the next run computes the same digest, the whole plan would be
 //! "all fresh", so it is skipped. Anything that could change a verdict changes
 //! the digest: an edited recipe, a touched package, a new key, a new commit.
-//! `--explain`, `--dry-run`, `--force` and `--unit` always take the full path. Packages
+//! `--explain`, `--dry-run`, `--force`, `--unit` and `os:NAME` targets always take the full path. Packages
 //! are still verified in full wherever they are used (build roots, images,
 //! `forge verify`); this path only decides that there is nothing to build.
 
@@ -126,7 +126,14 @@ fn git_head(root: &Path) -> Option<String> {
 /// while it runs is never stamped as built), or `None` when the fast path
 /// does not apply.
 pub fn inputs(settings: &Settings, arch: &str, opts: &BuildOptions) -> Option<String> {
-    if opts.explain || opts.dry_run || opts.force || opts.unit.is_some() {
+    // A run asking for an OS unit (`os:NAME`) plans in full too: its key
+    // holds the definition and the state of its disk, which the stamp does
+    // not cover, and planning is cheap beside assembling a disk.
+    let os_target = opts
+        .targets
+        .iter()
+        .any(|t| t.starts_with(super::osunits::PREFIX));
+    if opts.explain || opts.dry_run || opts.force || opts.unit.is_some() || os_target {
         return None;
     }
     let mut h = Sha256::new();

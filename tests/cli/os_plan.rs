@@ -68,7 +68,12 @@ fn os_unit_is_planned_built_when_asked_then_fresh_and_dirty_on_change() {
         .write();
     let u = unit(&plan(root), "os:t");
     assert_eq!(u["dirty"], "inputs-changed");
-    assert!(u["reasons"].to_string().contains("build dependency `testkernel` changed"), "{u}");
+    assert!(
+        u["reasons"]
+            .to_string()
+            .contains("build dependency `testkernel` changed"),
+        "{u}"
+    );
 
     // The CI plan builds it after the package's job.
     let yml = root.join("child.yml");
@@ -93,11 +98,19 @@ fn os_unit_is_planned_built_when_asked_then_fresh_and_dirty_on_change() {
     assert!(job["script"].to_string().contains("--unit os:t"), "{job}");
     crate::ci::schema_check(&[yml]);
 
+    run_ok(forge(root).args(["build", "os:t"]));
+    assert_eq!(unit(&plan(root), "os:t")["fresh"], true);
+
     // The definition changes: dirty, naming it.
     let def = OS_IMAGE.replace("console=ttyS0", "console=ttyS1");
     std::fs::write(root.join("images/t.toml"), def).unwrap();
     let u = unit(&plan(root), "os:t");
     assert!(u["reasons"].to_string().contains("definition"), "{u}");
+    // ... and `forge build os:t` rebuilds it (the no-op stamp must not
+    // hide the change).
+    let (_, err) = run_ok(forge(root).args(["build", "os:t"]));
+    assert!(err.contains("Assembling"), "{err}");
+    assert_eq!(unit(&plan(root), "os:t")["fresh"], true);
 }
 
 #[test]
