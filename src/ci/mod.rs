@@ -503,6 +503,25 @@ mod tests {
     }
 
     #[test]
+    fn os_units_get_a_job_after_their_packages_unless_blocked() {
+        let mut p = plan(&[("a", &[], false), ("k", &[], true)]);
+        let os = |name: &str| PlannedUnit {
+            kind: UnitKind::Os,
+            ..plan(&[(name, &["a", "k"], false)]).units.remove(0)
+        };
+        p.units.push(os("os:x"));
+        let mut blocked = os("os:y");
+        blocked.set_blocked("needs `linux`".into());
+        p.units.push(blocked);
+        let cached = cached_units(&p, |k| Ok::<_, ()>(k == "ka")).unwrap();
+        assert_eq!(cached, BTreeSet::from(["a".to_string()]));
+        let child = child_pipeline(&p, &ChildOptions::default()).unwrap();
+        assert_eq!(needs(&child.doc, "build:x86_64:os:x"), ["build:x86_64:a"]);
+        assert!(child.doc.get("build:x86_64:os:y").is_none());
+        assert_eq!(child.units, 2);
+    }
+
+    #[test]
     fn shell_words_are_quoted() {
         assert_eq!(shell_quote("--all"), "--all");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
