@@ -15,7 +15,9 @@
 //!   ([`crate::os::seed::Seed::for_image`]);
 //! - `env-sde`: `SOURCE_DATE_EPOCH` from the environment;
 //! - `dep:<unit>`: the key of every package unit making one of its packages
-//!   (a unit key fixes its packages' bytes);
+//!   (a unit key fixes its packages' bytes), and of every container image
+//!   unit of its `oem-images`; `oem-image:<name>`: the digest of the
+//!   `index.json` of an `oem-images` layout built earlier but not planned;
 //! - `pkg:<name>`: the identity (`C:`) of the index entry of a package no
 //!   planned unit makes, and `index:<arch>` the identities of every index
 //!   entry no planned unit makes (runtime dependencies resolve among them).
@@ -104,7 +106,10 @@ pub(super) fn target_recipes(
 /// What planning OS units needs from the package plan.
 pub(super) struct Context<'a> {
     pub arch: &'a str,
-    pub packages: &'a [PlannedUnit],
+    /// forge's output folder (built container image layouts).
+    pub out: &'a std::path::Path,
+    /// The package and container image units planned so far.
+    pub units: &'a [PlannedUnit],
     pub providers: &'a BTreeMap<String, String>,
     pub index: &'a [IndexEntry],
     /// Identities of the index entries no planned unit makes.
@@ -170,7 +175,7 @@ fn resolve(
         let planned = cx
             .providers
             .get(name)
-            .and_then(|origin| cx.packages.iter().find(|u| &u.name == origin));
+            .and_then(|origin| cx.units.iter().find(|u| &u.name == origin));
         if let Some(u) = planned {
             c.insert(format!("dep:{}", u.name), u.key.clone());
             deps.insert(u.name.clone());
@@ -184,6 +189,25 @@ fn resolve(
             missing.push(format!(
                 "needs `{name}`, which no recipe makes and the repository lacks"
             ));
+        }
+    }
+    for image in &d.oem_images {
+        let unit = format!("image:{image}");
+        if let Some(u) = cx.units.iter().find(|u| u.name == unit) {
+            c.insert(format!("dep:{unit}"), u.key.clone());
+            deps.insert(unit);
+            continue;
+        }
+        // Not planned (e.g. `forge build os:NAME` leaves images out): the
+        // layout built earlier, by its `index.json` digest.
+        let index = cx.out.join("images").join(image).join("index.json");
+        match fs::read(&index) {
+            Ok(bytes) => {
+                c.insert(format!("oem-image:{image}"), sha256_hex(&bytes));
+            }
+            Err(_) => missing.push(format!(
+                "needs the image `{image}` (oem-images), which is neither planned nor built"
+            )),
         }
     }
     (deps.into_iter().collect(), missing)

@@ -244,9 +244,11 @@ pub(super) fn plan(
             value.units.push(pu);
         }
     }
+    let planned_units = value.units.clone();
     let cx = osunits::Context {
         arch,
-        packages: &packages,
+        out: &settings.out,
+        units: &planned_units,
         providers: &providers,
         index: &index_entries,
         foreign: &foreign,

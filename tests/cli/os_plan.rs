@@ -64,7 +64,10 @@ fn os_unit_is_planned_built_when_asked_then_fresh_and_dirty_on_change() {
 
     // A package changes: dirty, naming its key.
     p.recipe("testkernel")
-        .script("mkdir -p $pkgdir/usr/lib/modules/0.0-placeholder\nprintf 'v2\\n' > $pkgdir/usr/lib/modules/0.0-placeholder/vmlinuz")
+        .script(concat!(
+            "d=$pkgdir/usr/lib/modules/0.0-placeholder\nmkdir -p $d\n",
+            "printf 'PLACEHOLDER v2\\n' > $d/vmlinuz\nprintf 'PLACEHOLDER\\n' > $d/initrd"
+        ))
         .write();
     let u = unit(&plan(root), "os:t");
     assert_eq!(u["dirty"], "inputs-changed");
@@ -134,4 +137,38 @@ fn os_unit_without_its_kernel_is_blocked_and_build_still_succeeds() {
             .arg(root.join("c.yml")),
     );
     assert!(!out.contains("os:t"), "a blocked unit gets no job: {out}");
+}
+
+#[test]
+fn os_unit_needs_its_oem_images() {
+    if !ready() {
+        return;
+    }
+    let def = OS_IMAGE.replace("cmdline =", "oem-images = [\"web\"]\ncmdline =");
+    let p = project_with_hello(&def);
+    let root = p.path();
+    p.write(
+        "images/web.toml",
+        "schema = 1\npackages = [\"hello\"]\nentrypoint = [\"/usr/bin/hello\"]\n",
+    );
+    let u = unit(&plan(root), "os:t");
+    assert_eq!(
+        u["deps"],
+        serde_json::json!(["hello", "image:web", "testkernel"])
+    );
+    let key = u["key"].clone();
+    p.write(
+        "images/web.toml",
+        "schema = 1\npackages = [\"hello\"]\nentrypoint = [\"/usr/bin/hi\"]\n",
+    );
+    let u = unit(&plan(root), "os:t");
+    assert_ne!(
+        u["key"], key,
+        "the OEM image's key is part of the OS unit's"
+    );
+    // Asked for alone, images are not planned: the layout must be built.
+    let (out, _) = run_ok(forge(root).args(["--json", "plan", "os:t"]));
+    let u = unit(&serde_json::from_str(out.trim()).unwrap(), "os:t");
+    assert_eq!(u["dirty"], "blocked");
+    assert!(u["reasons"].to_string().contains("image `web`"), "{u}");
 }
