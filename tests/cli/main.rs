@@ -19,6 +19,7 @@ mod hermetic;
 mod image;
 mod os;
 mod os_apply;
+mod os_boot;
 mod os_pi;
 mod os_plan;
 mod pin;
