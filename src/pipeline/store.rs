@@ -23,6 +23,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -116,28 +117,32 @@ impl Store {
             path: path.to_path_buf(),
             why: crate::util::error_chain(&e),
         })?;
-        let tmp = self.dir.join(format!(
-            ".tmp-{}-{}",
-            hex::encode(checksum),
-            std::process::id()
-        ));
-        let _ = fs::remove_dir_all(&tmp);
+        // A staging folder of its own: units of one run unpack in threads of
+        // one process, so a name made of the checksum and the pid is shared.
+        let staging = tempfile::Builder::new()
+            .prefix(&format!(".tmp-{}-", hex::encode(checksum)))
+            .tempdir_in(&self.dir)
+            .map_err(io("creating a folder in", &self.dir))?;
+        let tmp = staging.path();
+        fs::set_permissions(tmp, fs::Permissions::from_mode(0o755))
+            .map_err(io("setting the mode of", tmp))?;
         let unpack_err = |source| StoreError::Unpack {
             path: path.to_path_buf(),
             source: Box::new(source),
         };
-        let mut writer = TreeWriter::new(&tmp, path)
+        let mut writer = TreeWriter::new(tmp, path)
             .map_err(unpack_err)?
             .allow_absolute_links();
         write_package(&pkg, &mut writer).map_err(unpack_err)?;
         writer.finish().map_err(unpack_err)?;
-        match fs::rename(&tmp, &tree) {
-            Ok(()) => Ok((tree, true)),
-            // Another unit unpacked the same package meanwhile: keep theirs.
-            Err(_) if tree.is_dir() => {
-                let _ = fs::remove_dir_all(&tmp);
-                Ok((tree, false))
+        match fs::rename(tmp, &tree) {
+            Ok(()) => {
+                let _ = staging.keep();
+                Ok((tree, true))
             }
+            // Another unit unpacked the same package meanwhile: keep theirs
+            // (dropping `staging` removes this copy).
+            Err(_) if tree.is_dir() => Ok((tree, false)),
             Err(e) => Err(io("renaming into", &tree)(e)),
         }
     }

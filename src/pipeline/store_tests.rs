@@ -133,3 +133,42 @@ fn conflicts_between_packages_are_refused_naming_both() {
     assert!(!Path::new("/usr/lib/evil").exists());
     assert_eq!(fs::read(root.join("usr/x")).unwrap(), b"a");
 }
+
+/// Units of one `forge build` run in threads of one process: several that
+/// need the same package at once must each get the whole tree (each once
+/// shared a staging folder named by the process id and removed the other's).
+#[test]
+fn threads_unpacking_one_package_at_once_all_get_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<String> = (0..200).map(|i| format!("usr/share/t/f{i}")).collect();
+    let mut entries = vec![
+        (Kind::Dir, "usr/", "", &b""[..]),
+        (Kind::Dir, "usr/share/", "", b""),
+        (Kind::Dir, "usr/share/t/", "", b""),
+    ];
+    entries.extend(
+        files
+            .iter()
+            .map(|f| (Kind::File, f.as_str(), "", &b"x\n"[..])),
+    );
+    let (path, id) = package(dir.path(), "many", &entries);
+    let store = Store::new(dir.path());
+    let keys = trusted();
+    for _ in 0..5 {
+        let _ = fs::remove_dir_all(dir.path().join("pkgstore"));
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| store.ensure(&path, &id, Trust::Signed(&keys))))
+                .collect();
+            for h in handles {
+                let (tree, _) = h.join().unwrap().unwrap();
+                assert!(tree.join("usr/share/t/f199").is_file());
+            }
+        });
+        let left: Vec<_> = fs::read_dir(dir.path().join("pkgstore"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from(hex::encode(id))]);
+    }
+}
