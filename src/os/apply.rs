@@ -183,23 +183,7 @@ pub fn apply(
     check_uki(&payload, &uki, want)?;
     switch.check(&target, slot, &payload, &uki)?;
 
-    let dir = disk
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = disk
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.apply-tmp-"))
-        .tempfile_in(dir)
-        .map_err(OsError::io("creating a file in", dir))?;
-    Cmd::new("cp")
-        .args(["--sparse=always", "--"])
-        .arg(disk)
-        .arg(tmp.path())
-        .run()?;
+    let tmp = sparse_copy(disk)?;
     target.path = tmp.path().to_path_buf();
     switch.disarm(&target, slot)?;
     write_slot(&target.path, offset, &payload)?;
@@ -212,6 +196,7 @@ pub fn apply(
         path: disk.to_path_buf(),
         source: e.error,
     })?;
+    let dir = disk_dir(disk);
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(OsError::io("syncing", dir))?;
@@ -227,6 +212,33 @@ pub fn apply(
 
 /// The UKI boots this slot with this root hash: its `.cmdline` names the
 /// slot's PARTUUID and `usrhash=` the payload's root hash.
+/// The folder a disk's working copies go in: the disk's own.
+pub(crate) fn disk_dir(disk: &Path) -> &Path {
+    disk.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A sparse copy of `disk` beside it (`.NAME.tmp-*`), for an apply to work
+/// on and rename over `disk` when done; dropped, it leaves nothing behind.
+pub(crate) fn sparse_copy(disk: &Path) -> Result<tempfile::NamedTempFile, OsError> {
+    let dir = disk_dir(disk);
+    let name = disk
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-"))
+        .tempfile_in(dir)
+        .map_err(OsError::io("creating a file in", dir))?;
+    Cmd::new("cp")
+        .args(["--sparse=always", "--"])
+        .arg(disk)
+        .arg(tmp.path())
+        .run()?;
+    Ok(tmp)
+}
+
 fn check_uki(payload: &Payload, uki: &[u8], partuuid: &str) -> Result<(), OsError> {
     let line = super::pe::cmdline(uki).unwrap_or_default();
     let words: Vec<&str> = line.split(' ').collect();

@@ -99,10 +99,7 @@ pub fn apply(disk: &Path, source: &Path) -> Result<Applied, OsError> {
             ),
         ));
     }
-    let dir = disk
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = crate::os::apply::disk_dir(disk);
     let work = tempfile::Builder::new()
         .prefix(".pi-apply.tmp-work-")
         .tempdir_in(dir)
@@ -126,19 +123,7 @@ pub fn apply(disk: &Path, source: &Path) -> Result<Applied, OsError> {
         files,
     };
     fat::make(&boot, &spec, &work.path().join("boot-b-src"), m.epoch)?;
-    let name = disk
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tmp-"))
-        .tempfile_in(dir)
-        .map_err(OsError::io("creating a file in", dir))?;
-    Cmd::new("cp")
-        .args(["--sparse=always", "--"])
-        .arg(disk)
-        .arg(tmp.path())
-        .run()?;
+    let tmp = crate::os::apply::sparse_copy(disk)?;
     let copy = tmp.path().to_path_buf();
     write_autoboot(
         &copy,
