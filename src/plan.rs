@@ -29,7 +29,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::recipe::{Recipe, Source};
 
@@ -99,9 +98,7 @@ fn describe(component: &str) -> String {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+use crate::util::sha256_hex;
 
 /// The normalized recipe: every validated field in a fixed order, in the
 /// stable [`Fields`] encoding, so that formatting, comments and key order in

@@ -38,6 +38,30 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The SHA-256 of `bytes`, in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The SHA-256 and size of the file at `path`, read in 1 MiB pieces.
+pub fn sha256_file(path: &Path) -> std::io::Result<([u8; 32], u64)> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut f = fs::File::open(path)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok((h.finalize().into(), size));
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha256};
-
 use super::entry::{self, EntryConfig, EntryFile, Expected, MAX_CONFIG};
 use super::{Cache, CacheError, registry_err};
 use crate::apk::{Trust, VerifiedPackage};
@@ -207,25 +205,14 @@ pub fn describe(path: &Path) -> Result<EntryFile, CacheError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = std::io::Read::read(&mut f, &mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
+    let (sha256, size) = crate::util::sha256_file(path).map_err(io)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     Ok(EntryFile {
         name,
-        sha256: hex::encode(h.finalize()),
+        sha256: hex::encode(sha256),
         size,
     })
 }

@@ -69,9 +69,7 @@ fn is_os_image(file: &Path) -> bool {
     )
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+use crate::util::sha256_hex;
 
 fn state_path(settings: &Settings, name: &str) -> PathBuf {
     plan::state_path(&settings.out, "images", name)

@@ -47,9 +47,7 @@ use crate::settings::Settings;
 /// The prefix of OS unit names.
 pub const PREFIX: &str = "os:";
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+use crate::util::sha256_hex;
 
 /// Package names (recipe, subpackage and provided names) → the recipe that
 /// makes them.

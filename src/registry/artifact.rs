@@ -107,27 +107,15 @@ pub fn plan_repository(
 }
 
 fn file_descriptor(path: &Path, media: &str) -> Result<Descriptor, RegistryError> {
-    use sha2::Digest as _;
     let io = |source| RegistryError::Io {
         what: "reading",
         path: path.to_path_buf(),
         source,
     };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = std::io::Read::read(&mut f, &mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
+    let (sha256, size) = crate::util::sha256_file(path).map_err(io)?;
     Ok(Descriptor {
         media_type: media.to_string(),
-        digest: Digest::from_sha256(h.finalize().into()),
+        digest: Digest::from_sha256(sha256),
         size,
         platform: None,
         annotations: BTreeMap::new(),
