@@ -10,7 +10,9 @@
 //!
 //! - `writer`: the format version of forge's OS writer
 //!   ([`crate::os::WRITER_FORMAT`]);
-//! - `definition`: the bytes of `images/NAME.toml`;
+//! - `definition`: the parsed definition, every field in a fixed order in
+//!   the stable [`crate::plan::Fields`] encoding (as a recipe's), so a
+//!   comment or a blank line in `images/NAME.toml` changes nothing;
 //! - `seed`: the image name every identifier derives from
 //!   ([`crate::os::seed::Seed::for_image`]);
 //! - `env-sde`: `SOURCE_DATE_EPOCH` from the environment;
@@ -128,10 +130,12 @@ pub(super) fn plan(
     let foreign = hex::encode(foreign.finalize());
     let mut out = Vec::new();
     for d in defs.iter().filter(|d| d.profile.arch() == cx.arch) {
-        let bytes = fs::read(&d.file).map_err(super::io_err("reading", &d.file))?;
         let mut c = BTreeMap::new();
         c.insert("writer".to_string(), crate::os::WRITER_FORMAT.to_string());
-        c.insert("definition".to_string(), sha256_hex(&bytes));
+        c.insert(
+            "definition".to_string(),
+            sha256_hex(normalized_definition(d).as_bytes()),
+        );
         c.insert("seed".to_string(), d.name.clone());
         let sde = std::env::var(crate::epoch::ENV).unwrap_or_default();
         c.insert("env-sde".to_string(), sha256_hex(sde.as_bytes()));
@@ -157,6 +161,51 @@ pub(super) fn plan(
         out.push((pu, inputs));
     }
     Ok(out)
+}
+
+/// Every field of an OS definition in a fixed order, in the stable field
+/// encoding (the destructuring makes a new field a compile error here).
+fn normalized_definition(d: &OsDef) -> String {
+    let OsDef {
+        name,
+        file: _,
+        description,
+        version,
+        profile,
+        packages,
+        cmdline,
+        partitions,
+        oem,
+        oem_images,
+        containers,
+    } = d;
+    let mut f = crate::plan::Fields::new();
+    f.field("name", name)
+        .field("description", description)
+        .list("version", &version.iter().collect::<Vec<_>>())
+        .field("profile", profile.name())
+        .list("packages", packages)
+        .list("cmdline", cmdline)
+        .list(
+            "partitions",
+            &[
+                partitions.esp,
+                partitions.usr,
+                partitions.oem,
+                partitions.root,
+            ]
+            .map(|n| n.to_string()),
+        );
+    for file in oem {
+        f.field("oem-path", &file.path)
+            .field("oem-content", &file.content);
+    }
+    f.list("oem-images", oem_images);
+    if let Some(c) = containers {
+        f.field("containers-registry", &c.registry)
+            .list("containers-key", &c.key.iter().collect::<Vec<_>>());
+    }
+    f.finish()
 }
 
 /// The unit's package deps (sorted) and what it needs but cannot have; the

@@ -172,3 +172,29 @@ fn os_unit_needs_its_oem_images() {
     assert_eq!(u["dirty"], "blocked");
     assert!(u["reasons"].to_string().contains("image `web`"), "{u}");
 }
+
+/// The OS unit key hashes the parsed definition, as a recipe's does: a
+/// comment or a blank line in `images/NAME.toml` is no reason to rebuild a
+/// disk; a changed value is.
+#[test]
+fn os_unit_key_ignores_comments_and_layout_of_the_definition() {
+    let p = crate::support::Project::new();
+    p.copy_recipes(&["hello"]).write("images/t.toml", OS_IMAGE);
+    p.recipe("testkernel").script("mkdir -p $pkgdir").write();
+    p.key().commit();
+    let root = p.path();
+    let key = |root: &Path| unit(&plan(root), "os:t")["key"].clone();
+    let before = key(root);
+    let commented = format!(
+        "# the test node\n\n{}",
+        OS_IMAGE.replace("\n[partitions]", "\n\n[partitions]  # sizes")
+    );
+    std::fs::write(root.join("images/t.toml"), commented).unwrap();
+    assert_eq!(key(root), before, "a comment changes no byte of the disk");
+    std::fs::write(
+        root.join("images/t.toml"),
+        OS_IMAGE.replace("console=ttyS0", "console=ttyS1"),
+    )
+    .unwrap();
+    assert_ne!(key(root), before, "a changed value changes the key");
+}
