@@ -5,19 +5,26 @@
 //! for tags), so forge decides from its own unit keys: the parent's plan job
 //! runs `forge ci plan`, which writes a child pipeline holding
 //!
-//! - one job per dirty unit and architecture, running `forge build --unit
-//!   NAME` with the same selection, so a job builds exactly that unit;
-//! - `needs` from the unit graph, transitively reduced (a fresh unit in
-//!   between passes its dirty dependencies on), at most [`check::MAX_NEEDS`]
-//!   per job, with fan-in barrier jobs above that;
-//! - one final job that re-signs the index and publishes, under the
-//!   `forge-index-<arch>` `resource_group` so publishers never overlap;
+//! - one job per dirty unit and architecture, running `forge build --arch
+//!   ARCH --unit NAME` with the same selection, so a job builds exactly that
+//!   unit of that architecture's plan;
+//! - `needs` from the unit graph of every architecture at once ([`graph`]:
+//!   a foreign architecture's hermetic unit needs the host's build-root
+//!   base, a multi-architecture image the other architectures' packages),
+//!   transitively reduced (a fresh unit in between passes its dirty
+//!   dependencies on), at most [`check::MAX_NEEDS`] per job, with fan-in
+//!   barrier jobs above that;
+//! - one final `publish` job for all architectures, since the package
+//!   repository is published as one artifact holding every architecture:
+//!   it re-signs the indexes and publishes under the `forge-index`
+//!   `resource_group`, so publishers never overlap;
 //! - or, when nothing needs building, one no-op job (GitLab refuses to start
 //!   a child pipeline with no jobs).
 //!
 //! Every document is checked ([`check`]) before it is written.
 
 pub mod check;
+mod graph;
 pub mod kustomize;
 pub mod pin;
 pub mod yaml;
@@ -26,7 +33,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::plan::value::{BuildPlan, PlanError};
+use crate::plan::value::{BuildPlan, PlanError, UnitKind};
 
 /// How jobs run forge.
 #[derive(Debug, Clone)]
@@ -39,9 +46,12 @@ pub struct ChildOptions {
     pub selection: Vec<String>,
     /// Most `needs` one job may have before barrier jobs fan in.
     pub max_needs: usize,
-    /// Dirty units that need no job: their outputs are in the build cache
-    /// (see [`cached_units`]).
+    /// Build jobs (`build:<arch>:<unit>`) not to make: those units'
+    /// outputs are in the build cache (see [`cached_units`]).
     pub cached: BTreeSet<String>,
+    /// The architecture of the machine the jobs run on: the publish job
+    /// pulls it last (see [`publish_script`]).
+    pub host: String,
 }
 
 impl Default for ChildOptions {
@@ -51,6 +61,7 @@ impl Default for ChildOptions {
             selection: Vec::new(),
             max_needs: check::MAX_NEEDS,
             cached: BTreeSet::new(),
+            host: crate::pipeline::host_arch().to_string(),
         }
     }
 }
@@ -93,7 +104,7 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-/// The dirty units of `plan` that need no job: package units whose key
+/// The build jobs of `plan` not to make, as job names: package units whose key
 /// `in_cache` finds, then image units none of whose packages gets a job
 /// (the child's image jobs only show early that changed packages still
 /// make the images; the images pipeline builds and publishes them). A dirty
@@ -105,114 +116,25 @@ pub fn cached_units<E>(
     let mut cached = BTreeSet::new();
     for u in plan.units.iter().filter(|u| !u.fresh) {
         let needs_no_job = match u.kind {
-            crate::plan::value::UnitKind::Package => in_cache(&u.key)?,
-            crate::plan::value::UnitKind::Image => u
-                .deps
-                .iter()
-                .all(|d| cached.contains(d) || plan.unit(d).is_ok_and(|d| d.fresh)),
-            crate::plan::value::UnitKind::Os => false,
+            UnitKind::Package => in_cache(&u.key)?,
+            UnitKind::Image => u.deps.iter().all(|d| {
+                cached.contains(&build_job(&plan.arch, d)) || plan.unit(d).is_ok_and(|d| d.fresh)
+            }),
+            UnitKind::Os => false,
         };
         if needs_no_job {
-            cached.insert(u.name.clone());
+            cached.insert(build_job(&plan.arch, &u.name));
         }
     }
     Ok(cached)
 }
 
-/// A set of dirty-unit indexes.
-#[derive(Clone)]
-struct Bits(Vec<u64>);
+/// The final job: publishes every architecture's repository at once.
+pub const PUBLISH_JOB: &str = "publish";
 
-impl Bits {
-    fn new(n: usize) -> Bits {
-        Bits(vec![0; n.div_ceil(64)])
-    }
-    fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
-    }
-    fn get(&self, i: usize) -> bool {
-        self.0[i / 64] & (1 << (i % 64)) != 0
-    }
-    fn or(&mut self, other: &Bits) {
-        for (a, b) in self.0.iter_mut().zip(&other.0) {
-            *a |= b;
-        }
-    }
-    fn ones(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0.iter().enumerate().flat_map(|(w, &word)| {
-            (0..64)
-                .filter(move |b| word & (1 << b) != 0)
-                .map(move |b| w * 64 + b)
-        })
-    }
-}
-
-/// For every dirty unit (by dirty index), the dirty units it needs directly
-/// once the graph is transitively reduced; and the dirty units nothing dirty
-/// needs (the sinks, which the publish job waits for).
-fn reduced_needs(plan: &BuildPlan, dirty: &[usize]) -> (Vec<Vec<usize>>, Vec<usize>) {
-    let index: std::collections::BTreeMap<&str, usize> = plan
-        .units
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.name.as_str(), i))
-        .collect();
-    let mut dirty_of = vec![None; plan.units.len()];
-    for (j, &i) in dirty.iter().enumerate() {
-        dirty_of[i] = Some(j);
-    }
-    // reach[i]: dirty units reachable from unit i (not itself), filled in
-    // dependency order (a validated plan has no cycle).
-    let mut reach: Vec<Option<Bits>> = vec![None; plan.units.len()];
-    let mut stack: Vec<usize> = (0..plan.units.len()).rev().collect();
-    while let Some(&i) = stack.last() {
-        if reach[i].is_some() {
-            stack.pop();
-            continue;
-        }
-        let deps: Vec<usize> = plan.units[i]
-            .deps
-            .iter()
-            .map(|d| index[d.as_str()])
-            .collect();
-        let pending: Vec<usize> = deps
-            .iter()
-            .copied()
-            .filter(|&d| reach[d].is_none())
-            .collect();
-        if !pending.is_empty() {
-            stack.extend(pending);
-            continue;
-        }
-        let mut bits = Bits::new(dirty.len());
-        for d in deps {
-            bits.or(reach[d].as_ref().expect("dependencies come first"));
-            if let Some(j) = dirty_of[d] {
-                bits.set(j);
-            }
-        }
-        reach[i] = Some(bits);
-        stack.pop();
-    }
-    let dirty_reach: Vec<&Bits> = dirty
-        .iter()
-        .map(|&i| reach[i].as_ref().expect("planned"))
-        .collect();
-    let mut needed = Bits::new(dirty.len());
-    let needs = dirty_reach
-        .iter()
-        .map(|cand| {
-            needed.or(cand);
-            let mut covered = Bits::new(dirty.len());
-            for e in cand.ones() {
-                covered.or(dirty_reach[e]);
-            }
-            cand.ones().filter(|&j| !covered.get(j)).collect()
-        })
-        .collect();
-    let sinks = (0..dirty.len()).filter(|&j| !needed.get(j)).collect();
-    (needs, sinks)
-}
+/// Its `resource_group`: one publisher of the repository at a time, across
+/// pipelines.
+pub const PUBLISH_GROUP: &str = "forge-index";
 
 /// Job name of a unit's build job.
 pub fn build_job(arch: &str, unit: &str) -> String {
@@ -248,89 +170,117 @@ fn attach_needs(doc: &mut Value, job: &str, mut needs: Vec<String>, max: usize) 
 const NEED_CACHE: &str =
     ": \"${FORGE_CACHE:?set FORGE_CACHE (oci://HOST[:PORT]/REPOSITORY) in the CI/CD variables}\"";
 
-/// `forge build SELECTION` with the shared cache, then `extra`.
-fn build_command(o: &ChildOptions, extra: &str) -> String {
+/// `forge build SELECTION --arch ARCH` with the shared cache, then `extra`.
+fn build_command(o: &ChildOptions, arch: &str, extra: &str) -> String {
     let mut cmd = format!("{} build", o.forge);
     for s in &o.selection {
         cmd.push(' ');
         cmd.push_str(&shell_quote(s));
     }
-    format!("{cmd} --cache \"$FORGE_CACHE\"{extra}")
+    format!(
+        "{cmd} --arch {} --cache \"$FORGE_CACHE\"{extra}",
+        shell_quote(arch)
+    )
 }
 
-/// Pull every package from the cache (images are built from them), then
-/// re-sign the index, verify it and publish.
-fn publish_script(o: &ChildOptions) -> Vec<String> {
-    vec![
+/// Pull every architecture's packages from the cache (the host's images are
+/// built from them), then re-sign the indexes, verify them and publish the
+/// repository once. `arches` are those with package units; the host's comes
+/// last: a foreign plan's hermetic keys are predicted from the host's
+/// repository as each job found it (empty), and the host's images read the
+/// other architectures' indexes.
+fn publish_script(o: &ChildOptions, arches: &[&str]) -> Vec<String> {
+    let mut order: Vec<&str> = arches.iter().copied().filter(|a| *a != o.host).collect();
+    order.extend(arches.iter().copied().filter(|a| *a == o.host));
+    let mut script = vec![
         ": \"${FORGE_REGISTRY:?set FORGE_REGISTRY (HOST[:PORT]/PREFIX) in the CI/CD variables}\""
             .to_string(),
         NEED_CACHE.to_string(),
-        build_command(o, ""),
-        format!("{} index", o.forge),
+    ];
+    script.extend(order.iter().map(|a| build_command(o, a, "")));
+    script.push(format!("{} index", o.forge));
+    script.extend(order.iter().map(|a| {
         format!(
-            "{} verify \"${{FORGE_OUT:-out}}/repo/$FORGE_ARCH/APKINDEX.tar.gz\"",
+            "{} verify \"${{FORGE_OUT:-out}}/repo/{a}/APKINDEX.tar.gz\"",
             o.forge
-        ),
-        format!("{} publish --repo $FORGE_PUBLISH_FLAGS", o.forge),
-    ]
+        )
+    }));
+    script.push(format!("{} publish --repo $FORGE_PUBLISH_FLAGS", o.forge));
+    script
 }
 
-/// The child pipeline for `plan`.
-pub fn child_pipeline(plan: &BuildPlan, o: &ChildOptions) -> Result<Child, CiError> {
+/// The one job of a child pipeline with nothing to build.
+fn nothing_to_build(plans: &[BuildPlan], o: &ChildOptions) -> Value {
+    let arches: Vec<&str> = plans.iter().map(|p| p.arch.as_str()).collect();
+    let units: usize = plans.iter().map(|p| p.units.len()).sum();
+    json!({
+        "stage": "build",
+        "needs": [],
+        "script": [format!(
+            "echo 'forge: nothing to build for {}; {} units fresh, {} in the build cache'",
+            arches.join(", "),
+            units - o.cached.len(),
+            o.cached.len()
+        )],
+    })
+}
+
+/// The child pipeline for the plans of every architecture (one plan per
+/// architecture, each as `forge build --arch ARCH` plans it).
+pub fn child_pipeline(plans: &[BuildPlan], o: &ChildOptions) -> Result<Child, CiError> {
     if o.max_needs < 2 {
         return Err(CiError::MaxNeeds);
     }
-    plan.validate()?;
-    let arch = plan.arch.as_str();
-    let dirty: Vec<usize> = (0..plan.units.len())
-        .filter(|&i| !plan.units[i].fresh && !o.cached.contains(&plan.units[i].name))
+    let all = graph::combined(plans)?;
+    let dirty: Vec<usize> = (0..all.units.len())
+        .filter(|&i| !all.units[i].fresh && !o.cached.contains(&all.units[i].name))
         // A blocked unit cannot be built: no job (the plan says why).
-        .filter(|&i| !plan.units[i].blocked())
+        .filter(|&i| !all.units[i].blocked())
         .collect();
     let mut doc = json!({});
     let mut barriers = 0;
     if dirty.is_empty() {
         doc["stages"] = json!(["build"]);
-        doc["nothing-to-build"] = json!({
-            "stage": "build",
-            "needs": [],
-            "script": [format!(
-                "echo 'forge: nothing to build for {arch}; {} units fresh, {} in the build cache'",
-                plan.units.len() - o.cached.len(),
-                o.cached.len()
-            )],
-        });
+        doc["nothing-to-build"] = nothing_to_build(plans, o);
     } else {
         doc["stages"] = json!(["build", "publish"]);
-        let (needs, sinks) = reduced_needs(plan, &dirty);
-        let names: Vec<String> = dirty
-            .iter()
-            .map(|&i| build_job(arch, &plan.units[i].name))
-            .collect();
+        let (needs, sinks) = graph::reduced_needs(&all, &dirty);
         for (j, &i) in dirty.iter().enumerate() {
-            let u = &plan.units[i];
-            let cmd = build_command(o, &format!(" --unit {}", shell_quote(&u.name)));
-            doc[&names[j]] = json!({
+            let u = &all.units[i];
+            let unit = &u.name[build_job(&u.arch, "").len()..];
+            let cmd = build_command(o, &u.arch, &format!(" --unit {}", shell_quote(unit)));
+            doc[&u.name] = json!({
                 "stage": "build",
-                "variables": {"FORGE_ARCH": arch, "FORGE_UNIT": u.name, "FORGE_UNIT_KEY": u.key},
+                "variables": {"FORGE_ARCH": u.arch, "FORGE_UNIT": unit, "FORGE_UNIT_KEY": u.key},
                 "script": [NEED_CACHE, cmd],
             });
-            let mine: Vec<String> = needs[j].iter().map(|&n| names[n].clone()).collect();
-            barriers += attach_needs(&mut doc, &names[j], mine, o.max_needs);
+            let mine: Vec<String> = needs[j]
+                .iter()
+                .map(|&n| all.units[dirty[n]].name.clone())
+                .collect();
+            barriers += attach_needs(&mut doc, &u.name, mine, o.max_needs);
         }
-        let publish = format!("publish:{arch}");
-        doc[&publish] = json!({
+        let with_packages: Vec<&str> = plans
+            .iter()
+            .filter(|p| p.units.iter().any(|u| u.kind == UnitKind::Package))
+            .map(|p| p.arch.as_str())
+            .collect();
+        doc[PUBLISH_JOB] = json!({
             "stage": "publish",
-            "resource_group": format!("forge-index-{arch}"),
-            "variables": {"FORGE_ARCH": arch},
-            "script": publish_script(o),
+            "resource_group": PUBLISH_GROUP,
+            "script": publish_script(o, &with_packages),
         });
-        let last: Vec<String> = sinks.iter().map(|&j| names[j].clone()).collect();
-        barriers += attach_needs(&mut doc, &publish, last, o.max_needs);
+        let last: Vec<String> = sinks
+            .iter()
+            .map(|&j| all.units[dirty[j]].name.clone())
+            .collect();
+        barriers += attach_needs(&mut doc, PUBLISH_JOB, last, o.max_needs);
     }
+    let arches: Vec<&str> = plans.iter().map(|p| p.arch.as_str()).collect();
     let header = format!(
-        "Generated by `forge ci plan` for {arch}: {} units, {} to build. Do not edit.",
-        plan.units.len(),
+        "Generated by `forge ci plan` for {}: {} units, {} to build. Do not edit.",
+        arches.join(", "),
+        all.units.len(),
         dirty.len()
     );
     let yaml = yaml::to_yaml(&header, &doc);
@@ -364,6 +314,7 @@ mod tests {
                 dirty: (!fresh).then_some(DirtyCode::NeverBuilt),
                 reasons: Vec::new(),
                 deps: deps.iter().map(|d| d.to_string()).collect(),
+                arch_deps: Vec::new(),
             });
         }
         p
@@ -383,7 +334,7 @@ mod tests {
             ("e", &["a"], true),
             ("d", &["e"], false),
         ]);
-        let child = child_pipeline(&p, &ChildOptions::default()).unwrap();
+        let child = child_pipeline(std::slice::from_ref(&p), &ChildOptions::default()).unwrap();
         let doc = &child.doc;
         assert_eq!(needs(doc, "build:x86_64:a"), Vec::<String>::new());
         assert_eq!(needs(doc, "build:x86_64:c"), ["build:x86_64:b"]);
@@ -393,17 +344,14 @@ mod tests {
             "fresh units get no job"
         );
         assert_eq!(
-            needs(doc, "publish:x86_64"),
+            needs(doc, PUBLISH_JOB),
             ["build:x86_64:c", "build:x86_64:d"]
         );
-        assert_eq!(
-            doc["publish:x86_64"]["resource_group"],
-            "forge-index-x86_64"
-        );
+        assert_eq!(doc[PUBLISH_JOB]["resource_group"], "forge-index");
         assert_eq!(doc["build:x86_64:c"]["script"][0], NEED_CACHE);
         assert_eq!(
             doc["build:x86_64:c"]["script"][1],
-            "forge build --cache \"$FORGE_CACHE\" --unit c"
+            "forge build --arch x86_64 --cache \"$FORGE_CACHE\" --unit c"
         );
         assert_eq!(child.units, 4);
     }
@@ -418,7 +366,7 @@ mod tests {
         let refs: Vec<&str> = leaves.iter().map(String::as_str).collect();
         units.push(("top", &refs, false));
         let child = child_pipeline(
-            &plan(&units),
+            &[plan(&units)],
             &ChildOptions {
                 max_needs: 50,
                 ..Default::default()
@@ -435,7 +383,7 @@ mod tests {
 
     #[test]
     fn nothing_to_build_is_one_noop_job() {
-        let child = child_pipeline(&plan(&[("a", &[], true)]), &ChildOptions::default()).unwrap();
+        let child = child_pipeline(&[plan(&[("a", &[], true)])], &ChildOptions::default()).unwrap();
         let jobs: Vec<&String> = child
             .doc
             .as_object()
@@ -449,12 +397,12 @@ mod tests {
     #[test]
     fn a_cycle_or_a_missing_unit_is_an_error() {
         let err = child_pipeline(
-            &plan(&[("a", &["b"], false), ("b", &["a"], false)]),
+            &[plan(&[("a", &["b"], false), ("b", &["a"], false)])],
             &ChildOptions::default(),
         );
         assert!(matches!(err, Err(CiError::Plan(PlanError::Cycle(_)))));
-        let err =
-            child_pipeline(&plan(&[("a", &["zz"], false)]), &ChildOptions::default()).unwrap_err();
+        let err = child_pipeline(&[plan(&[("a", &["zz"], false)])], &ChildOptions::default())
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "unit `a` needs `zz`, which is not in the plan"
@@ -474,9 +422,12 @@ mod tests {
             cached_units(&p, |k| Ok::<_, ()>(keys.contains(&k))).unwrap()
         };
         let all = cached(&["ka", "kb"]);
-        assert_eq!(all, BTreeSet::from(["a", "b", "image:x"].map(String::from)));
+        assert_eq!(
+            all,
+            BTreeSet::from(["a", "b", "image:x"].map(|u| build_job("x86_64", u)))
+        );
         let child = child_pipeline(
-            &p,
+            std::slice::from_ref(&p),
             &ChildOptions {
                 cached: all,
                 ..Default::default()
@@ -486,9 +437,9 @@ mod tests {
         assert_eq!(child.units, 0);
         assert!(child.doc.get("nothing-to-build").is_some());
         let some = cached(&["ka"]);
-        assert_eq!(some, BTreeSet::from(["a".to_string()]));
+        assert_eq!(some, BTreeSet::from([build_job("x86_64", "a")]));
         let child = child_pipeline(
-            &p,
+            std::slice::from_ref(&p),
             &ChildOptions {
                 cached: some,
                 ..Default::default()
@@ -514,11 +465,140 @@ mod tests {
         blocked.set_blocked("needs `linux`".into());
         p.units.push(blocked);
         let cached = cached_units(&p, |k| Ok::<_, ()>(k == "ka")).unwrap();
-        assert_eq!(cached, BTreeSet::from(["a".to_string()]));
-        let child = child_pipeline(&p, &ChildOptions::default()).unwrap();
+        assert_eq!(cached, BTreeSet::from([build_job("x86_64", "a")]));
+        let child = child_pipeline(std::slice::from_ref(&p), &ChildOptions::default()).unwrap();
         assert_eq!(needs(&child.doc, "build:x86_64:os:x"), ["build:x86_64:a"]);
         assert!(child.doc.get("build:x86_64:os:y").is_none());
         assert_eq!(child.units, 2);
+    }
+
+    /// A plan for `arch`: (name, deps, needs of other arches as ARCH/UNIT),
+    /// all dirty.
+    fn arch_plan(arch: &str, units: &[(&str, &[&str], &[&str])]) -> BuildPlan {
+        let mut p = plan(
+            &units
+                .iter()
+                .map(|(n, d, _)| (*n, *d, false))
+                .collect::<Vec<_>>(),
+        );
+        p.arch = arch.to_string();
+        for (u, (_, _, cross)) in p.units.iter_mut().zip(units) {
+            u.arch = arch.to_string();
+            u.arch_deps = cross
+                .iter()
+                .map(|c| {
+                    let (arch, unit) = c.split_once('/').unwrap();
+                    crate::plan::value::ArchDep {
+                        arch: arch.into(),
+                        unit: unit.into(),
+                    }
+                })
+                .collect();
+        }
+        p
+    }
+
+    #[test]
+    fn two_architectures_one_graph_with_needs_across_them() {
+        let mut host = arch_plan(
+            "x86_64",
+            &[
+                ("zig", &[], &[]),
+                ("lib", &["zig"], &[]),
+                (
+                    "image:img",
+                    &["lib", "zig"],
+                    &["aarch64/lib", "aarch64/app"],
+                ),
+            ],
+        );
+        host.units[2].kind = UnitKind::Image;
+        let foreign = arch_plan(
+            "aarch64",
+            &[
+                ("lib", &[], &["x86_64/zig"]),
+                // `absent` is not in the host's plan: left to the cache.
+                ("app", &["lib"], &["x86_64/zig", "x86_64/absent"]),
+            ],
+        );
+        let o = ChildOptions {
+            host: "x86_64".into(),
+            ..ChildOptions::default()
+        };
+        let child = child_pipeline(&[host.clone(), foreign.clone()], &o).unwrap();
+        let doc = &child.doc;
+        let jobs: Vec<&String> = doc.as_object().unwrap().keys().collect();
+        assert_eq!(
+            jobs,
+            [
+                "build:aarch64:app",
+                "build:aarch64:lib",
+                "build:x86_64:image:img",
+                "build:x86_64:lib",
+                "build:x86_64:zig",
+                "publish",
+                "stages"
+            ]
+        );
+        assert_eq!(needs(doc, "build:aarch64:lib"), ["build:x86_64:zig"]);
+        // zig comes through lib: reduced away.
+        assert_eq!(needs(doc, "build:aarch64:app"), ["build:aarch64:lib"]);
+        assert_eq!(
+            needs(doc, "build:x86_64:image:img"),
+            ["build:x86_64:lib", "build:aarch64:app"]
+        );
+        assert_eq!(needs(doc, PUBLISH_JOB), ["build:x86_64:image:img"]);
+        assert_eq!(
+            doc["build:aarch64:app"]["script"][1],
+            "forge build --arch aarch64 --cache \"$FORGE_CACHE\" --unit app"
+        );
+        assert_eq!(
+            doc["build:aarch64:app"]["variables"]["FORGE_ARCH"],
+            "aarch64"
+        );
+        assert_eq!(doc["build:aarch64:app"]["variables"]["FORGE_UNIT"], "app");
+        // The foreign architecture is pulled first, the host's last.
+        let script: Vec<String> =
+            serde_json::from_value(doc[PUBLISH_JOB]["script"].clone()).unwrap();
+        assert_eq!(
+            script[2..],
+            [
+                "forge build --arch aarch64 --cache \"$FORGE_CACHE\"",
+                "forge build --arch x86_64 --cache \"$FORGE_CACHE\"",
+                "forge index",
+                "forge verify \"${FORGE_OUT:-out}/repo/aarch64/APKINDEX.tar.gz\"",
+                "forge verify \"${FORGE_OUT:-out}/repo/x86_64/APKINDEX.tar.gz\"",
+                "forge publish --repo $FORGE_PUBLISH_FLAGS",
+            ]
+        );
+        assert_eq!(child.units, 5);
+        assert!(check::check(doc, None).is_empty());
+
+        // Everything of aarch64 in the cache: the host's jobs remain, and the
+        // image needs only what gets a job.
+        let cached = cached_units(&foreign, |_| Ok::<_, ()>(true)).unwrap();
+        let child = child_pipeline(
+            &[host.clone(), foreign.clone()],
+            &ChildOptions {
+                cached,
+                ..o.clone()
+            },
+        )
+        .unwrap();
+        assert!(child.doc.get("build:aarch64:lib").is_none());
+        assert_eq!(
+            needs(&child.doc, "build:x86_64:image:img"),
+            ["build:x86_64:lib"]
+        );
+
+        // A cycle across architectures is an error naming it.
+        let mut looped = host.clone();
+        looped.units[0].arch_deps = vec![crate::plan::value::ArchDep {
+            arch: "aarch64".into(),
+            unit: "app".into(),
+        }];
+        let err = child_pipeline(&[looped, foreign], &o).unwrap_err();
+        assert!(matches!(err, CiError::Plan(PlanError::Cycle(_))), "{err}");
     }
 
     #[test]

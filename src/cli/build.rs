@@ -136,7 +136,7 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
 
 /// The architectures a `forge build` builds for, the host's first: `flag`
 /// (`all`: forge.toml's list), else forge.toml's `arch`, else the host's.
-fn build_arches(settings: &Settings, flag: Option<&str>) -> Vec<String> {
+pub(super) fn build_arches(settings: &Settings, flag: Option<&str>) -> Vec<String> {
     let host = pipeline::host_arch().to_string();
     let mut list = match flag {
         Some("all") | None => settings.arches.clone(),

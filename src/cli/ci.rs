@@ -9,7 +9,8 @@ use anyhow::{Context as _, Result};
 use super::build::Selection;
 use crate::cache::{Cache, CacheUrl};
 use crate::ci::{self, ChildOptions};
-use crate::pipeline;
+use crate::pipeline::{self, BuildOptions};
+use crate::plan::value::BuildPlan;
 use crate::settings::Settings;
 
 /// Arguments of `forge ci`.
@@ -52,8 +53,25 @@ pub fn run(settings: &Settings, args: Args) -> Result<ExitCode> {
     }
 }
 
+/// One plan per architecture `forge build` builds for (forge.toml's `arch`,
+/// or `--arch ARCH|all`), each as `forge build --arch ARCH` plans it.
+fn plans(settings: &Settings, selection: &Selection) -> Result<Vec<BuildPlan>> {
+    let arches = super::build::build_arches(settings, selection.arch.as_deref());
+    arches
+        .iter()
+        .map(|arch| {
+            let opts = BuildOptions {
+                arch: Some(arch.clone()),
+                ..selection.options(settings)
+            };
+            pipeline::plan(settings, &opts).with_context(|| format!("planning for {arch}"))
+        })
+        .collect()
+}
+
 fn plan(settings: &Settings, a: PlanArgs) -> Result<ExitCode> {
-    let plan = pipeline::plan(settings, &a.selection.options(settings)).context("planning")?;
+    let plans = plans(settings, &a.selection)?;
+    // Jobs repeat the selection; each adds its own `--arch`.
     let mut selection = a.selection.names.clone();
     for (on, flag) in [
         (a.selection.all, "--all"),
@@ -65,36 +83,43 @@ fn plan(settings: &Settings, a: PlanArgs) -> Result<ExitCode> {
             selection.push(flag.to_string());
         }
     }
-    let cached = match &a.cache {
-        Some(url) => {
-            let cache = Cache::open(&settings.shell, &CacheUrl::parse(url)?)?;
-            ci::cached_units(&plan, |key| cache.contains(key)).context("asking the build cache")?
+    let mut cached = std::collections::BTreeSet::new();
+    if let Some(url) = &a.cache {
+        let cache = Cache::open(&settings.shell, &CacheUrl::parse(url)?)?;
+        for plan in &plans {
+            cached.extend(
+                ci::cached_units(plan, |key| cache.contains(key))
+                    .context("asking the build cache")?,
+            );
         }
-        None => Default::default(),
-    };
+    }
     let opts = ChildOptions {
         forge: a.forge,
         selection,
         max_needs: a.max_needs,
         cached,
+        ..ChildOptions::default()
     };
-    let child = ci::child_pipeline(&plan, &opts).context("writing the child pipeline")?;
+    let child = ci::child_pipeline(&plans, &opts).context("writing the child pipeline")?;
     crate::util::write_atomic(&a.output, child.yaml.as_bytes(), None)
         .with_context(|| format!("writing {}", a.output.display()))?;
     let shell = &settings.shell;
+    let units: usize = plans.iter().map(|p| p.units.len()).sum();
+    let arches: Vec<&str> = plans.iter().map(|p| p.arch.as_str()).collect();
     shell.status(
         "Planned",
         format!(
-            "{} of {} units to build, {} in the cache ({} barrier jobs) -> {}",
+            "{} of {} units to build for {}, {} in the cache ({} barrier jobs) -> {}",
             child.units,
-            plan.units.len(),
+            units,
+            arches.join(", "),
             opts.cached.len(),
             child.barriers,
             a.output.display()
         ),
     );
     shell.event(&serde_json::json!({
-        "event": "ci-plan", "units": plan.units.len(), "dirty": child.units,
+        "event": "ci-plan", "units": units, "arches": arches, "dirty": child.units,
         "cached": opts.cached.len(),
         "barriers": child.barriers, "output": a.output, "pipeline": child.doc,
     }));

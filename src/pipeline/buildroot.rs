@@ -29,7 +29,7 @@ const BASE: &str = "the build root's base ([build-root] base in forge.toml)";
 
 /// Whether `recipe` is itself part of the base: such a recipe takes the
 /// base from the repository as it was built before, never waits for itself.
-fn in_base(settings: &Settings, recipe: &Recipe) -> bool {
+pub(super) fn in_base(settings: &Settings, recipe: &Recipe) -> bool {
     let names = |r: &Recipe| {
         std::iter::once(r.name.clone())
             .chain(r.subpackages.iter().map(|s| s.name.clone()))

@@ -29,7 +29,7 @@ use sha2::{Digest as _, Sha256};
 use super::PipelineError;
 use super::report::{Report, UnitReport, Verdict};
 use crate::image::{self, BuildOptions};
-use crate::plan::value::{PlannedUnit, UnitKind};
+use crate::plan::value::{ArchDep, PlannedUnit, UnitKind};
 use crate::plan::{self, ArtifactRecord, Inputs, UnitState};
 use crate::settings::Settings;
 
@@ -139,7 +139,17 @@ pub(super) fn plan(
         // A definition that does not load is still a unit: building it
         // reports the error with the file and field.
         let def = image::def::load(&file).ok();
+        let mut arch_deps = Vec::new();
         for other in def.iter().flat_map(|d| &d.archs).filter(|a| *a != arch) {
+            // Its packages for `other` are built by that architecture's plan.
+            arch_deps.extend(
+                super::planner::recipes_for(settings, other)?
+                    .into_iter()
+                    .map(|r| ArchDep {
+                        arch: other.clone(),
+                        unit: r.name,
+                    }),
+            );
             let index = settings
                 .repo_dir()
                 .join(other)
@@ -168,6 +178,7 @@ pub(super) fn plan(
             dirty: None,
             reasons: Vec::new(),
             deps: deps.clone(),
+            arch_deps,
         };
         pu.set_freshness(&freshness);
         out.push((pu, inputs));

@@ -31,6 +31,7 @@
 
 mod buildroot;
 mod cached;
+mod crossarch;
 pub mod deps;
 mod exec;
 pub mod images;
@@ -231,20 +232,29 @@ impl Reports {
 /// Plan without executing anything (`forge plan`, `forge ci plan`): every
 /// selected unit with its key, verdict and reasons.
 pub fn plan(settings: &Settings, opts: &BuildOptions) -> Result<BuildPlan, PipelineError> {
-    let arch = opts.arch.as_deref().unwrap_or(host_arch());
-    Ok(planner::plan(settings, arch, opts)?.plan)
+    let (arch, opts) = for_arch(opts);
+    Ok(planner::plan(settings, &arch, &opts)?.plan)
+}
+
+/// The architecture `opts` plans for, and the options as that plan takes
+/// them: images are made for the host's architecture only. `forge build`,
+/// `forge plan` and `forge ci plan` all plan through this, so a CI job's
+/// plan is the CI plan's.
+fn for_arch(opts: &BuildOptions) -> (String, BuildOptions) {
+    let arch = opts.arch.as_deref().unwrap_or(host_arch()).to_string();
+    let opts = BuildOptions {
+        images: opts.images && arch == host_arch(),
+        ..opts.clone()
+    };
+    (arch, opts)
 }
 
 /// Plan and execute: build what is dirty, packages then images.
 pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Reports, PipelineError> {
     let started = Instant::now();
     let _lock = OutLock::acquire(settings)?;
-    let arch = opts.arch.as_deref().unwrap_or(host_arch());
-    let foreign = arch != host_arch();
-    let opts = &BuildOptions {
-        images: opts.images && !foreign,
-        ..opts.clone()
-    };
+    let (arch, opts) = for_arch(opts);
+    let (arch, opts) = (arch.as_str(), &opts);
 
     let stamp_inputs = noop::inputs(settings, arch, opts);
     if let Some(units) = stamp_inputs
@@ -282,6 +292,18 @@ pub fn build(settings: &Settings, opts: &BuildOptions) -> Result<Reports, Pipeli
     if opts.dry_run {
         reports.packages.elapsed = started.elapsed();
         return Ok(reports);
+    }
+    if let Some(unit) = opts.unit.as_deref()
+        && opts.cache.is_some()
+    {
+        let u = planned.plan.unit(unit)?;
+        if !u.fresh && !u.blocked() && !u.arch_deps.is_empty() {
+            crossarch::pull(settings, opts, &u.arch_deps, &mut reports.packages)?;
+            if reports.packages.failed() {
+                reports.packages.elapsed = started.elapsed();
+                return Ok(reports);
+            }
+        }
     }
     let dirty: Vec<String> = chosen
         .iter()

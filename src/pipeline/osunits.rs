@@ -152,6 +152,7 @@ pub(super) fn plan(
             dirty: None,
             reasons: Vec::new(),
             deps,
+            arch_deps: Vec::new(),
         };
         if missing.is_empty() {
             pu.set_freshness(&freshness(settings, d, &inputs));

@@ -10,7 +10,7 @@ use sha2::{Digest as _, Sha256};
 use super::{BuildOptions, PipelineError, buildroot, env_identity, images, osunits, par_map};
 use crate::apk;
 use crate::graph::{UnitGraph, dep_name};
-use crate::plan::value::{BuildPlan, PlannedUnit, UnitKind};
+use crate::plan::value::{ArchDep, BuildPlan, PlannedUnit, UnitKind};
 use crate::plan::{self, ArtifactRecord, DirtyReason, Freshness, Inputs};
 use crate::recipe::{self, Recipe, Stage};
 use crate::repo;
@@ -42,7 +42,7 @@ pub(super) struct Planned {
 /// The recipes that build for `arch`. For an architecture other than the
 /// host's, only hermetic recipes: a bootstrap build uses the host's
 /// compiler, which makes host binaries.
-fn recipes_for(settings: &Settings, arch: &str) -> Result<Vec<Recipe>, PipelineError> {
+pub(super) fn recipes_for(settings: &Settings, arch: &str) -> Result<Vec<Recipe>, PipelineError> {
     let all = recipe::load_all(&settings.recipes_dir())?;
     let foreign = arch != super::host_arch();
     Ok(all
@@ -54,6 +54,27 @@ fn recipes_for(settings: &Settings, arch: &str) -> Result<Vec<Recipe>, PipelineE
         })
         .filter(|r| !foreign || settings.build_root.stage_of(r) == Stage::Hermetic)
         .collect())
+}
+
+/// The host recipes that make the build-root base (`[build-root] base`):
+/// what a hermetic unit of another architecture needs built first, since
+/// its root's programs run on the build machine.
+fn host_base_makers(settings: &Settings) -> Result<Vec<ArchDep>, PipelineError> {
+    let host = super::host_arch();
+    let providers = osunits::providers(&recipes_for(settings, host)?);
+    let mut makers: Vec<ArchDep> = settings
+        .build_root
+        .base
+        .iter()
+        .filter_map(|b| providers.get(dep_name(b)))
+        .map(|m| ArchDep {
+            arch: host.to_string(),
+            unit: m.clone(),
+        })
+        .collect();
+    makers.sort();
+    makers.dedup();
+    Ok(makers)
 }
 
 /// Provides recorded in the signed index (`so:`, `pc:`), mapped to the
@@ -204,6 +225,11 @@ pub(super) fn plan(
         })
     });
 
+    let base_makers = if arch == super::host_arch() {
+        Vec::new()
+    } else {
+        host_base_makers(settings)?
+    };
     let mut value = BuildPlan::new(arch);
     let mut units = BTreeMap::new();
     for (((recipe, git), inputs), freshness) in
@@ -219,6 +245,11 @@ pub(super) fn plan(
             dirty: None,
             reasons: Vec::new(),
             deps: graph.deps_of(&recipe.name).map(str::to_string).collect(),
+            arch_deps: if hermetic(&recipe) && !buildroot::in_base(settings, &recipe) {
+                base_makers.clone()
+            } else {
+                Vec::new()
+            },
         };
         pu.set_freshness(&freshness);
         value.units.push(pu);

@@ -65,6 +65,22 @@ pub struct PlannedUnit {
     pub reasons: Vec<String>,
     /// Units that must be built before it (direct dependencies, sorted).
     pub deps: Vec<String>,
+    /// Units of other architectures' plans that must be built before it: a
+    /// hermetic unit of a foreign architecture needs the host's build-root
+    /// base; an image for several architectures needs their packages. Names
+    /// that the other plan does not hold (not selected) are left to the
+    /// repository or the build cache.
+    #[serde(default)]
+    pub arch_deps: Vec<ArchDep>,
+}
+
+/// A unit of another architecture's plan.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ArchDep {
+    /// Its architecture.
+    pub arch: String,
+    /// Its unit name.
+    pub unit: String,
 }
 
 impl PlannedUnit {
@@ -123,7 +139,7 @@ impl PlannedUnit {
 pub struct BuildPlan {
     /// [`PLAN_FORMAT`].
     pub format: u32,
-    /// The architecture planned for (the host's).
+    /// The architecture planned for.
     pub arch: String,
     /// Units, each after everything it needs.
     pub units: Vec<PlannedUnit>,
@@ -275,6 +291,7 @@ mod tests {
                 vec!["never built".into()]
             },
             deps: deps.iter().map(|d| d.to_string()).collect(),
+            arch_deps: Vec::new(),
         }
     }
 
@@ -291,6 +308,7 @@ mod tests {
                     "name": "lib", "kind": "package", "version": "1.0-r0",
                     "arch": "x86_64", "key": "key-lib", "fresh": false,
                     "dirty": "never-built", "reasons": ["never built"], "deps": [],
+                    "arch_deps": [],
                 }],
             })
         );
