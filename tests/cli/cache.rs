@@ -469,6 +469,6 @@ fn cache_ci_plan_gives_cached_units_no_job() {
     let job = |u: &str| format!("build:{arch}:{u}");
     assert_eq!(
         crate::ci::jobs(&doc),
-        [job("app"), job("lib"), format!("publish:{arch}")]
+        [job("app"), job("lib"), "publish".to_string()]
     );
 }

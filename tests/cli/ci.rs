@@ -79,7 +79,7 @@ fn ci_plan_for_the_examples_is_valid_gitlab_ci() {
         .iter()
         .map(|u| format!("build:{arch}:{u}"))
         .collect();
-    expected.push(format!("publish:{arch}"));
+    expected.push("publish".to_string());
     assert_eq!(jobs(&doc), expected);
     assert_eq!(
         doc[format!("build:{arch}:greet")]["needs"],
@@ -89,15 +89,12 @@ fn ci_plan_for_the_examples_is_valid_gitlab_ci() {
         doc[format!("build:{arch}:greet")]["script"],
         serde_json::json!([
             NEED_CACHE,
-            "forge build --cache \"$FORGE_CACHE\" --unit greet"
+            format!("forge build --arch {arch} --cache \"$FORGE_CACHE\" --unit greet")
         ])
     );
+    assert_eq!(doc["publish"]["resource_group"], "forge-index");
     assert_eq!(
-        doc[format!("publish:{arch}")]["resource_group"],
-        format!("forge-index-{arch}")
-    );
-    assert_eq!(
-        doc[format!("publish:{arch}")]["needs"],
+        doc["publish"]["needs"],
         serde_json::json!([format!("build:{arch}:image:hello")])
     );
     assert!(forge::ci::check::check(&doc, None).is_empty());
@@ -128,16 +125,13 @@ fn ci_plan_after_a_change_and_after_no_change() {
     std::fs::write(root.join("recipes/lib/data.txt"), "lib 2\n").unwrap();
     let (doc, file) = ci_plan(root, &["--all"]);
     let job = |u: &str| format!("build:{arch}:{u}");
-    assert_eq!(
-        jobs(&doc),
-        [job("app"), job("lib"), format!("publish:{arch}")]
-    );
+    assert_eq!(jobs(&doc), [job("app"), job("lib"), "publish".to_string()]);
     assert_eq!(doc[job("app")]["needs"], serde_json::json!([job("lib")]));
     assert_eq!(
         doc[job("app")]["script"],
         serde_json::json!([
             NEED_CACHE,
-            "forge build --all --cache \"$FORGE_CACHE\" --unit app"
+            format!("forge build --all --arch {arch} --cache \"$FORGE_CACHE\" --unit app")
         ])
     );
     schema_check(&[file, noop_copy]);
@@ -215,8 +209,7 @@ fn ci_build_job_names_a_missing_cache_variable() {
 fn ci_publish_job_names_a_missing_registry_variable() {
     let p = small_project();
     let (doc, _) = ci_plan(p.path(), &[]);
-    let publish = format!("publish:{}", std::env::consts::ARCH);
-    let script: Vec<String> = serde_json::from_value(doc[&publish]["script"].clone()).unwrap();
+    let script: Vec<String> = serde_json::from_value(doc["publish"]["script"].clone()).unwrap();
     let out = run(Command::new("sh")
         .args(["-c", &script.join("\n")])
         .env_remove("FORGE_REGISTRY")
@@ -233,4 +226,126 @@ fn ci_publish_job_names_a_missing_registry_variable() {
         !p.path().join("out").exists(),
         "nothing ran before the check"
     );
+}
+
+/// Two architectures (forge.toml `arch`): one child pipeline with a job per
+/// unit per architecture, each passing `--arch`; the foreign architecture's
+/// hermetic unit needs the host's build-root base, the host's image for both
+/// architectures needs the foreign packages; one publish for both; valid
+/// for GitLab.
+#[test]
+fn ci_plan_for_two_architectures_needs_across_them() {
+    let host = std::env::consts::ARCH;
+    let other = match host {
+        "x86_64" => "aarch64",
+        "aarch64" => "x86_64",
+        _ => return,
+    };
+    let p = Project::new();
+    p.forge_toml(&format!(
+        "arch = [\"{other}\", \"{host}\"]\n[build-root]\nstage = \"hermetic\"\nbase = [\"toolbox\"]\n"
+    ));
+    p.recipe("toolbox")
+        .stage("bootstrap")
+        .script("mkdir -p \"$pkgdir/bin\"")
+        .write();
+    p.recipe("note")
+        .arch(&[host, other])
+        .script("mkdir -p \"$pkgdir/usr/share/note\"")
+        .write();
+    p.recipe("extra")
+        .arch(&[other])
+        .makedepends(&["note"])
+        .script("mkdir -p \"$pkgdir/usr/share/extra\"")
+        .write();
+    p.write(
+        "images/app.toml",
+        &format!("schema = 1\npackages = [\"note\"]\narchs = [\"{host}\", \"{other}\"]\n"),
+    );
+    p.commit().key();
+    let (doc, file) = ci_plan(p.path(), &[]);
+    let job = |a: &str, u: &str| format!("build:{a}:{u}");
+    let mut expected = vec![
+        job(host, "image:app"),
+        job(host, "note"),
+        job(host, "toolbox"),
+        job(other, "extra"),
+        job(other, "note"),
+        "publish".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(jobs(&doc), expected);
+    let needs = |j: &str| doc[j]["needs"].clone();
+    assert_eq!(
+        needs(&job(host, "note")),
+        serde_json::json!([job(host, "toolbox")])
+    );
+    // Across architectures: the foreign unit's root is the host's toolbox.
+    assert_eq!(
+        needs(&job(other, "note")),
+        serde_json::json!([job(host, "toolbox")])
+    );
+    // extra needs note of its own architecture, which brings the toolbox.
+    assert_eq!(
+        needs(&job(other, "extra")),
+        serde_json::json!([job(other, "note")])
+    );
+    // The image for both architectures needs every package of both (the
+    // foreign note comes through extra).
+    let mut image: Vec<String> = serde_json::from_value(needs(&job(host, "image:app"))).unwrap();
+    image.sort();
+    let mut want = vec![job(host, "note"), job(other, "extra")];
+    want.sort();
+    assert_eq!(image, want);
+    assert_eq!(
+        needs("publish"),
+        serde_json::json!([job(host, "image:app")])
+    );
+    assert_eq!(
+        doc[job(other, "note")]["script"][1],
+        format!("forge build --arch {other} --cache \"$FORGE_CACHE\" --unit note")
+    );
+    assert_eq!(doc[job(other, "note")]["variables"]["FORGE_ARCH"], other);
+    let publish = doc["publish"]["script"].to_string();
+    let (foreign_at, host_at) = (
+        publish.find(&format!("--arch {other}")).unwrap(),
+        publish.find(&format!("--arch {host}")).unwrap(),
+    );
+    assert!(
+        foreign_at < host_at,
+        "the host's pull comes last: {publish}"
+    );
+    assert_eq!(doc["publish"]["resource_group"], "forge-index");
+
+    // The plan says the same: the foreign unit's needs across architectures.
+    let (out, _) = run_ok(forge(p.path()).args(["--json", "plan", "--arch", other]));
+    let plan: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(plan["arch"], other);
+    let note = plan["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "note")
+        .unwrap();
+    assert_eq!(
+        note["arch_deps"],
+        serde_json::json!([{"arch": host, "unit": "toolbox"}])
+    );
+
+    // `--arch` narrows the pipeline to one architecture.
+    let (doc, _) = ci_plan(p.path(), &["--arch", other]);
+    assert_eq!(
+        jobs(&doc),
+        [
+            job(other, "extra"),
+            job(other, "note"),
+            "publish".to_string()
+        ]
+    );
+    if schema_check(std::slice::from_ref(&file)) {
+        assert_eq!(yaml_as_json(&file), {
+            let (doc, _) = ci_plan(p.path(), &[]);
+            doc
+        });
+    }
 }
