@@ -241,28 +241,7 @@ fn ci_plan_for_two_architectures_needs_across_them() {
         "aarch64" => "x86_64",
         _ => return,
     };
-    let p = Project::new();
-    p.forge_toml(&format!(
-        "arch = [\"{other}\", \"{host}\"]\n[build-root]\nstage = \"hermetic\"\nbase = [\"toolbox\"]\n"
-    ));
-    p.recipe("toolbox")
-        .stage("bootstrap")
-        .script("mkdir -p \"$pkgdir/bin\"")
-        .write();
-    p.recipe("note")
-        .arch(&[host, other])
-        .script("mkdir -p \"$pkgdir/usr/share/note\"")
-        .write();
-    p.recipe("extra")
-        .arch(&[other])
-        .makedepends(&["note"])
-        .script("mkdir -p \"$pkgdir/usr/share/extra\"")
-        .write();
-    p.write(
-        "images/app.toml",
-        &format!("schema = 1\npackages = [\"note\"]\narchs = [\"{host}\", \"{other}\"]\n"),
-    );
-    p.commit().key();
+    let p = crate::ci_arch::two_arch_project(host, other);
     let (doc, file) = ci_plan(p.path(), &[]);
     let job = |a: &str, u: &str| format!("build:{a}:{u}");
     let mut expected = vec![

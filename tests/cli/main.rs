@@ -9,6 +9,7 @@ mod base;
 mod build;
 mod cache;
 mod ci;
+mod ci_arch;
 mod ci_loop;
 mod examples;
 mod faults;
