@@ -58,7 +58,16 @@ fn plan_json_has_stable_field_names() {
         ["hello", "libgreet", "greet", "image:hello", "os:node"]
     );
     let fields: BTreeSet<&str> = [
-        "name", "kind", "version", "arch", "key", "fresh", "dirty", "reasons", "deps",
+        "name",
+        "kind",
+        "version",
+        "arch",
+        "key",
+        "fresh",
+        "dirty",
+        "reasons",
+        "deps",
+        "arch_deps",
     ]
     .into();
     for u in units {
