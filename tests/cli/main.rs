@@ -11,6 +11,7 @@ mod cache;
 mod ci;
 mod ci_arch;
 mod ci_loop;
+mod crio;
 mod examples;
 mod faults;
 mod fuzz_regressions;
