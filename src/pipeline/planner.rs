@@ -43,17 +43,24 @@ pub(super) struct Planned {
 /// host's, only hermetic recipes: a bootstrap build uses the host's
 /// compiler, which makes host binaries.
 pub(super) fn recipes_for(settings: &Settings, arch: &str) -> Result<Vec<Recipe>, PipelineError> {
+    Ok(split_for(settings, arch)?.0)
+}
+
+/// The recipes that build for `arch` ([`recipes_for`]), and the names of
+/// the project's other recipes.
+fn split_for(
+    settings: &Settings,
+    arch: &str,
+) -> Result<(Vec<Recipe>, BTreeSet<String>), PipelineError> {
     let all = recipe::load_all(&settings.recipes_dir())?;
     let foreign = arch != super::host_arch();
-    Ok(all
-        .into_iter()
-        .filter(|r| {
-            r.arch
-                .iter()
-                .any(|a| a == arch || a == "noarch" || a == "all")
-        })
-        .filter(|r| !foreign || settings.build_root.stage_of(r) == Stage::Hermetic)
-        .collect())
+    let (here, elsewhere): (Vec<Recipe>, Vec<Recipe>) = all.into_iter().partition(|r| {
+        r.arch
+            .iter()
+            .any(|a| a == arch || a == "noarch" || a == "all")
+            && (!foreign || settings.build_root.stage_of(r) == Stage::Hermetic)
+    });
+    Ok((here, elsewhere.into_iter().map(|r| r.name).collect()))
 }
 
 /// The host recipes that make the build-root base (`[build-root] base`):
@@ -98,10 +105,13 @@ fn index_provides(
 /// The selected recipes: all when no target is named; else the named
 /// recipes and the makers of the named OS units' packages (`os:NAME`
 /// targets), with what they need.
+/// Targets that are recipes of another architecture (`elsewhere`) are left
+/// out: `default-targets` is one list for every architecture.
 fn select(
     graph: &UnitGraph,
     opts: &BuildOptions,
     os_recipes: Vec<String>,
+    elsewhere: &BTreeSet<String>,
 ) -> Result<BTreeSet<String>, PipelineError> {
     let mut targets: Vec<String> = opts
         .targets
@@ -110,7 +120,7 @@ fn select(
         .cloned()
         .chain(os_recipes)
         .collect();
-    targets.retain(|t| !t.starts_with(osunits::PREFIX));
+    targets.retain(|t| !t.starts_with(osunits::PREFIX) && !elsewhere.contains(t));
     Ok(if opts.targets.is_empty() {
         graph.names().map(str::to_string).collect()
     } else if opts.rdeps {
@@ -127,7 +137,7 @@ pub(super) fn plan(
     arch: &str,
     opts: &BuildOptions,
 ) -> Result<Planned, PipelineError> {
-    let recipes = recipes_for(settings, arch)?;
+    let (recipes, elsewhere) = split_for(settings, arch)?;
     let trusted = crate::sign::load_trust(settings, &settings.keys_dir())?;
     let repo_dir = settings.repo_dir().join(arch);
     let index_entries = read_index_entries(&repo_dir, &trusted);
@@ -160,7 +170,7 @@ pub(super) fn plan(
         return Err(crate::plan::value::PlanError::UnknownUnit(t.clone()).into());
     }
     let os_recipes = osunits::target_recipes(&os_defs, &opts.targets, &providers);
-    let order = graph.order(&select(&graph, opts, os_recipes)?);
+    let order = graph.order(&select(&graph, opts, os_recipes, &elsewhere)?);
     let mut by_name: BTreeMap<String, Recipe> =
         recipes.into_iter().map(|r| (r.name.clone(), r)).collect();
     let ordered: Vec<Recipe> = order

@@ -181,3 +181,36 @@ fn two_arch_child_jobs_run_each_in_its_own_folder() {
         started.elapsed()
     );
 }
+
+/// forge.toml's `default-targets` name recipes of either architecture: each
+/// architecture's plan takes those that build for it (a host-only base in
+/// the list stopped the foreign plan with ``no recipe named `toolbox` ``).
+#[test]
+fn default_targets_of_one_architecture_leave_the_other_alone() {
+    let host = std::env::consts::ARCH;
+    let other = if host == "x86_64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let p = two_arch_project(host, other);
+    let toml = std::fs::read_to_string(p.path().join("forge.toml")).unwrap();
+    p.forge_toml(&format!(
+        "default-targets = [\"toolbox\", \"extra\"]\n{toml}"
+    ));
+    p.commit();
+    let (doc, _) = crate::ci::ci_plan(p.path(), &[]);
+    let jobs = crate::ci::jobs(&doc);
+    for j in [
+        format!("build:{host}:toolbox"),
+        format!("build:{other}:extra"),
+        format!("build:{other}:note"),
+    ] {
+        assert!(jobs.contains(&j), "{j} in {jobs:?}");
+    }
+    assert!(!jobs.contains(&format!("build:{host}:note")), "{jobs:?}");
+    // A name no recipe has is still an error.
+    p.forge_toml(&format!("default-targets = [\"nope\"]\n{toml}"));
+    let err = crate::support::run_err(crate::support::forge(p.path()).args(["ci", "plan"]));
+    assert!(err.contains("no recipe named `nope`"), "{err}");
+}
