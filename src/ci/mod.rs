@@ -212,15 +212,21 @@ fn publish_script(o: &ChildOptions, arches: &[&str]) -> Vec<String> {
 /// The one job of a child pipeline with nothing to build.
 fn nothing_to_build(plans: &[BuildPlan], o: &ChildOptions) -> Value {
     let arches: Vec<&str> = plans.iter().map(|p| p.arch.as_str()).collect();
-    let units: usize = plans.iter().map(|p| p.units.len()).sum();
+    let count = |f: fn(&crate::plan::value::PlannedUnit) -> bool| -> usize {
+        plans
+            .iter()
+            .map(|p| p.units.iter().filter(|u| f(u)).count())
+            .sum()
+    };
     json!({
         "stage": "build",
         "needs": [],
         "script": [format!(
-            "echo 'forge: nothing to build for {}; {} units fresh, {} in the build cache'",
+            "echo 'forge: nothing to build for {}; {} units fresh, {} in the build cache, {} blocked'",
             arches.join(", "),
-            units - o.cached.len(),
-            o.cached.len()
+            count(|u| u.fresh),
+            o.cached.len(),
+            count(|u| u.blocked()),
         )],
     })
 }
@@ -392,6 +398,10 @@ mod tests {
             .filter(|k| *k != "stages")
             .collect();
         assert_eq!(jobs, ["nothing-to-build"]);
+        assert_eq!(
+            child.doc["nothing-to-build"]["script"][0],
+            "echo 'forge: nothing to build for x86_64; 1 units fresh, 0 in the build cache, 0 blocked'"
+        );
     }
 
     #[test]

@@ -22,18 +22,7 @@ pub(crate) fn two_arch_project(host: &str, other: &str) -> Project {
     p.forge_toml(&format!(
         "arch = [\"{other}\", \"{host}\"]\n[build-root]\nstage = \"hermetic\"\nbase = [\"toolbox\"]\n"
     ));
-    p.recipe("toolbox")
-        .stage("bootstrap")
-        .options(&["!strip"])
-        .script(
-            "install -D -m 755 /bin/busybox \"$pkgdir/bin/busybox\"\n\
-             for a in sh mkdir echo; do ln -s busybox \"$pkgdir/bin/$a\"; done",
-        )
-        .write();
-    p.recipe("note")
-        .arch(&[host, other])
-        .script("mkdir -p \"$pkgdir/usr/share/note\"\necho note > \"$pkgdir/usr/share/note/n\"")
-        .write();
+    toolbox_and_note(&p, host, other);
     p.recipe("extra")
         .arch(&[other])
         .makedepends(&["note"])
@@ -45,6 +34,25 @@ pub(crate) fn two_arch_project(host: &str, other: &str) -> Project {
     );
     p.commit().key();
     p
+}
+
+/// The `toolbox` base (bootstrap stage, the host only) and a hermetic
+/// `note` for `host` and `other`.
+pub(crate) fn toolbox_and_note(p: &Project, host: &str, other: &str) {
+    p.recipe("toolbox")
+        .stage("bootstrap")
+        .arch(&[host])
+        .options(&["!strip"])
+        .script(
+            "install -D -m 755 /bin/busybox \"$pkgdir/bin/busybox\"\n\
+             for a in sh mkdir echo; do ln -s busybox \"$pkgdir/bin/$a\"; done",
+        )
+        .write();
+    p.recipe("note")
+        .arch(&[host, other])
+        .stage("hermetic")
+        .script("mkdir -p \"$pkgdir/usr/share/note\"\necho note > \"$pkgdir/usr/share/note/n\"")
+        .write();
 }
 
 /// `forge --json ci plan ARGS` with `out` as the output folder: the document.

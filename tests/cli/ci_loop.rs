@@ -1,7 +1,9 @@
 //! The self-rebuilding loop end to end, under gitlab-ci-local (shell
 //! executor) against a real docker-registry on 127.0.0.1, on git
 //! repositories made here: a tag on the recipes repository runs the plan and
-//! the child pipeline's jobs, which publish signed packages and images; a
+//! the child pipeline's jobs for x86_64 and aarch64 (aarch64's hermetic unit
+//! pulls the x86_64 build-root base), which publish signed packages of both
+//! and images; a
 //! second tag builds nothing; the images pipeline rebuilds and publishes the
 //! images from the published repository; the manifests pipeline pins the
 //! new digest in a commit on a branch pushed to the manifests remote.
@@ -90,6 +92,7 @@ fn find_file(dir: &Path, name: &str) -> Option<PathBuf> {
 fn ci_loop_from_tag_to_a_pinned_manifest() {
     if !support::require_tools(&["gitlab-ci-local", "node", "rsync", "git", "docker-registry"])
         || !support::require_bwrap()
+        || !support::require_file(Path::new("/bin/busybox"))
     {
         return;
     }
@@ -115,6 +118,13 @@ fn ci_loop_from_tag_to_a_pinned_manifest() {
 
     // The recipes repository: a tag runs the plan and the child's jobs.
     let recipes = Project::examples();
+    // Two architectures: a hermetic `note` for x86_64 and aarch64 on a
+    // `toolbox` base made for x86_64 only (aarch64's job pulls it).
+    recipes.forge_toml(
+        "default-targets = [\"hello\", \"libgreet\", \"greet\", \"note\"]\n\
+         arch = [\"x86_64\", \"aarch64\"]\n[build-root]\nbase = [\"toolbox\"]\n",
+    );
+    crate::ci_arch::toolbox_and_note(&recipes, "x86_64", "aarch64");
     with_ci(&recipes);
     git(recipes.path(), &["tag", "v1"]);
     let mut vars = common("v1");
@@ -130,6 +140,9 @@ fn ci_loop_from_tag_to_a_pinned_manifest() {
         "build:x86_64:greet",
         "build:x86_64:hello",
         "build:x86_64:image:hello",
+        "build:x86_64:toolbox",
+        "build:x86_64:note",
+        "build:aarch64:note",
         "publish",
     ] {
         assert!(
@@ -156,6 +169,17 @@ fn ci_loop_from_tag_to_a_pinned_manifest() {
             .arg(pulled.path())
             .arg(format!("{reg}/packages:latest")),
     );
+    assert!(
+        log.contains("Pulling 1 units of x86_64 this job needs"),
+        "aarch64's note pulled the x86_64 toolbox"
+    );
+    for f in [
+        "aarch64/note-1.0-r0.apk",
+        "x86_64/note-1.0-r0.apk",
+        "x86_64/hello-1.0-r0.apk",
+    ] {
+        assert!(pulled.path().join(f).is_file(), "{f} published");
+    }
 
     // A second tag with no recipe change: only the no-op job, nothing rebuilt.
     git(recipes.path(), &["tag", "v2"]);
