@@ -261,7 +261,9 @@ fn uefi(
     let mut oem_files = oem_spec(def, seed);
     oem_files.files.extend(oem_images.clone());
     fat::make(&oem, &oem_files, &work.join("oem-src"), epoch)?;
-    let pieces = pieces(def, seed, usr, esp, oem);
+    let root = work.join("root.ext4");
+    super::root::make(&root, def.partitions.root, seed, work, epoch)?;
+    let pieces = pieces(def, seed, usr, [esp, oem, root]);
     Ok(Laid {
         table: disk::layout(seed.guid("disk"), &pieces)?,
         pieces,
@@ -294,7 +296,9 @@ fn rpi4(
     let mut oem_files = oem_spec(def, seed);
     oem_files.files.extend(oem_images.clone());
     fat::make(&oem, &oem_files, &work.join("oem-src"), epoch)?;
-    let pieces = pi::pieces(def, usr, boot, oem);
+    let root = work.join("root.ext4");
+    super::root::make(&root, def.partitions.root, seed, work, epoch)?;
+    let pieces = pi::pieces(def, usr, boot, oem, root);
     Ok(Laid {
         table: disk::layout_mbr(signature, &pieces, pi::ALIGN)?,
         pieces,
@@ -337,7 +341,9 @@ fn oem_spec<'a>(def: &OsDef, seed: &Seed) -> FatSpec<'a> {
     }
 }
 
-fn pieces(def: &OsDef, seed: &Seed, usr: &usr::UsrImage, esp: PathBuf, oem: PathBuf) -> Vec<Piece> {
+/// The x86_64 disk's partitions; `files` are the ESP, OEM and ROOT images.
+fn pieces(def: &OsDef, seed: &Seed, usr: &usr::UsrImage, files: [PathBuf; 3]) -> Vec<Piece> {
+    let [esp, oem, root] = files;
     let ro = super::gpt::ATTR_READ_ONLY;
     let sizes = def.partitions;
     vec![
@@ -389,7 +395,7 @@ fn pieces(def: &OsDef, seed: &Seed, usr: &usr::UsrImage, esp: PathBuf, oem: Path
                 attributes: 0,
             },
             size: sizes.root,
-            content: Vec::new(),
+            content: vec![(0, root)],
         },
     ]
 }

@@ -37,6 +37,7 @@ pub mod mbr;
 pub mod payload;
 pub mod pe;
 pub mod pi;
+pub mod root;
 pub mod seed;
 pub mod trust;
 pub mod uki;
@@ -68,16 +69,17 @@ pub const TYPE_LINUX_DATA: Guid =
 /// Version of forge's OS disk writer: bump it when the same definition and
 /// packages would give other bytes (layout, filesystem or table changes).
 /// It is part of an OS unit's key in the build plan.
-pub const WRITER_FORMAT: u32 = 1;
+pub const WRITER_FORMAT: u32 = 2;
 
 /// Host tools an OS image build runs, with the Debian package of each.
-pub const HOST_TOOLS: [(&str, &str); 6] = [
+pub const HOST_TOOLS: [(&str, &str); 7] = [
     ("mkfs.erofs", "erofs-utils"),
     ("veritysetup", "cryptsetup-bin"),
     ("mkfs.vfat", "dosfstools"),
     ("mmd", "mtools"),
     ("mcopy", "mtools"),
     ("objcopy", "binutils"),
+    ("mke2fs", "e2fsprogs"),
 ];
 
 /// Why an OS image was not built. Whatever the cause, no `out/os/*.raw` is

@@ -10,7 +10,7 @@
 //! | 4 | — | `0x0F` | the extended partition holding 5–7 |
 //! | 5 | USR-B | `0x83` | empty: the passive `/usr` |
 //! | 6 | OEM | `0x83` | FAT: the `[[oem]]` files |
-//! | 7 | ROOT | `0x83` | empty: formatted and grown on first boot |
+//! | 7 | ROOT | `0x83` | an empty ext4 ([`super::root`]) |
 //!
 //! The boot partition is a function of `/usr` and the command line: the
 //! firmware (`start4.elf`, `fixup4.dat`) comes from `/usr/lib/raspi-firmware/`
@@ -245,6 +245,7 @@ pub fn pieces(
     usr: &super::usr::UsrImage,
     boot_a: PathBuf,
     oem: PathBuf,
+    root: PathBuf,
 ) -> Vec<Piece> {
     let sizes = def.partitions;
     let piece = |label, kind, size, content| Piece {
@@ -264,7 +265,7 @@ pub fn pieces(
         ),
         piece("USR-B", TYPE_LINUX, sizes.usr, Vec::new()),
         piece("OEM", TYPE_LINUX, sizes.oem, vec![(0, oem)]),
-        piece("ROOT", TYPE_LINUX, sizes.root, Vec::new()),
+        piece("ROOT", TYPE_LINUX, sizes.root, vec![(0, root)]),
     ]
 }
 
