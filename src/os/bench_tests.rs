@@ -1,6 +1,6 @@
 //! The assembly-time figure of docs/os.md: forge's [`assemble`] against the
 //! same steps as a plain shell pipeline (mkfs.erofs + veritysetup +
-//! mkfs.vfat/mmd/mcopy + sgdisk + dd), on one tree, in one run. Ignored by
+//! mkfs.vfat/mmd/mcopy + mke2fs + sgdisk + dd), on one tree, in one run. Ignored by
 //! default (it measures, it checks nothing a test must); run by hand:
 //!
 //! ```sh
@@ -65,6 +65,9 @@ mcopy -p -Q -m -o -i esp.img loader.conf ::/loader
 mkfs.vfat --invariant -i 87654321 -n OEM -C oem.img 32768 >/dev/null
 printf 'x = 1\n' > site.conf && touch -d @1700000000 site.conf
 mmd -i oem.img ::/forge && mcopy -p -Q -m -o -i oem.img site.conf ::/forge
+truncate -s 64M root.img
+E2FSPROGS_FAKE_TIME=1700000000 mke2fs -q -F -t ext4 -L ROOT -U 44444444-4444-4444-8444-444444444444 \
+  -E hash_seed=44444444-4444-4444-8444-444444444444,root_owner=0:0,nodiscard root.img
 truncate -s $(( (1 + 64 + 1024 + 1024 + 32 + 64 + 1) * 1048576 )) disk.raw
 sgdisk -U 33333333-3333-4333-8333-333333333333 \
   -n 1:2048:+64M -t 1:C12A7328-F81F-11D2-BA4B-00A0C93EC93B -c 1:EFI-SYSTEM \
@@ -76,6 +79,7 @@ dd if=esp.img of=disk.raw bs=1M seek=1 conv=notrunc,sparse status=none
 dd if=usr.img of=disk.raw bs=1M seek=65 conv=notrunc,sparse status=none
 dd if=usr.hash of=disk.raw bs=4096 seek=$(( 65 * 256 + $(stat -c %s usr.img) / 4096 )) conv=notrunc,sparse status=none
 dd if=oem.img of=disk.raw bs=1M seek=2113 conv=notrunc,sparse status=none
+dd if=root.img of=disk.raw bs=1M seek=2145 conv=notrunc,sparse status=none
 sync disk.raw
 "#;
 
@@ -89,6 +93,7 @@ fn assembly_time_against_a_shell_pipeline() {
         "mcopy",
         "mmd",
         "sgdisk",
+        "mke2fs",
     ];
     if !crate::test_tools::require_tools(&tools) {
         return;

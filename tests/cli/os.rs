@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::support::{self, Project, forge, run_err, run_ok};
 
 /// Every host tool these tests run.
-const TOOLS: [&str; 10] = [
+const TOOLS: [&str; 12] = [
     "mkfs.erofs",
     "fsck.erofs",
     "veritysetup",
@@ -23,6 +23,8 @@ const TOOLS: [&str; 10] = [
     "sgdisk",
     "objcopy",
     "objdump",
+    "e2fsck",
+    "dumpe2fs",
 ];
 
 /// A stand-in for the kernel package, clearly not a kernel: the UKI is
@@ -207,6 +209,22 @@ fn os_image_passes_the_checks_and_two_builds_are_identical() {
             .arg("::/forge/site.conf"),
     );
     assert_eq!(site, "registry = \"registry.lan:5000/forge\"\n");
+
+    // ROOT: an empty ext4 (journal, extents) filling its partition.
+    let (off, len) = partition(&m, "ROOT");
+    let root = extract(&disk, off, len, &tmp.path().join("root"));
+    tool("e2fsck", &["-f", "-n"], &[&root]);
+    let head = tool("dumpe2fs", &["-h"], &[&root]);
+    assert!(head.contains("Filesystem volume name:   ROOT"), "{head}");
+    let features = head
+        .lines()
+        .find(|l| l.starts_with("Filesystem features:"))
+        .unwrap_or_default();
+    for f in ["has_journal", "extent", "64bit", "metadata_csum"] {
+        assert!(features.contains(f), "{head}");
+    }
+    let blocks = format!("Block count:              {}", len / 4096);
+    assert!(head.contains(&blocks), "{head}");
 
     let (off, len) = partition(&m, "USR-A");
     let usr = extract(&disk, off, len, &tmp.path().join("usr"));
