@@ -5,7 +5,7 @@
 //! when every expected text has appeared, and fails on the first sign of
 //! trouble, named: a dm-verity error, a kernel panic, an initramfs error,
 //! QEMU exiting, or the timeout. The disk is opened with `snapshot=on`, so
-//! a boot (which formats ROOT) never changes it.
+//! a boot (which writes ROOT) never changes it.
 
 use std::io::{Read as _, Seek as _};
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! temporary file: there is never a partial `.raw`.
 //!
 //! Blocks of zeros are not written (the file stays sparse), so an empty
-//! USR-B or ROOT costs no disk space and no time.
+//! USR-B, or ROOT's empty ext4 beyond its metadata, costs no disk space.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -50,8 +50,9 @@ partition() {
   done
 }
 
-# ROOT: ext2 made by busybox mke2fs on first boot (mounted by the ext4
-# driver); tmpfs when there is no ROOT partition or it cannot be made.
+# ROOT: the empty ext4 forge wrote; a blank ROOT (wiped to reset the node)
+# is made again with busybox mke2fs (ext2, mounted by the ext4 driver);
+# tmpfs when there is no ROOT partition or it cannot be made.
 rootdev=$(partition ROOT)
 if [ -n "$rootdev" ] && ! blkid "$rootdev" | grep -q 'TYPE='; then
   echo "forge-initramfs: first boot: formatting ROOT ($rootdev)"
