@@ -43,7 +43,7 @@ cmdline = ["console=ttyS0"]
 esp = "40M"
 usr = "4M"
 oem = "4M"
-root = "4M"
+root = "8M"
 [[oem]]
 path = "forge/site.conf"
 content = "registry = \"registry.lan:5000/forge\"\n"

@@ -62,7 +62,7 @@ cmdline = ["console=ttyS1,115200"]
 boot = "40M"
 usr = "8M"
 oem = "4M"
-root = "4M"
+root = "8M"
 [[oem]]
 path = "forge/site.conf"
 content = "registry = \"registry.lan:5000/forge\"\n"

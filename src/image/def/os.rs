@@ -26,6 +26,9 @@ const MIN_ESP: u64 = 36 << 20;
 /// The largest EFI system partition: FAT32 made with 512-byte clusters
 /// holds at most 2^28 clusters (128 GiB); 4 GiB is plenty for UKIs.
 const MAX_ESP: u64 = 4 << 30;
+/// The smallest ROOT: below 2048 blocks of 4 KiB, `mke2fs -t ext4` leaves
+/// out the journal (`src/os/root.rs`).
+const MIN_ROOT: u64 = 8 << 20;
 /// The largest size accepted for any other partition (a typo guard: 1 TiB).
 const MAX_PART: u64 = 1 << 40;
 /// The Pi's boot partitions when the definition names none: pi-gen's 512M
@@ -302,7 +305,7 @@ fn sizes(
         esp: one(key, given, default_boot, (MIN_ESP, MAX_ESP))?,
         usr: one("usr", raw.usr, DEFAULT_SIZES.usr, any)?,
         oem: one("oem", raw.oem, DEFAULT_SIZES.oem, any)?,
-        root: one("root", raw.root, DEFAULT_SIZES.root, any)?,
+        root: one("root", raw.root, DEFAULT_SIZES.root, (MIN_ROOT, MAX_PART))?,
     })
 }
 

@@ -113,6 +113,10 @@ fn errors_carry_position_field_and_hint() {
             "images/node.toml:6:7: `partitions.esp`: 16M is below the minimum of 36M",
         ),
         (
+            &format!("{HEAD}[partitions]\nroot = \"4M\"\n"),
+            "images/node.toml:6:8: `partitions.root`: 4M is below the minimum of 8M",
+        ),
+        (
             &format!("{HEAD}[partitions]\nroot = \"2048G\"\n"),
             "`partitions.root`: 2048G is above the maximum",
         ),
