@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Seed a forge source mirror folder with the upstream release files of the
-# real recipes (recipes/crun, busybox, musl, libseccomp, libcap, yajl), taken
+# real recipes (recipes/crun, busybox, musl, libseccomp, libcap, yajl, and
+# argp, whose source is GNU inetutils), taken
 # from Debian's source packages; the seed's wheel (recipes/zig), taken with
 # `pip download` from the Python package index; and the Raspberry Pi
 # firmware files of recipes/raspi-firmware, taken from Debian's binary
@@ -36,6 +37,7 @@ entries=(
   "libseccomp|libseccomp|libseccomp_2.5.4.orig.tar.gz|libseccomp-2.5.4.tar.gz"
   "libcap|libcap2|libcap2_2.66.orig.tar.xz|libcap-2.66.tar.xz"
   "yajl|yajl|yajl_2.1.0.orig.tar.gz|yajl-2.1.0.tar.gz"
+  "argp|inetutils|inetutils_2.4.orig.tar.xz|inetutils-2.4.tar.xz"
 )
 # Files taken from a Debian *binary* package (non-free-firmware), because
 # the source package's .orig is a "+ds" repack (docs/real-recipes.md):
