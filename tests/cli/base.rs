@@ -1,8 +1,7 @@
-//! The musl base (`recipes/musl`, `libseccomp`, `libcap`, `yajl`,
-//! `busybox`) built end to end, offline, with the zig seed, from a seeded
-//! source mirror; and `crun`, still built by the host's gcc as a static
-//! binary (crun needs argp, which musl lacks and no forge package provides
-//! yet: docs/real-recipes.md).
+//! The musl base (`recipes/musl`, `libseccomp`, `libcap`, `yajl`, `argp`,
+//! `busybox`) and `crun` built end to end, offline, with the zig seed, from
+//! a seeded source mirror; crun is one static binary linked against forge's
+//! musl, argp, libseccomp, libcap and yajl (docs/real-recipes.md).
 //!
 //! `.ci/seed-mirror.sh DIR` fills DIR with the upstream release files (taken
 //! from Debian's source packages and checked against the recipes' sha256) and
@@ -10,8 +9,8 @@
 //! `/tmp/forge-mirror`, where `.ci/run` puts it). Without a seeded mirror the
 //! test skips, unless `FORGE_TEST_REQUIRE_TOOLS=1` makes that a failure.
 //!
-//! One project builds the base in a single `forge build`, so zig and musl
-//! are built once (the whole base costs minutes, see
+//! One project builds the base and crun in a single `forge build`, so zig
+//! and musl are built once (the whole base costs minutes, see
 //! docs/bootstrap.md). The staged binaries then run through the staged musl
 //! loader, and every dependency of every package must be provided by the
 //! repository itself (no `so:libc.so.6`).
@@ -30,6 +29,7 @@ const BASE: &[&str] = &[
     "libseccomp",
     "libcap",
     "yajl",
+    "argp",
     "crun",
     "busybox",
 ];
@@ -127,11 +127,19 @@ fn musl_base_builds_offline_with_zig_and_runs_on_forges_musl() {
         return;
     };
     let root = project.path();
-    build_offline(root, &mirror, &["busybox", "libseccomp", "libcap", "yajl"]);
+    let started = std::time::Instant::now();
+    build_offline(
+        root,
+        &mirror,
+        &["busybox", "libseccomp", "libcap", "yajl", "crun"],
+    );
+    eprintln!("x86_64 base and crun built in {:?}", started.elapsed());
     let stage = root.join("out/stage");
     check_musl(&stage);
     check_libraries(&stage);
     check_busybox(&stage);
+    check_argp(&stage);
+    check_crun(&stage);
     check_repository_is_self_contained(root);
 }
 
@@ -313,18 +321,48 @@ fn assert_static_elf(path: &Path) {
     );
 }
 
-#[test]
-fn crun_real_recipe_builds_offline_into_a_static_runtime() {
-    let Some((project, mirror)) = project_with(&["crun"]) else {
-        return;
-    };
-    build_offline(project.path(), &mirror, &["crun"]);
+/// argp-dev: the static library and the header a program includes without
+/// gnulib's config.h; the main package is empty.
+fn check_argp(stage: &Path) {
+    let dev = stage.join("argp/argp-dev/usr");
+    assert!(dev.join("lib/libargp.a").is_file());
+    let header = std::fs::read_to_string(dev.join("include/argp.h")).unwrap();
+    assert!(header.contains("__gnu_inline__"), "the prelude");
+    assert!(header.contains("argp_parse"), "gnulib's argp.h");
+}
 
-    let crun = project.path().join("out/stage/crun/crun/usr/bin/crun");
+/// crun: one static binary against forge's musl (no interpreter, no
+/// libraries, no glibc ABI note), with the features the recipe enables.
+fn check_crun(stage: &Path) {
+    let root = stage.join("crun/crun");
+    let crun = root.join("usr/bin/crun");
     assert_static_elf(&crun);
-    let stdout = run_binary(&crun, &["--version"]);
-    assert_eq!(stdout.lines().next(), Some("crun version 1.8.1"));
-    // The features line: what the recipe enables, and systemd switched off.
+    let bytes = std::fs::read(&crun).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    let sections: Vec<&str> = elf
+        .section_headers
+        .iter()
+        .filter_map(|h| elf.shdr_strtab.get_at(h.sh_name))
+        .collect();
+    // glibc's start files add a .note.ABI-tag; musl's do not.
+    assert!(
+        !sections.contains(&".note.ABI-tag"),
+        "crun was linked against glibc: {sections:?}"
+    );
+    check_crun_version(&run_binary(&crun, &["--version"]));
+    let man = root.join("usr/share/man/man1/crun.1");
+    assert!(man.is_file() || man.with_extension("1.gz").is_file());
+    assert!(!root.join("usr/lib").exists());
+}
+
+/// `crun --version` output: the version line, and the features line with
+/// what the recipe enables and systemd switched off.
+fn check_crun_version(stdout: &str) {
+    assert_eq!(
+        stdout.lines().next(),
+        Some("crun version 1.8.1"),
+        "{stdout}"
+    );
     let features = stdout
         .lines()
         .find(|l| l.starts_with('+'))
@@ -336,9 +374,4 @@ fn crun_real_recipe_builds_offline_into_a_static_runtime() {
         );
     }
     assert!(!features.contains("SYSTEMD"), "{features:?}");
-    let man = project
-        .path()
-        .join("out/stage/crun/crun/usr/share/man/man1/crun.1");
-    assert!(man.is_file() || man.with_extension("1.gz").is_file());
-    assert!(!project.path().join("out/stage/crun/crun/usr/lib").exists());
 }
