@@ -154,19 +154,25 @@ pub fn install_into(
 }
 
 /// Install the build dependencies of a unit into `dest` (recreated), linked
-/// as `link` says. Returns the installed packages, or `None` when there are
-/// none.
+/// as `link` says: `makedepends` from `from`, then `from_host` (a foreign
+/// architecture's build-machine packages, [`super::cross`]) from the host's
+/// repository. Returns the packages installed from each, or `None` when
+/// there are none at all.
 pub fn install(
     makedepends: &[String],
     from: &InstallTo<'_>,
+    from_host: (&[String], &InstallTo<'_>),
     dest: &Path,
     link: Link,
-) -> Result<Option<Vec<Installed>>, DepsError> {
-    if makedepends.is_empty() {
+) -> Result<Option<(Vec<Installed>, Vec<Installed>)>, DepsError> {
+    let (host_deps, host) = from_host;
+    if makedepends.is_empty() && host_deps.is_empty() {
         return Ok(None);
     }
     let mut root = RootWriter::new(dest, link)?;
-    install_into(makedepends, "makedepends", from, &mut root).map(Some)
+    let target = install_into(makedepends, "makedepends", from, &mut root)?;
+    let machine = install_into(host_deps, super::cross::FROM_HOST, host, &mut root)?;
+    Ok(Some((target, machine)))
 }
 
 #[cfg(test)]
@@ -246,7 +252,7 @@ mod tests {
             trusted: &trusted,
             store: &store,
         };
-        let err = install(&["evil".into()], &from, &dest, Link::Hard).unwrap_err();
+        let err = install(&["evil".into()], &from, (&[], &from), &dest, Link::Hard).unwrap_err();
         let text = crate::util::error_chain(&err);
         assert!(text.contains("evil-2.12-r0.apk"), "{text}");
         assert!(
@@ -286,8 +292,8 @@ mod tests {
             trusted: &trusted,
             store: &store,
         };
-        let got = install(&["evil".into()], &from, &dest, Link::Hard).unwrap();
-        let ids: Vec<String> = got.unwrap().iter().map(Installed::id).collect();
+        let got = install(&["evil".into()], &from, (&[], &from), &dest, Link::Hard).unwrap();
+        let ids: Vec<String> = got.unwrap().0.iter().map(Installed::id).collect();
         assert_eq!(ids, ["evil-2.12-r0"]);
         assert_eq!(
             fs::read(dest.join("usr/bin/tool2")).unwrap(),

@@ -236,23 +236,31 @@ impl ExecCtx<'_> {
             store: &store,
         };
         let deps_root = s.out.join("deps").join(&r.name);
-        let installed = deps::install(&r.makedepends, &target, &deps_root, link)?;
-        if let Some(list) = &installed {
-            let ids: Vec<String> = list.iter().map(deps::Installed::id).collect();
+        let host_repo = s.repo_dir().join(super::host_arch());
+        let host = InstallTo {
+            repo_dir: &host_repo,
+            ..target
+        };
+        let from_host = (unit.from_host.as_slice(), &host);
+        let both = deps::install(&r.makedepends, &target, from_host, &deps_root, link)?;
+        let (installed, machine) = both.map_or((None, None), |(t, m)| (Some(t), Some(m)));
+        if let (Some(list), Some(machine)) = (&installed, &machine) {
+            let ids: Vec<String> = list
+                .iter()
+                .chain(machine)
+                .map(deps::Installed::id)
+                .collect();
             s.shell
                 .verbose(format!("{}: build dependencies {}", r.name, ids.join(" ")));
         }
         let mut roots = Roots {
             deps_root: installed.as_ref().map(|_| deps_root),
             hermetic: None,
-            root_identity: None,
+            // A foreign bootstrap unit's build-machine packages (zig).
+            root_identity: (!unit.from_host.is_empty())
+                .then(|| super::cross::identity(machine.as_deref().unwrap_or(&[]))),
         };
         if s.build_root.stage_of(r) == Stage::Hermetic {
-            let host_repo = s.repo_dir().join(super::host_arch());
-            let host = InstallTo {
-                repo_dir: &host_repo,
-                ..target
-            };
             let dir = buildroot::root_dir(s, self.arch, &r.name);
             let (base, took) = buildroot::assemble(s, &host, &dir)?;
             s.shell.verbose(format!(

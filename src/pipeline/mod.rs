@@ -31,6 +31,7 @@
 
 mod buildroot;
 mod cached;
+mod cross;
 mod crossarch;
 pub mod deps;
 mod exec;

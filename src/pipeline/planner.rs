@@ -23,6 +23,9 @@ pub(super) struct Unit {
     pub sde: i64,
     pub commit: Option<String>,
     pub inputs: Inputs,
+    /// Makedepends from the host architecture's repository: a foreign
+    /// bootstrap unit's build-machine packages ([`super::cross`]).
+    pub from_host: Vec<String>,
 }
 
 /// The plan and what executing it needs.
@@ -40,8 +43,10 @@ pub(super) struct Planned {
 }
 
 /// The recipes that build for `arch`. For an architecture other than the
-/// host's, only hermetic recipes: a bootstrap build uses the host's
-/// compiler, which makes host binaries.
+/// host's: hermetic recipes, and bootstrap recipes that name it in their
+/// `arch` (they cross-compile with the seed for `$CARCH`, see
+/// [`super::cross`]); a bootstrap recipe that is `noarch` or `all` is built
+/// on the host's plan only.
 pub(super) fn recipes_for(settings: &Settings, arch: &str) -> Result<Vec<Recipe>, PipelineError> {
     Ok(split_for(settings, arch)?.0)
 }
@@ -58,20 +63,21 @@ fn split_for(
         r.arch
             .iter()
             .any(|a| a == arch || a == "noarch" || a == "all")
-            && (!foreign || settings.build_root.stage_of(r) == Stage::Hermetic)
+            && (!foreign
+                || settings.build_root.stage_of(r) == Stage::Hermetic
+                || r.arch.iter().any(|a| a == arch))
     });
     Ok((here, elsewhere.into_iter().map(|r| r.name).collect()))
 }
 
-/// The host recipes that make the build-root base (`[build-root] base`):
-/// what a hermetic unit of another architecture needs built first, since
-/// its root's programs run on the build machine.
-fn host_base_makers(settings: &Settings) -> Result<Vec<ArchDep>, PipelineError> {
+/// The host recipes that make `wanted` (by `providers`, the host's): what a
+/// unit of another architecture needs built first, since those programs run
+/// on the build machine: a hermetic unit's build-root base (`[build-root]
+/// base`), a foreign bootstrap unit's makedepends from the host
+/// ([`super::cross`]).
+fn host_makers(providers: &BTreeMap<String, String>, wanted: &[String]) -> Vec<ArchDep> {
     let host = super::host_arch();
-    let providers = osunits::providers(&recipes_for(settings, host)?);
-    let mut makers: Vec<ArchDep> = settings
-        .build_root
-        .base
+    let mut makers: Vec<ArchDep> = wanted
         .iter()
         .filter_map(|b| providers.get(dep_name(b)))
         .map(|m| ArchDep {
@@ -81,7 +87,29 @@ fn host_base_makers(settings: &Settings) -> Result<Vec<ArchDep>, PipelineError> 
         .collect();
     makers.sort();
     makers.dedup();
-    Ok(makers)
+    makers
+}
+
+/// The recipes for `arch` as its graph sees them (and the names of the
+/// project's other recipes), and what each takes from the host's
+/// repository: for a foreign architecture, a bootstrap recipe's makedepends
+/// that only the host's recipes make ([`super::cross`]).
+fn recipes_and_host_deps(
+    settings: &Settings,
+    arch: &str,
+) -> Result<(Vec<Recipe>, BTreeSet<String>, super::cross::FromHost), PipelineError> {
+    let (recipes, elsewhere) = split_for(settings, arch)?;
+    if arch == super::host_arch() {
+        return Ok((recipes, elsewhere, super::cross::FromHost::new()));
+    }
+    let host = recipes_for(settings, super::host_arch())?;
+    let names = super::cross::host_only_names(&host, &recipes);
+    let (hermetic, bootstrap): (Vec<Recipe>, Vec<Recipe>) = recipes
+        .into_iter()
+        .partition(|r| settings.build_root.stage_of(r) == Stage::Hermetic);
+    let (mut recipes, from_host) = super::cross::split(bootstrap, &names);
+    recipes.extend(hermetic);
+    Ok((recipes, elsewhere, from_host))
 }
 
 /// Provides recorded in the signed index (`so:`, `pc:`), mapped to the
@@ -137,7 +165,7 @@ pub(super) fn plan(
     arch: &str,
     opts: &BuildOptions,
 ) -> Result<Planned, PipelineError> {
-    let (recipes, elsewhere) = split_for(settings, arch)?;
+    let (recipes, elsewhere, mut from_host) = recipes_and_host_deps(settings, arch)?;
     let trusted = crate::sign::load_trust(settings, &settings.keys_dir())?;
     let repo_dir = settings.repo_dir().join(arch);
     let index_entries = read_index_entries(&repo_dir, &trusted);
@@ -220,6 +248,8 @@ pub(super) fn plan(
         if hermetic(r) {
             let root = buildroot::predicted_identity(settings, r, &host_entries, &index_entries);
             inputs.set_root(&root);
+        } else if let Some(wanted) = from_host.get(name) {
+            inputs.set_root(&super::cross::predicted_identity(wanted, &host_entries));
         }
         keys.insert(name.clone(), inputs.key());
         planned.push(inputs);
@@ -235,11 +265,12 @@ pub(super) fn plan(
         })
     });
 
-    let base_makers = if arch == super::host_arch() {
-        Vec::new()
+    let host_providers = if arch == super::host_arch() {
+        BTreeMap::new()
     } else {
-        host_base_makers(settings)?
+        osunits::providers(&recipes_for(settings, super::host_arch())?)
     };
+    let base_makers = host_makers(&host_providers, &settings.build_root.base);
     let mut value = BuildPlan::new(arch);
     let mut units = BTreeMap::new();
     for (((recipe, git), inputs), freshness) in
@@ -258,7 +289,10 @@ pub(super) fn plan(
             arch_deps: if hermetic(&recipe) && !buildroot::in_base(settings, &recipe) {
                 base_makers.clone()
             } else {
-                Vec::new()
+                host_makers(
+                    &host_providers,
+                    from_host.get(&recipe.name).map_or(&[], |v| v),
+                )
             },
         };
         pu.set_freshness(&freshness);
@@ -267,6 +301,7 @@ pub(super) fn plan(
             sde: git.source_date_epoch,
             commit: git.commit,
             inputs,
+            from_host: from_host.remove(&recipe.name).unwrap_or_default(),
             recipe,
         };
         units.insert(unit.recipe.name.clone(), unit);
