@@ -122,7 +122,7 @@ fn run_musl(stage: &Path, libs: &[&str], program: &Path, args: &[&str]) -> Strin
 }
 
 #[test]
-fn musl_base_builds_offline_with_zig_and_runs_on_forges_musl() {
+fn musl_base_and_crun_build_offline_for_x86_64_and_aarch64() {
     let Some((project, mirror)) = project_with(BASE) else {
         return;
     };
@@ -139,8 +139,24 @@ fn musl_base_builds_offline_with_zig_and_runs_on_forges_musl() {
     check_libraries(&stage);
     check_busybox(&stage);
     check_argp(&stage);
-    check_crun(&stage);
+    let crun = check_crun(&stage, goblin::elf::header::EM_X86_64);
+    check_crun_version(&run_binary(&crun, &["--version"]));
     check_repository_is_self_contained(root);
+
+    // aarch64: the same recipes cross-compiled by the same zig (the x86_64
+    // zig package from out/repo/x86_64), crun run under qemu-user.
+    if !support::require_tool("qemu-aarch64") {
+        return;
+    }
+    let started = std::time::Instant::now();
+    build_offline(root, &mirror, &["--arch", "aarch64", "crun"]);
+    eprintln!("aarch64 crun and its base built in {:?}", started.elapsed());
+    assert!(root.join("out/repo/aarch64/crun-1.8.1-r0.apk").is_file());
+    assert!(root.join("out/repo/aarch64/argp-dev-2.4-r0.apk").is_file());
+    // out/stage holds the architecture built last.
+    let crun = check_crun(&stage, goblin::elf::header::EM_AARCH64);
+    let qemu = Path::new("qemu-aarch64");
+    check_crun_version(&run_binary(qemu, &[crun.to_str().unwrap(), "--version"]));
 }
 
 /// musl: the loader is the real file and carries Alpine's soname.
@@ -331,14 +347,16 @@ fn check_argp(stage: &Path) {
     assert!(header.contains("argp_parse"), "gnulib's argp.h");
 }
 
-/// crun: one static binary against forge's musl (no interpreter, no
-/// libraries, no glibc ABI note), with the features the recipe enables.
-fn check_crun(stage: &Path) {
+/// crun: one static binary for `machine` against forge's musl (no
+/// interpreter, no libraries, no glibc ABI note), with its man page;
+/// returns its path.
+fn check_crun(stage: &Path, machine: u16) -> PathBuf {
     let root = stage.join("crun/crun");
     let crun = root.join("usr/bin/crun");
     assert_static_elf(&crun);
     let bytes = std::fs::read(&crun).unwrap();
     let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    assert_eq!(elf.header.e_machine, machine, "crun's machine");
     let sections: Vec<&str> = elf
         .section_headers
         .iter()
@@ -349,10 +367,10 @@ fn check_crun(stage: &Path) {
         !sections.contains(&".note.ABI-tag"),
         "crun was linked against glibc: {sections:?}"
     );
-    check_crun_version(&run_binary(&crun, &["--version"]));
     let man = root.join("usr/share/man/man1/crun.1");
     assert!(man.is_file() || man.with_extension("1.gz").is_file());
     assert!(!root.join("usr/lib").exists());
+    crun
 }
 
 /// `crun --version` output: the version line, and the features line with

@@ -131,7 +131,13 @@ fn node_image_boots_to_its_marker_and_hello_a_flipped_usr_byte_is_a_verity_error
     let Some(mirror) = support::require_mirror_file("busybox-1.35.0.tar.bz2") else {
         return;
     };
-    if support::require_mirror_file("crun-1.8.1.tar.xz").is_none() || !ready() {
+    // crun is built with forge's musl base: argp's source too.
+    let crun_sources = ["crun-1.8.1.tar.xz", "inetutils-2.4.tar.xz"];
+    if crun_sources
+        .iter()
+        .any(|f| support::require_mirror_file(f).is_none())
+        || !ready()
+    {
         return;
     }
     let p = node_project(&mirror);
