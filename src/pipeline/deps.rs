@@ -164,15 +164,24 @@ pub fn install(
     from_host: (&[String], &InstallTo<'_>),
     dest: &Path,
     link: Link,
-) -> Result<Option<(Vec<Installed>, Vec<Installed>)>, DepsError> {
+) -> Result<Option<InstalledDeps>, DepsError> {
     let (host_deps, host) = from_host;
     if makedepends.is_empty() && host_deps.is_empty() {
         return Ok(None);
     }
     let mut root = RootWriter::new(dest, link)?;
     let target = install_into(makedepends, "makedepends", from, &mut root)?;
-    let machine = install_into(host_deps, super::cross::FROM_HOST, host, &mut root)?;
-    Ok(Some((target, machine)))
+    let from_host = install_into(host_deps, super::cross::FROM_HOST, host, &mut root)?;
+    Ok(Some(InstalledDeps { target, from_host }))
+}
+
+/// What [`install`] installed, in order.
+#[derive(Debug)]
+pub struct InstalledDeps {
+    /// From the target architecture's repository.
+    pub target: Vec<Installed>,
+    /// From the host's ([`super::cross`]).
+    pub from_host: Vec<Installed>,
 }
 
 #[cfg(test)]
@@ -293,7 +302,7 @@ mod tests {
             store: &store,
         };
         let got = install(&["evil".into()], &from, (&[], &from), &dest, Link::Hard).unwrap();
-        let ids: Vec<String> = got.unwrap().0.iter().map(Installed::id).collect();
+        let ids: Vec<String> = got.unwrap().target.iter().map(Installed::id).collect();
         assert_eq!(ids, ["evil-2.12-r0"]);
         assert_eq!(
             fs::read(dest.join("usr/bin/tool2")).unwrap(),

@@ -243,7 +243,8 @@ impl ExecCtx<'_> {
         };
         let from_host = (unit.from_host.as_slice(), &host);
         let both = deps::install(&r.makedepends, &target, from_host, &deps_root, link)?;
-        let (installed, machine) = both.map_or((None, None), |(t, m)| (Some(t), Some(m)));
+        let (installed, machine) =
+            both.map_or((None, None), |d| (Some(d.target), Some(d.from_host)));
         if let (Some(list), Some(machine)) = (&installed, &machine) {
             let ids: Vec<String> = list
                 .iter()
