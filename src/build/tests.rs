@@ -165,6 +165,32 @@ fn check_step_runs_unless_disabled() {
     run(&request(&s, &r)).unwrap();
 }
 
+/// A check step for an architecture this machine cannot run programs of is
+/// skipped (with a note), not failed with "Exec format error"; with qemu-user
+/// registered in binfmt_misc it runs.
+#[test]
+fn foreign_check_step_runs_only_where_its_programs_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = recipe(dir.path(), "chk", &[("a", "")], "mkdir -p \"$pkgdir\"");
+    r.check = "echo checking; exit 7".into();
+    let s = settings(dir.path(), SandboxMode::None);
+    let foreign = if crate::pipeline::host_arch() == "aarch64" {
+        "x86_64"
+    } else {
+        "aarch64"
+    };
+    let req = BuildRequest {
+        arch: foreign.into(),
+        ..request(&s, &r)
+    };
+    let got = run(&req);
+    if runs_programs_of(foreign) {
+        assert!(got.is_err(), "the check ran");
+    } else {
+        got.unwrap();
+    }
+}
+
 #[test]
 fn missing_host_tool_fails_up_front() {
     let dir = tempfile::tempdir().unwrap();
