@@ -362,10 +362,18 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
 
     let no_strip_tool =
         req.hermetic.is_some() && process::find_in_path("strip", OsStr::new(&host_path)).is_none();
+    // The bootstrap stage's strip is the host's binutils, for the host's
+    // machine only.
+    let foreign_bootstrap = req.hermetic.is_none() && req.arch != crate::pipeline::host_arch();
     if no_strip_tool && !recipe.options.no_strip {
         // The seed has no strip (zig's objcopy cannot); its cc links with -s.
         settings.shell.verbose(format!(
             "{name}: no strip in the build root, binaries are as the linker left them"
+        ));
+    } else if foreign_bootstrap && !recipe.options.no_strip {
+        settings.shell.verbose(format!(
+            "{name}: the host's strip cannot read {} files, binaries are as the linker left them",
+            req.arch
         ));
     } else if !recipe.options.no_strip {
         let n = steps.strip(&host_path)?;

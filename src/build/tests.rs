@@ -191,6 +191,42 @@ fn foreign_check_step_runs_only_where_its_programs_can() {
     }
 }
 
+/// The bootstrap stage's strip is the host's binutils, for the host's
+/// machine: a foreign architecture's files are left as the linker made them
+/// (it failed with "Unable to recognise the format" on aarch64's musl).
+#[test]
+fn foreign_bootstrap_files_are_not_given_to_the_hosts_strip() {
+    if !crate::test_tools::require_tool("strip") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // An ELF header for an aarch64 executable (e_type 2, e_machine 183),
+    // nothing after it: the host's strip cannot read it.
+    let r = recipe(
+        dir.path(),
+        "alien",
+        &[("a", "")],
+        "mkdir -p \"$pkgdir/usr/bin\"\n\
+         printf '\\177ELF\\2\\1\\1\\0\\0\\0\\0\\0\\0\\0\\0\\0\\2\\0\\267\\0' \
+         >\"$pkgdir/usr/bin/alien\"",
+    );
+    let s = settings(dir.path(), SandboxMode::None);
+    let foreign = if crate::pipeline::host_arch() == "aarch64" {
+        "x86_64"
+    } else {
+        "aarch64"
+    };
+    let req = BuildRequest {
+        arch: foreign.into(),
+        ..request(&s, &r)
+    };
+    let staged = run(&req).unwrap();
+    let alien = staged.packages[0].root.join("usr/bin/alien");
+    let bytes = std::fs::read(alien).unwrap();
+    assert_eq!(bytes.len(), 20);
+    assert_eq!(&bytes[18..], &[183, 0]);
+}
+
 #[test]
 fn missing_host_tool_fails_up_front() {
     let dir = tempfile::tempdir().unwrap();
