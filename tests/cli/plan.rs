@@ -160,3 +160,34 @@ fn plan_errors_name_the_unknown_unit_and_the_cycle() {
     let err = run_err(forge(p.path()).args(["plan"]));
     assert!(err.contains("dependency cycle: a -> b -> a"), "{err}");
 }
+
+/// The musl base and crun plan for aarch64 in the bootstrap stage (they
+/// cross-compile with the seed): crun's graph holds the target's
+/// libraries, and zig, a program for the build machine that only the
+/// host's recipes make, is an `arch_dep` on the host's plan instead of a
+/// unit of this one.
+#[test]
+fn foreign_bootstrap_units_take_zig_from_the_hosts_plan() {
+    let p = Project::new();
+    p.copy_from_repo("recipes")
+        .copy_from_repo("forge.toml")
+        .key()
+        .commit();
+    let plan = plan_json(p.path(), &["--arch", "aarch64", "crun"]);
+    assert_eq!(plan["arch"], "aarch64");
+    let units = plan["units"].as_array().unwrap();
+    let names: BTreeSet<&str> = units.iter().map(|u| u["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["argp", "crun", "libcap", "libseccomp", "musl", "yajl"].into()
+    );
+    let crun = units.iter().find(|u| u["name"] == "crun").unwrap();
+    assert_eq!(
+        crun["deps"],
+        serde_json::json!(["argp", "libcap", "libseccomp", "musl", "yajl"])
+    );
+    assert_eq!(
+        crun["arch_deps"],
+        serde_json::json!([{"arch": "x86_64", "unit": "zig"}])
+    );
+}
