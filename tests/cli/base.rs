@@ -155,8 +155,23 @@ fn musl_base_and_crun_build_offline_for_x86_64_and_aarch64() {
     assert!(root.join("out/repo/aarch64/argp-dev-2.4-r0.apk").is_file());
     // out/stage holds the architecture built last.
     let crun = check_crun(&stage, goblin::elf::header::EM_AARCH64);
-    let qemu = Path::new("qemu-aarch64");
-    check_crun_version(&run_binary(qemu, &[crun.to_str().unwrap(), "--version"]));
+    // crun re-executes itself from a sealed memfd copy of /proc/self/exe
+    // (CVE-2019-5736) unless that file is on a read-only filesystem; under
+    // qemu-user it is qemu's own binary, and the copy would run qemu. In a
+    // bwrap namespace with / bound read-only, crun runs as it is.
+    let args = [
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "qemu-aarch64",
+        crun.to_str().unwrap(),
+        "--version",
+    ];
+    check_crun_version(&run_binary(Path::new("bwrap"), &args));
 }
 
 /// musl: the loader is the real file and carries Alpine's soname.
