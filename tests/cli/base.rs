@@ -1,5 +1,5 @@
 //! The musl base (`recipes/musl`, `libseccomp`, `libcap`, `yajl`,
-//! `busybox`) built end to end, offline, with the zig seed, from a seeded
+//! `busybox`, `make`) built end to end, offline, with the zig seed, from a seeded
 //! source mirror; and `crun`, still built by the host's gcc as a static
 //! binary (crun needs argp, which musl lacks and no forge package provides
 //! yet: docs/real-recipes.md).
@@ -32,6 +32,7 @@ const BASE: &[&str] = &[
     "yajl",
     "crun",
     "busybox",
+    "make",
 ];
 
 /// The file name forge looks for in a mirror for the first source of
@@ -71,17 +72,18 @@ fn project_with(recipes: &[&str]) -> Option<(support::Project, PathBuf)> {
     Some((p, mirror?))
 }
 
-/// `forge --offline --mirror MIRROR build NAMES…` in `project`, which must
-/// succeed.
-fn build_offline(project: &Path, mirror: &Path, names: &[&str]) {
-    support::run_ok(
+/// `forge --offline --mirror MIRROR build ARGS…` in `project`, which must
+/// succeed; its stderr.
+fn build_offline(project: &Path, mirror: &Path, args: &[&str]) -> String {
+    let (_, err) = support::run_ok(
         support::forge(project)
             .arg("--offline")
             .arg("--mirror")
             .arg(mirror)
             .arg("build")
-            .args(names),
+            .args(args),
     );
+    err
 }
 
 /// The ELF interpreter and needed libraries of `path`.
@@ -127,11 +129,16 @@ fn musl_base_builds_offline_with_zig_and_runs_on_forges_musl() {
         return;
     };
     let root = project.path();
-    build_offline(root, &mirror, &["busybox", "libseccomp", "libcap", "yajl"]);
+    build_offline(
+        root,
+        &mirror,
+        &["busybox", "libseccomp", "libcap", "yajl", "make", "toolbox"],
+    );
     let stage = root.join("out/stage");
     check_musl(&stage);
     check_libraries(&stage);
     check_busybox(&stage);
+    check_make(&stage, &root.join("out/work/make"));
     check_repository_is_self_contained(root);
 }
 
@@ -245,6 +252,42 @@ fn check_busybox(stage: &Path) {
     assert_eq!(libs, vec!["libc.musl-x86_64.so.1".to_string()]);
     let out = run_musl(stage, &[], &dynamic, &["sh", "-c", "echo $((6 * 7))"]);
     assert_eq!(out, "42\n");
+}
+
+/// make: GNU make 4.3 linked against forge's musl, which runs a parallel
+/// build with pattern rules, `$(wildcard)` and `$(shell)`, and then finds
+/// everything up to date.
+fn check_make(stage: &Path, work: &Path) {
+    let make = stage.join("make/make/usr/bin/make");
+    let (interp, libs) = elf_links(&make);
+    assert_eq!(interp.as_deref(), Some("/lib/ld-musl-x86_64.so.1"));
+    assert_eq!(libs, vec!["libc.musl-x86_64.so.1".to_string()]);
+    let version = run_musl(stage, &[], &make, &["--version"]);
+    assert!(
+        version.starts_with("GNU Make 4.3\nBuilt for x86_64-linux-musl\n"),
+        "{version}"
+    );
+    assert!(stage.join("make/make/usr/include/gnumake.h").is_file());
+    let dir = work.join("test-project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.in"), "abc\n").unwrap();
+    std::fs::write(dir.join("b.in"), "def\n").unwrap();
+    std::fs::write(
+        dir.join("Makefile"),
+        "OUTS := $(patsubst %.in,%.out,$(wildcard *.in))\n\
+         all: total\n\
+         %.out: %.in\n\ttr a-z A-Z <$< >$@\n\
+         total: $(OUTS)\n\tcat $^ >$@; echo \"$(words $^) $(shell echo sh)\" >>$@\n",
+    )
+    .unwrap();
+    let dir_arg = dir.display().to_string();
+    run_musl(stage, &[], &make, &["-C", &dir_arg, "-j2"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("total")).unwrap(),
+        "ABC\nDEF\n2 sh\n"
+    );
+    let again = run_musl(stage, &[], &make, &["-C", &dir_arg]);
+    assert!(again.contains("Nothing to be done for 'all'."), "{again}");
 }
 
 /// Every `depends` of every package in out/repo/x86_64 names a package or a
