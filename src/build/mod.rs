@@ -291,11 +291,11 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
         }
         None => HostLayout::read(),
     };
-    for tool in &recipe.host_tools {
-        if process::find_in_path(tool, OsStr::new(&host_path)).is_none() {
+    for tool in recipe.tools_for(&req.arch) {
+        if process::find_in_path(&tool, OsStr::new(&host_path)).is_none() {
             return Err(BuildError::MissingTool {
                 recipe: name.to_string(),
-                tool: tool.clone(),
+                tool,
                 path: host_path,
             });
         }

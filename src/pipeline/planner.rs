@@ -40,8 +40,9 @@ pub(super) struct Planned {
 }
 
 /// The recipes that build for `arch`. For an architecture other than the
-/// host's, only hermetic recipes: a bootstrap build uses the host's
-/// compiler, which makes host binaries.
+/// host's, only hermetic recipes and cross-compiling ones: a bootstrap
+/// build uses the host's compiler, which makes host binaries, unless its
+/// tools name the target (`${carch}-linux-gnu-gcc`, [`Recipe::cross_compiles`]).
 pub(super) fn recipes_for(settings: &Settings, arch: &str) -> Result<Vec<Recipe>, PipelineError> {
     Ok(split_for(settings, arch)?.0)
 }
@@ -58,7 +59,9 @@ fn split_for(
         r.arch
             .iter()
             .any(|a| a == arch || a == "noarch" || a == "all")
-            && (!foreign || settings.build_root.stage_of(r) == Stage::Hermetic)
+            && (!foreign
+                || r.cross_compiles()
+                || settings.build_root.stage_of(r) == Stage::Hermetic)
     });
     Ok((here, elsewhere.into_iter().map(|r| r.name).collect()))
 }
