@@ -23,6 +23,8 @@ use std::process::Command;
 
 use crate::support;
 
+mod hermetic;
+
 /// The recipes the base test builds, with their dependencies.
 const BASE: &[&str] = &[
     "zig",
@@ -140,6 +142,8 @@ fn musl_base_builds_offline_with_zig_and_runs_on_forges_musl() {
     check_busybox(&stage);
     check_make(&stage, &root.join("out/work/make"));
     check_repository_is_self_contained(root);
+    hermetic::examples_build_in_hermetic_roots(root, &mirror);
+    hermetic::base_rebuilds_in_its_own_root(root, &mirror);
 }
 
 /// musl: the loader is the real file and carries Alpine's soname.
