@@ -2,7 +2,9 @@
 # Seed a forge source mirror folder with the upstream release files of the
 # real recipes (recipes/crun, busybox, musl, libseccomp, libcap, yajl, and
 # argp, whose source is GNU inetutils), taken
-# from Debian's source packages; the seed's wheel (recipes/zig), taken with
+# from Debian's source packages, and Debian's own repack of GNU make
+# (recipes/make: make-dfsg, kept under its Debian name, see
+# docs/real-recipes.md); the seed's wheel (recipes/zig), taken with
 # `pip download` from the Python package index; and the Raspberry Pi
 # firmware files of recipes/raspi-firmware, taken from Debian's binary
 # package (non-free-firmware).
@@ -12,8 +14,8 @@
 # forge looks a source up as MIRROR_DIR/<upstream file name> (the last path
 # segment of the recipe's url), so each Debian .orig file is copied there
 # under its upstream name. A file is only placed when its sha256 equals the
-# one in the recipe: Debian's .orig for these packages is byte-identical to
-# the upstream release file (see docs/real-recipes.md), and the check proves it
+# one in the recipe: Debian's .orig for these packages (make-dfsg aside) is
+# byte-identical to the upstream release file (see docs/real-recipes.md), and the check proves it
 # on every run. Files already present with the right digest are kept, and when
 # all are present nothing is downloaded.
 #
@@ -38,6 +40,7 @@ entries=(
   "libcap|libcap2|libcap2_2.66.orig.tar.xz|libcap-2.66.tar.xz"
   "yajl|yajl|yajl_2.1.0.orig.tar.gz|yajl-2.1.0.tar.gz"
   "argp|inetutils|inetutils_2.4.orig.tar.xz|inetutils-2.4.tar.xz"
+  "make|make-dfsg|make-dfsg_4.3.orig.tar.gz|make-dfsg_4.3.orig.tar.gz"
 )
 # Files taken from a Debian *binary* package (non-free-firmware), because
 # the source package's .orig is a "+ds" repack (docs/real-recipes.md):

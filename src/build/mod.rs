@@ -291,11 +291,11 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
         }
         None => HostLayout::read(),
     };
-    for tool in &recipe.host_tools {
-        if process::find_in_path(tool, OsStr::new(&host_path)).is_none() {
+    for tool in recipe.tools_for(&req.arch) {
+        if process::find_in_path(&tool, OsStr::new(&host_path)).is_none() {
             return Err(BuildError::MissingTool {
                 recipe: name.to_string(),
-                tool: tool.clone(),
+                tool,
                 path: host_path,
             });
         }
@@ -343,10 +343,14 @@ pub fn run(req: &BuildRequest<'_>) -> Result<Staged, BuildError> {
     settings
         .shell
         .status("Building", format!("{name} {}", recipe.full_version()));
+    // A unit of another architecture made programs the host may not run
+    // (`runs_programs_of`); a recipe that cross-compiles with a host cross
+    // compiler (`${carch}` tools, such as linux) writes its check for the
+    // host.
     let result = steps.run("build", &recipe.build, &mut log).and_then(|()| {
         if recipe.options.no_check || recipe.check.trim().is_empty() {
             Ok(())
-        } else if !runs_programs_of(&req.arch) {
+        } else if !runs_programs_of(&req.arch) && !recipe.cross_compiles() {
             settings.shell.note(format!(
                 "{name}: check step skipped: this machine cannot run {} programs \
                  (no qemu-{} registered in binfmt_misc)",

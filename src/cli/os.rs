@@ -242,6 +242,37 @@ fn apply_pi(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether `out/os/NAME.json` says a Raspberry Pi image (no manifest: not).
+fn is_pi_image(out_dir: &std::path::Path, name: &str) -> Result<bool> {
+    let path = out_dir.join(format!("{name}.json"));
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let m: crate::os::Manifest =
+        serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(m.profile == crate::image::def::Profile::Rpi4Arm64.name())
+}
+
+/// The virt machine booting a Pi disk's BOOT-A kernel, initramfs and
+/// command line (copied into `work`).
+fn virt_machine(
+    disk: &std::path::Path,
+    work: &std::path::Path,
+) -> Result<crate::os::boot_test::Machine> {
+    use crate::os::pi;
+    pi::copy_boot_a(disk, &["kernel8.img", pi::INITRAMFS, "cmdline.txt"], work)
+        .with_context(|| format!("reading BOOT-A of {}", disk.display()))?;
+    let cmdline = std::fs::read_to_string(work.join("cmdline.txt"))
+        .with_context(|| format!("reading cmdline.txt of {}", disk.display()))?;
+    Ok(crate::os::boot_test::Machine::VirtArm64 {
+        kernel: work.join("kernel8.img"),
+        initrd: work.join(pi::INITRAMFS),
+        cmdline: crate::os::boot_test::virt_cmdline(&cmdline),
+    })
+}
+
 /// Boot one OS image and report how long it took to reach the markers.
 fn boot_test(
     settings: &Settings,
@@ -252,7 +283,9 @@ fn boot_test(
 ) -> Result<ExitCode> {
     use crate::os::boot_test;
     let out_dir = settings.out.join("os");
-    let disk = disk.unwrap_or_else(|| out_dir.join(format!("{name}.raw")));
+    let pi = is_pi_image(&out_dir, name)?;
+    let ext = if pi { "img" } else { "raw" };
+    let disk = disk.unwrap_or_else(|| out_dir.join(format!("{name}.{ext}")));
     if !disk.is_file() {
         anyhow::bail!(
             "no disk {} (build it with `forge os build {name}`)",
@@ -264,13 +297,24 @@ fn boot_test(
         .prefix(&format!(".{name}.tmp-boot-"))
         .tempdir_in(&out_dir)
         .with_context(|| format!("creating a folder in {}", out_dir.display()))?;
+    let machine = if pi {
+        virt_machine(&disk, work.path())?
+    } else {
+        boot_test::Machine::Uefi
+    };
     let log = out_dir.join(format!("{name}.boot.log"));
     let mut wanted = vec![boot_test::MARKER.to_string()];
     wanted.extend(expect);
+    let how = if pi {
+        "QEMU virt, cortex-a72, TCG"
+    } else {
+        "QEMU q35, TCG"
+    };
     settings
         .shell
-        .status("Booting", format!("{} (QEMU, TCG)", disk.display()));
+        .status("Booting", format!("{} ({how})", disk.display()));
     let verdict = boot_test::boot(
+        &machine,
         &disk,
         work.path(),
         &log,

@@ -1,5 +1,14 @@
 //! `forge os boot-test`: boot a disk under QEMU (TCG, no KVM: the build
-//! hosts have none) with OVMF, watch its serial console and decide.
+//! hosts have none), watch its serial console and decide.
+//!
+//! Two machines: an x86_64 disk boots on `q35` with OVMF (firmware,
+//! systemd-boot, the UKI); a Raspberry Pi disk boots on arm64 `virt`
+//! (`-cpu cortex-a72`, the Pi 4's core) by direct kernel boot of BOOT-A's
+//! `kernel8.img`, `initramfs8` and `cmdline.txt`, with the whole disk as a
+//! virtio drive: the Pi's firmware cannot be emulated, so this stands in for
+//! it with the same kernel, initramfs and verity `/usr`. Only the console
+//! changes (the Pi's mini UART is `ttyS1`, virt's PL011 is `ttyAMA0`); the
+//! `PARTUUID=<signature>-NN` names hold on any disk with that MBR.
 //!
 //! The serial console goes to a log file that is polled; the boot passes
 //! when every expected text has appeared, and fails on the first sign of
@@ -23,6 +32,10 @@ pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 pub const MARKER: &str = "forge-node: up";
 /// The emulator (Debian package qemu-system-x86).
 pub const QEMU: &str = "qemu-system-x86_64";
+/// The arm64 emulator (Debian package qemu-system-arm).
+pub const QEMU_ARM64: &str = "qemu-system-aarch64";
+/// The console of QEMU's arm64 `virt` machine (its PL011).
+pub const VIRT_CONSOLE: &str = "console=ttyAMA0";
 /// The most serial output read (a guard against a guest that floods it).
 const MAX_LOG: u64 = 64 << 20;
 
@@ -89,51 +102,111 @@ pub fn missing<'a>(log: &str, expect: &'a [String]) -> Vec<&'a String> {
         .collect()
 }
 
+/// The machine a disk boots on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Machine {
+    /// x86_64 `q35` with OVMF, booting the disk's ESP.
+    Uefi,
+    /// arm64 `virt` (cortex-a72), booting this kernel directly.
+    VirtArm64 {
+        /// The arm64 `Image` (BOOT-A's `kernel8.img`).
+        kernel: PathBuf,
+        /// The initramfs (BOOT-A's `initramfs8`).
+        initrd: PathBuf,
+        /// The command line (BOOT-A's `cmdline.txt`, see [`virt_cmdline`]).
+        cmdline: String,
+    },
+}
+
+impl Machine {
+    fn qemu(&self) -> (&'static str, &'static str) {
+        match self {
+            Machine::Uefi => (QEMU, "qemu-system-x86"),
+            Machine::VirtArm64 { .. } => (QEMU_ARM64, "qemu-system-arm"),
+        }
+    }
+}
+
+/// A Pi's `cmdline.txt` for the `virt` machine: the same words, with every
+/// `console=` (the Pi's UARTs) replaced by virt's PL011.
+pub fn virt_cmdline(pi: &str) -> String {
+    let mut words: Vec<&str> = pi
+        .split_whitespace()
+        .filter(|w| !w.starts_with("console="))
+        .collect();
+    words.insert(0, VIRT_CONSOLE);
+    words.join(" ")
+}
+
 /// Check the emulator and firmware are there, naming the package of each.
-pub fn check_host() -> Result<(), OsError> {
+pub fn check_host(machine: &Machine) -> Result<(), OsError> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    if crate::process::find_in_path(QEMU, &path).is_none() {
+    let (qemu, package) = machine.qemu();
+    if crate::process::find_in_path(qemu, &path).is_none() {
         return Err(OsError::MissingTool {
-            tool: QEMU.into(),
-            package: "qemu-system-x86".into(),
+            tool: qemu.into(),
+            package: package.into(),
         });
     }
-    for f in [OVMF_CODE, OVMF_VARS] {
-        if !Path::new(f).is_file() {
-            return Err(OsError::MissingFile {
-                path: PathBuf::from(f),
-                package: "ovmf".into(),
-            });
+    if *machine == Machine::Uefi {
+        for f in [OVMF_CODE, OVMF_VARS] {
+            if !Path::new(f).is_file() {
+                return Err(OsError::MissingFile {
+                    path: PathBuf::from(f),
+                    package: "ovmf".into(),
+                });
+            }
         }
     }
     Ok(())
 }
 
-/// Boot `disk`, writing the serial console to `log`, until every text of
-/// `expect` has appeared (`Ok(Ok)`), trouble shows (`Ok(Err)`), or
-/// `timeout` passes. `work` holds the per-boot OVMF variable store.
+/// Boot `disk` on `machine`, writing the serial console to `log`, until
+/// every text of `expect` has appeared (`Ok(Ok)`), trouble shows
+/// (`Ok(Err)`), or `timeout` passes. `work` holds the per-boot OVMF
+/// variable store.
 pub fn boot(
+    machine: &Machine,
     disk: &Path,
     work: &Path,
     log: &Path,
     expect: &[String],
     timeout: Duration,
 ) -> Result<Result<Passed, Failure>, OsError> {
-    check_host()?;
-    let vars = work.join("OVMF_VARS.fd");
-    std::fs::copy(OVMF_VARS, &vars).map_err(OsError::io("copying", Path::new(OVMF_VARS)))?;
+    check_host(machine)?;
     std::fs::write(log, b"").map_err(OsError::io("creating", log))?;
     let qemu_out = work.join("qemu.out");
     let out = std::fs::File::create(&qemu_out).map_err(OsError::io("creating", &qemu_out))?;
-    let mut cmd = Cmd::new(QEMU);
-    cmd.args(["-machine", "q35,accel=tcg", "-m", "1024", "-nodefaults"])
+    let mut cmd = Cmd::new(machine.qemu().0);
+    match machine {
+        Machine::Uefi => {
+            let vars = work.join("OVMF_VARS.fd");
+            std::fs::copy(OVMF_VARS, &vars)
+                .map_err(OsError::io("copying", Path::new(OVMF_VARS)))?;
+            cmd.args(["-machine", "q35,accel=tcg"])
+                .arg("-drive")
+                .arg(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"))
+                .arg("-drive")
+                .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+        }
+        Machine::VirtArm64 {
+            kernel,
+            initrd,
+            cmdline,
+        } => {
+            cmd.args(["-machine", "virt,accel=tcg", "-cpu", "cortex-a72"])
+                .arg("-kernel")
+                .arg(kernel)
+                .arg("-initrd")
+                .arg(initrd)
+                .arg("-append")
+                .arg(cmdline);
+        }
+    }
+    cmd.args(["-m", "1024", "-nodefaults"])
         .args(["-display", "none", "-no-reboot", "-monitor", "none"])
         .arg("-serial")
         .arg(format!("file:{}", log.display()))
-        .arg("-drive")
-        .arg(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"))
-        .arg("-drive")
-        .arg(format!("if=pflash,format=raw,file={}", vars.display()))
         .arg("-drive")
         .arg(format!(
             "file={},format=raw,if=virtio,snapshot=on",
@@ -210,5 +283,13 @@ mod tests {
         assert_eq!(classify("[ 0.0] Linux version 6.1\nforge-node: up\n"), None);
         let expect = vec!["forge-node: up".to_string(), "Hello".to_string()];
         assert_eq!(missing("forge-node: up\n", &expect), vec![&expect[1]]);
+    }
+
+    #[test]
+    fn a_pi_cmdline_boots_on_virt_with_its_console() {
+        assert_eq!(
+            virt_cmdline("console=ttyS1,115200 panic=10 root=PARTUUID=0a0b0c0d-07 usrhash=ab\n"),
+            "console=ttyAMA0 panic=10 root=PARTUUID=0a0b0c0d-07 usrhash=ab"
+        );
     }
 }

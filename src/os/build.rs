@@ -237,12 +237,7 @@ fn uefi(
     let cmdline = super::cmdline::for_slot(&def.cmdline, &usr_a, usr);
     let mut esp_files = esp_spec(def, seed);
     let mut uki = None;
-    if let Some(mut kernel) = super::uki::find_kernel(tree)? {
-        if kernel.initrd.is_none() {
-            let initrd = work.join("initramfs.cpio");
-            super::initramfs::make(tree, &initrd, epoch)?;
-            kernel.initrd = Some(initrd);
-        }
+    if let Some(kernel) = find_kernel(tree, work, epoch)? {
         let efi = work.join("uki.efi");
         let os_release = tree.join("lib/os-release");
         super::uki::make(&kernel, &os_release, &cmdline, work, &efi, epoch)?;
@@ -285,9 +280,9 @@ fn rpi4(
     work: &Path,
     epoch: u64,
 ) -> Result<Laid, OsError> {
-    let kernel = super::uki::find_kernel(tree)?.ok_or(OsError::NoKernel(def.profile.name()))?;
+    let kernel = find_kernel(tree, work, epoch)?.ok_or(OsError::NoKernel(def.profile.name()))?;
     let signature = pi::signature(seed);
-    let cmdline = pi::cmdline(def, signature, pi::Slot::A, &usr.root_hash);
+    let cmdline = pi::cmdline(def, signature, pi::Slot::A, usr);
     let files = pi::boot_files(def, tree, &kernel, &cmdline, pi::Slot::A)?;
     let boot = work.join("boot-a.fat");
     let spec = pi::boot_spec(def, seed, pi::Slot::A, files);
@@ -307,6 +302,24 @@ fn rpi4(
         disk_guid: None,
         disk_signature: Some(format!("{signature:08x}")),
     })
+}
+
+/// The kernel of the `/usr` tree, if any, with its initramfs: the one beside
+/// it, else forge's (`super::initramfs`), written into `work`.
+fn find_kernel(
+    tree: &Path,
+    work: &Path,
+    epoch: u64,
+) -> Result<Option<super::uki::Kernel>, OsError> {
+    let Some(mut kernel) = super::uki::find_kernel(tree)? else {
+        return Ok(None);
+    };
+    if kernel.initrd.is_none() {
+        let initrd = work.join("initramfs.cpio");
+        super::initramfs::make(tree, &initrd, epoch)?;
+        kernel.initrd = Some(initrd);
+    }
+    Ok(Some(kernel))
 }
 
 fn read(path: &std::path::Path) -> Result<Vec<u8>, OsError> {

@@ -110,16 +110,15 @@ fn partuuid(signature: u32, index: usize) -> String {
 }
 
 /// `cmdline.txt` of `slot` (without its newline): the definition's
-/// additions, then ROOT, the slot's `/usr` and its root hash.
-pub fn cmdline(def: &OsDef, signature: u32, slot: Slot, root_hash: &str) -> String {
+/// additions, ROOT, then forge's `/usr` arguments for the slot (the
+/// kernel's dm-verity table naming it by PARTUUID and the root hash, as on
+/// x86_64: [`super::cmdline::for_slot`]).
+pub fn cmdline(def: &OsDef, signature: u32, slot: Slot, usr: &super::usr::UsrImage) -> String {
     let mut args = def.cmdline.clone();
     args.push(format!("root=PARTUUID={}", partuuid(signature, ROOT)));
     args.push("rootwait".into());
-    let usr = partuuid(signature, slot.usr_index());
-    args.push(format!("mount.usr=PARTUUID={usr}"));
-    args.push("mount.usrflags=ro".into());
-    args.push(format!("usrhash={root_hash}"));
-    args.join(" ")
+    let usr_part = partuuid(signature, slot.usr_index());
+    super::cmdline::for_slot(&args, &usr_part, usr)
 }
 
 /// `config.txt`: 64-bit, forge's kernel and initramfs, the serial console.
@@ -216,6 +215,26 @@ pub fn boot_files(
         );
     }
     Ok(files)
+}
+
+/// Copy the files `names` of `disk`'s BOOT-A into the folder `to` (what
+/// `forge os boot-test` boots directly on QEMU's virt machine).
+pub fn copy_boot_a(disk: &Path, names: &[&str], to: &Path) -> Result<(), OsError> {
+    let table = slot::read_table(disk)?;
+    let boot = table
+        .partitions
+        .get(BOOT_A)
+        .ok_or_else(|| OsError::BadDisk {
+            disk: disk.to_path_buf(),
+            reason: "no partition 1 (not an rpi4-arm64 disk)".into(),
+        })?;
+    for name in names {
+        slot::mtools("mcopy", disk, boot)
+            .args(["-n", &format!("::/{name}")])
+            .arg(to.join(name))
+            .run()?;
+    }
+    Ok(())
 }
 
 /// The FAT of `slot`'s boot partition holding `files`.

@@ -174,7 +174,7 @@ pub fn host_arch() -> &'static str {
 /// stage, the package compressor and the signature scheme. In the bootstrap
 /// stage also the host toolchain: tools looked up on the sandbox's PATH (the
 /// one builds use), not forge's own: the C compiler, the binutils linker and
-/// the C library. A hermetic unit's toolchain is its build root, whose
+/// the C library, and for another architecture the cross compiler. A hermetic unit's toolchain is its build root, whose
 /// identity is the `root` component instead ([`buildroot`]).
 fn env_identity(settings: &Settings, arch: &str, opts: &BuildOptions, stage: Stage) -> String {
     let path = std::ffi::OsString::from(crate::build::SYSTEM_PATH);
@@ -199,6 +199,14 @@ fn env_identity(settings: &Settings, arch: &str, opts: &BuildOptions, stage: Sta
             .field("libc", &first_line("ldd", "--version")),
         Stage::Hermetic => f.field("stage", "hermetic"),
     };
+    // A bootstrap build for another architecture is a cross build
+    // (`${carch}-linux-gnu-gcc`): that compiler shapes its bytes too.
+    if stage == Stage::Bootstrap && arch != host_arch() {
+        f.field(
+            "cross-cc",
+            &first_line(&format!("{arch}-linux-gnu-gcc"), "--version"),
+        );
+    }
     f.field("compressor", crate::apk::gzip::COMPRESSOR)
         .field(
             "sha1-signature",
@@ -451,7 +459,7 @@ fn execute_packages(
         .filter(|n| !run.pull_only.contains(*n))
         .cloned()
         .collect();
-    check_host_tools(planned, &to_build)?;
+    check_host_tools(planned, run.arch, &to_build)?;
     let key = sign::ensure_default_key(settings)?;
     let trusted = sign::load_trust(settings, &settings.keys_dir())?;
     let mut opened = Repo::open(&settings.repo_dir(), run.arch, &trusted)?;
@@ -506,15 +514,19 @@ fn execute_packages(
 /// Every host tool a dirty unit needs must be there before anything starts.
 /// (A unit with makedepends may get a tool from them; its own build checks
 /// again with those on the PATH.)
-fn check_host_tools(planned: &planner::Planned, dirty: &[String]) -> Result<(), PipelineError> {
+fn check_host_tools(
+    planned: &planner::Planned,
+    arch: &str,
+    dirty: &[String],
+) -> Result<(), PipelineError> {
     let path = std::ffi::OsString::from(crate::build::SYSTEM_PATH);
     let missing: Vec<String> = dirty
         .iter()
         .map(|n| &planned.units[n.as_str()].recipe)
         .filter(|r| r.makedepends.is_empty())
         .flat_map(|r| {
-            r.host_tools
-                .iter()
+            r.tools_for(arch)
+                .into_iter()
                 .filter(|t| crate::process::find_in_path(t, &path).is_none())
                 .map(move |t| format!("`{t}` (for {})", r.name))
         })

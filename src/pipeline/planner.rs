@@ -43,10 +43,12 @@ pub(super) struct Planned {
 }
 
 /// The recipes that build for `arch`. For an architecture other than the
-/// host's: hermetic recipes, and bootstrap recipes that name it in their
-/// `arch` (they cross-compile with the seed for `$CARCH`, see
-/// [`super::cross`]); a bootstrap recipe that is `noarch` or `all` is built
-/// on the host's plan only.
+/// host's: hermetic recipes, cross-compiling ones (their tools name the
+/// target, `${carch}-linux-gnu-gcc`, [`Recipe::cross_compiles`]), and
+/// bootstrap recipes that name it in their `arch`; of the last,
+/// [`recipes_and_host_deps`] keeps those that compile with the seed from
+/// the host's repository ([`super::cross`]). Other bootstrap recipes
+/// (`noarch`, `all`) are built on the host's plan only.
 pub(super) fn recipes_for(settings: &Settings, arch: &str) -> Result<Vec<Recipe>, PipelineError> {
     Ok(split_for(settings, arch)?.0)
 }
@@ -64,6 +66,7 @@ fn split_for(
             .iter()
             .any(|a| a == arch || a == "noarch" || a == "all")
             && (!foreign
+                || r.cross_compiles()
                 || settings.build_root.stage_of(r) == Stage::Hermetic
                 || r.arch.iter().any(|a| a == arch))
     });
@@ -107,7 +110,15 @@ fn recipes_and_host_deps(
     let (hermetic, bootstrap): (Vec<Recipe>, Vec<Recipe>) = recipes
         .into_iter()
         .partition(|r| settings.build_root.stage_of(r) == Stage::Hermetic);
-    let (mut recipes, from_host) = super::cross::split(bootstrap, &names);
+    let (bootstrap, from_host) = super::cross::split(bootstrap, &names);
+    // A bootstrap recipe that takes no compiler from the host's repository
+    // and names no cross tool builds with the host's compiler: host
+    // binaries, so it is not planned here.
+    let (mut recipes, dropped): (Vec<Recipe>, Vec<Recipe>) = bootstrap
+        .into_iter()
+        .partition(|r| r.cross_compiles() || from_host.contains_key(&r.name));
+    let mut elsewhere = elsewhere;
+    elsewhere.extend(dropped.into_iter().map(|r| r.name));
     recipes.extend(hermetic);
     Ok((recipes, elsewhere, from_host))
 }

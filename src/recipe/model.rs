@@ -34,7 +34,8 @@ pub struct Recipe {
     /// Build dependencies: forge packages installed into the build root.
     pub makedepends: Vec<String>,
     /// Tools the build needs: checked up front on the host in the bootstrap
-    /// stage, in the assembled build root in the hermetic stage.
+    /// stage, in the assembled build root in the hermetic stage. An entry
+    /// may hold `${carch}` (see [`Recipe::tools_for`]).
     pub host_tools: Vec<String>,
     /// The build stage the recipe declares (`[build] stage`); `None` takes
     /// the project's default (`forge.toml` `[build-root] stage`).
@@ -101,7 +102,27 @@ impl Recipe {
     pub fn full_version(&self) -> String {
         format!("{}-r{}", self.version, self.release)
     }
+
+    /// True when the recipe cross-compiles: a tool names the target
+    /// architecture (`${carch}`, e.g. `${carch}-linux-gnu-gcc`), so its
+    /// bootstrap build makes binaries for `$CARCH`, not for the host, and
+    /// may be planned for any architecture of its `arch` list.
+    pub fn cross_compiles(&self) -> bool {
+        self.host_tools.iter().any(|t| t.contains(CARCH_VAR))
+    }
+
+    /// The tools a build for `arch` needs: `tools` with `${carch}` replaced.
+    pub fn tools_for(&self, arch: &str) -> Vec<String> {
+        self.host_tools
+            .iter()
+            .map(|t| t.replace(CARCH_VAR, arch))
+            .collect()
+    }
 }
+
+/// The one variable a `[build] tools` entry may hold: the architecture a
+/// build is for (`$CARCH` in the script).
+pub const CARCH_VAR: &str = "${carch}";
 
 /// Where a build's tools come from (docs/bootstrap.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

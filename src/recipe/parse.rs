@@ -367,6 +367,15 @@ fn read_build(p: &mut Problems<'_>, b: &Section<'_, '_>) -> Build {
                         format!("{}: `{t}` is not a command name", b.field("tools")),
                     );
                     ok = false;
+                } else if t.replace(super::model::CARCH_VAR, "").contains('$') {
+                    p.at(
+                        span.clone(),
+                        format!(
+                            "{}: `{t}`: the only variable a tool may hold is `${{carch}}`",
+                            b.field("tools")
+                        ),
+                    );
+                    ok = false;
                 }
             }
             ok.then(|| list.into_iter().map(|(t, _)| t).collect())

@@ -392,3 +392,31 @@ fn build_stage_is_read() {
         assert_eq!(r.unwrap().stage, Some(want));
     }
 }
+
+/// A tool may name the target architecture (`${carch}`): the recipe then
+/// cross-compiles, and each build checks the tool for its architecture.
+/// Any other variable in a tool is refused, naming it.
+#[test]
+fn tools_may_name_the_target_architecture() {
+    let recipe = minimal().replace(
+        "script = \"make\"",
+        "script = \"make\"\ntools = [\"cc\", \"${carch}-linux-gnu-gcc\"]",
+    );
+    let (_t, r) = load_in("hello", &recipe, &[]);
+    let r = r.unwrap();
+    assert!(r.cross_compiles());
+    assert_eq!(r.tools_for("aarch64"), ["cc", "aarch64-linux-gnu-gcc"]);
+    let (_t, plain) = load_in("hello", &minimal(), &[]);
+    assert!(!plain.unwrap().cross_compiles());
+
+    let bad = minimal().replace(
+        "script = \"make\"",
+        "script = \"make\"\ntools = [\"${arch}-gcc\"]",
+    );
+    let (_t, r) = load_in("hello", &bad, &[]);
+    let e = r.unwrap_err().to_string();
+    assert!(
+        e.contains("`${arch}-gcc`: the only variable a tool may hold is `${carch}`"),
+        "{e}"
+    );
+}

@@ -1,7 +1,8 @@
 //! The musl base (`recipes/musl`, `libseccomp`, `libcap`, `yajl`, `argp`,
-//! `busybox`) and `crun` built end to end, offline, with the zig seed, from
-//! a seeded source mirror; crun is one static binary linked against forge's
-//! musl, argp, libseccomp, libcap and yajl (docs/real-recipes.md).
+//! `busybox`, `make`) and `crun` built end to end, offline, with the zig
+//! seed, from a seeded source mirror; crun is one static binary linked
+//! against forge's musl, argp, libseccomp, libcap and yajl, for x86_64 and
+//! aarch64 (docs/real-recipes.md).
 //!
 //! `.ci/seed-mirror.sh DIR` fills DIR with the upstream release files (taken
 //! from Debian's source packages and checked against the recipes' sha256) and
@@ -22,6 +23,8 @@ use std::process::Command;
 
 use crate::support;
 
+mod hermetic;
+
 /// The recipes the base test builds, with their dependencies.
 const BASE: &[&str] = &[
     "zig",
@@ -32,6 +35,7 @@ const BASE: &[&str] = &[
     "argp",
     "crun",
     "busybox",
+    "make",
 ];
 
 /// The file name forge looks for in a mirror for the first source of
@@ -71,17 +75,18 @@ fn project_with(recipes: &[&str]) -> Option<(support::Project, PathBuf)> {
     Some((p, mirror?))
 }
 
-/// `forge --offline --mirror MIRROR build NAMES…` in `project`, which must
-/// succeed.
-fn build_offline(project: &Path, mirror: &Path, names: &[&str]) {
-    support::run_ok(
+/// `forge --offline --mirror MIRROR build ARGS…` in `project`, which must
+/// succeed; its stderr.
+fn build_offline(project: &Path, mirror: &Path, args: &[&str]) -> String {
+    let (_, err) = support::run_ok(
         support::forge(project)
             .arg("--offline")
             .arg("--mirror")
             .arg(mirror)
             .arg("build")
-            .args(names),
+            .args(args),
     );
+    err
 }
 
 /// The ELF interpreter and needed libraries of `path`.
@@ -131,47 +136,29 @@ fn musl_base_and_crun_build_offline_for_x86_64_and_aarch64() {
     build_offline(
         root,
         &mirror,
-        &["busybox", "libseccomp", "libcap", "yajl", "crun"],
+        &[
+            "busybox",
+            "libseccomp",
+            "libcap",
+            "yajl",
+            "make",
+            "toolbox",
+            "crun",
+        ],
     );
     eprintln!("x86_64 base and crun built in {:?}", started.elapsed());
     let stage = root.join("out/stage");
     check_musl(&stage);
     check_libraries(&stage);
     check_busybox(&stage);
+    check_make(&stage, &root.join("out/work/make"));
     check_argp(&stage);
     let crun = check_crun(&stage, goblin::elf::header::EM_X86_64);
     check_crun_version(&run_binary(&crun, &["--version"]));
     check_repository_is_self_contained(root);
-
-    // aarch64: the same recipes cross-compiled by the same zig (the x86_64
-    // zig package from out/repo/x86_64), crun run under qemu-user.
-    if !support::require_tool("qemu-aarch64") {
-        return;
-    }
-    let started = std::time::Instant::now();
-    build_offline(root, &mirror, &["--arch", "aarch64", "crun"]);
-    eprintln!("aarch64 crun and its base built in {:?}", started.elapsed());
-    assert!(root.join("out/repo/aarch64/crun-1.8.1-r0.apk").is_file());
-    assert!(root.join("out/repo/aarch64/argp-dev-2.4-r0.apk").is_file());
-    // out/stage holds the architecture built last.
-    let crun = check_crun(&stage, goblin::elf::header::EM_AARCH64);
-    // crun re-executes itself from a sealed memfd copy of /proc/self/exe
-    // (CVE-2019-5736) unless that file is on a read-only filesystem; under
-    // qemu-user it is qemu's own binary, and the copy would run qemu. In a
-    // bwrap namespace with / bound read-only, crun runs as it is.
-    let args = [
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
-        "--proc",
-        "/proc",
-        "qemu-aarch64",
-        crun.to_str().unwrap(),
-        "--version",
-    ];
-    check_crun_version(&run_binary(Path::new("bwrap"), &args));
+    aarch64_crun(root, &mirror, &stage);
+    hermetic::examples_build_in_hermetic_roots(root, &mirror);
+    hermetic::base_rebuilds_in_its_own_root(root, &mirror);
 }
 
 /// musl: the loader is the real file and carries Alpine's soname.
@@ -284,6 +271,42 @@ fn check_busybox(stage: &Path) {
     assert_eq!(libs, vec!["libc.musl-x86_64.so.1".to_string()]);
     let out = run_musl(stage, &[], &dynamic, &["sh", "-c", "echo $((6 * 7))"]);
     assert_eq!(out, "42\n");
+}
+
+/// make: GNU make 4.3 linked against forge's musl, which runs a parallel
+/// build with pattern rules, `$(wildcard)` and `$(shell)`, and then finds
+/// everything up to date.
+fn check_make(stage: &Path, work: &Path) {
+    let make = stage.join("make/make/usr/bin/make");
+    let (interp, libs) = elf_links(&make);
+    assert_eq!(interp.as_deref(), Some("/lib/ld-musl-x86_64.so.1"));
+    assert_eq!(libs, vec!["libc.musl-x86_64.so.1".to_string()]);
+    let version = run_musl(stage, &[], &make, &["--version"]);
+    assert!(
+        version.starts_with("GNU Make 4.3\nBuilt for x86_64-linux-musl\n"),
+        "{version}"
+    );
+    assert!(stage.join("make/make/usr/include/gnumake.h").is_file());
+    let dir = work.join("test-project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.in"), "abc\n").unwrap();
+    std::fs::write(dir.join("b.in"), "def\n").unwrap();
+    std::fs::write(
+        dir.join("Makefile"),
+        "OUTS := $(patsubst %.in,%.out,$(wildcard *.in))\n\
+         all: total\n\
+         %.out: %.in\n\ttr a-z A-Z <$< >$@\n\
+         total: $(OUTS)\n\tcat $^ >$@; echo \"$(words $^) $(shell echo sh)\" >>$@\n",
+    )
+    .unwrap();
+    let dir_arg = dir.display().to_string();
+    run_musl(stage, &[], &make, &["-C", &dir_arg, "-j2"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("total")).unwrap(),
+        "ABC\nDEF\n2 sh\n"
+    );
+    let again = run_musl(stage, &[], &make, &["-C", &dir_arg]);
+    assert!(again.contains("Nothing to be done for 'all'."), "{again}");
 }
 
 /// Every `depends` of every package in out/repo/x86_64 names a package or a
@@ -407,4 +430,36 @@ fn check_crun_version(stdout: &str) {
         );
     }
     assert!(!features.contains("SYSTEMD"), "{features:?}");
+}
+
+/// aarch64: the same recipes cross-compiled by the same zig (the x86_64
+/// zig package from out/repo/x86_64), crun run under qemu-user.
+fn aarch64_crun(root: &Path, mirror: &Path, stage: &Path) {
+    if !support::require_tool("qemu-aarch64") {
+        return;
+    }
+    let started = std::time::Instant::now();
+    build_offline(root, mirror, &["--arch", "aarch64", "crun"]);
+    eprintln!("aarch64 crun and its base built in {:?}", started.elapsed());
+    assert!(root.join("out/repo/aarch64/crun-1.8.1-r0.apk").is_file());
+    assert!(root.join("out/repo/aarch64/argp-dev-2.4-r0.apk").is_file());
+    // out/stage holds the architecture built last.
+    let crun = check_crun(stage, goblin::elf::header::EM_AARCH64);
+    // crun re-executes itself from a sealed memfd copy of /proc/self/exe
+    // (CVE-2019-5736) unless that file is on a read-only filesystem; under
+    // qemu-user it is qemu's own binary, and the copy would run qemu. In a
+    // bwrap namespace with / bound read-only, crun runs as it is.
+    let args = [
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "qemu-aarch64",
+        crun.to_str().unwrap(),
+        "--version",
+    ];
+    check_crun_version(&run_binary(Path::new("bwrap"), &args));
 }

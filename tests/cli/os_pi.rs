@@ -7,12 +7,14 @@
 //! `fsck.vfat -n` and `veritysetup verify` pass; two projects in different
 //! folders give the same bytes.
 //!
-//! There is no arm64 kernel package yet, and forge builds for the host only:
-//! the test builds a clearly-labelled stand-in kernel package (placeholder
-//! text for the kernel, initramfs and device trees) as `noarch`, with the
-//! real firmware recipe and a small `/usr` package, and adds those `noarch`
-//! packages to `out/repo/aarch64` through the library (the repository
-//! takes `noarch` packages in every architecture's folder).
+//! These tests check the layout, not a boot, so they do not build the arm64
+//! kernel (tens of minutes; `os_boot_arm64.rs` does, and boots it): they
+//! build a clearly-labelled stand-in kernel package (placeholder text for
+//! the kernel and device trees) and a stand-in busybox (what forge's
+//! initramfs carries) as `noarch`, with the real firmware recipe and a
+//! small `/usr` package, and add those `noarch` packages to
+//! `out/repo/aarch64` through the library (the repository takes `noarch`
+//! packages in every architecture's folder).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,17 +48,19 @@ const TOOLS: [&str; 10] = [
 const PLACEHOLDER_KERNEL: &str = r#"d=$pkgdir/usr/lib/modules/0.0-placeholder
 mkdir -p $d/dtbs/broadcom $d/dtbs/overlays
 printf 'FORGE TEST PLACEHOLDER: NOT A KERNEL\n' > $d/vmlinuz
-printf 'FORGE TEST PLACEHOLDER: NOT AN INITRAMFS\n' > $d/initrd
 for t in bcm2711-rpi-4-b bcm2711-rpi-400 bcm2711-rpi-cm4-io; do
   printf 'FORGE TEST PLACEHOLDER: NOT A DEVICE TREE (%s)\n' $t > $d/dtbs/broadcom/$t.dtb
 done
 printf 'FORGE TEST PLACEHOLDER: NOT AN OVERLAY\n' > $d/dtbs/overlays/disable-bt.dtbo"#;
 
+/// A stand-in busybox: forge writes its initramfs around `/usr/bin/busybox`.
+const PLACEHOLDER_BUSYBOX: &str = "mkdir -p $pkgdir/usr/bin && printf 'FORGE TEST PLACEHOLDER: NOT A BUSYBOX\\n' > $pkgdir/usr/bin/busybox";
+
 const PI_IMAGE: &str = r#"schema = 1
 kind = "os"
 version = "1.0"
 profile = "rpi4-arm64"
-packages = ["raspi-firmware", "testkernel", "motd"]
+packages = ["raspi-firmware", "testkernel", "testbusybox", "motd"]
 cmdline = ["console=ttyS1,115200"]
 [partitions]
 boot = "40M"
@@ -89,6 +93,11 @@ fn pi_project(mirror: &Path, image: &str) -> Project {
         .arch(&["noarch"])
         .script(PLACEHOLDER_KERNEL)
         .write();
+    p.recipe("testbusybox")
+        .arch(&["noarch"])
+        .options(&["!strip"])
+        .script(PLACEHOLDER_BUSYBOX)
+        .write();
     p.recipe("motd")
         .arch(&["noarch"])
         .script("mkdir -p $pkgdir/usr/share/forge && printf 'forge on a Pi\\n' > $pkgdir/usr/share/forge/motd")
@@ -102,6 +111,7 @@ fn pi_project(mirror: &Path, image: &str) -> Project {
         "build",
         "raspi-firmware",
         "testkernel",
+        "testbusybox",
         "motd",
         "--no-images",
     ]));
@@ -111,7 +121,7 @@ fn pi_project(mirror: &Path, image: &str) -> Project {
 
 /// Add every package of `out/repo/x86_64` (all `noarch` here) to
 /// `out/repo/aarch64` and sign its index.
-fn noarch_to_aarch64(root: &Path) {
+pub(crate) fn noarch_to_aarch64(root: &Path) {
     let trusted = TrustedKeys::load_dir(&root.join("keys")).unwrap();
     let mut repo = Repo::open(&root.join("out/repo"), "aarch64", &trusted).unwrap();
     for e in std::fs::read_dir(root.join("out/repo/x86_64")).unwrap() {
@@ -330,15 +340,38 @@ fn check_boot_files(disk: &Path, boot: u64, mirror: &Path, m: &Value, sig: &str,
     let cmdline = text("cmdline.txt");
     assert_eq!(cmdline.lines().count(), 1, "{cmdline:?}");
     assert_eq!(cmdline.trim_end(), m["cmdline"].as_str().unwrap());
+    // The kernel sets up the verity /usr from dm-mod.create=, as on x86_64:
+    // USR-A by PARTUUID, the hash tree one block past the filesystem.
+    let blocks = m["usr_data_blocks"].as_u64().unwrap();
+    let salt = cmdline
+        .split(&format!(" sha256 {hash} "))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default();
+    assert!(
+        salt.len() == 64 && salt.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{cmdline}"
+    );
+    let usr = format!("PARTUUID={sig}-03");
     assert_eq!(
         cmdline,
         format!(
             "console=ttyS1,115200 root=PARTUUID={sig}-07 rootwait \
-             mount.usr=PARTUUID={sig}-03 mount.usrflags=ro usrhash={hash}\n"
+             dm-mod.create=\"usr,,,ro,0 {} verity 1 {usr} {usr} 4096 4096 {blocks} {} \
+             sha256 {hash} {salt}\" dm-mod.waitfor={usr} \
+             mount.usr={usr} mount.usrflags=ro usrhash={hash}\n",
+            blocks * 8,
+            blocks + 1
         )
     );
     assert!(text("kernel8.img").starts_with("FORGE TEST PLACEHOLDER: NOT A KERNEL"));
-    assert!(text("initramfs8").starts_with("FORGE TEST PLACEHOLDER: NOT AN INITRAMFS"));
+    // forge's initramfs (the kernel package has none): a newc cpio of the
+    // /usr's busybox and forge's /init.
+    let initramfs = mtype(disk, boot, "initramfs8");
+    assert!(initramfs.starts_with(b"070701"), "a newc cpio");
+    let has = |needle: &[u8]| initramfs.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"FORGE TEST PLACEHOLDER: NOT A BUSYBOX"));
+    assert!(has(b"forge initramfs /init"));
     assert!(text("bcm2711-rpi-cm4.dtb").contains("(bcm2711-rpi-cm4-io)"));
     assert!(text("bcm2711-rpi-4-b.dtb").contains("(bcm2711-rpi-4-b)"));
 }
@@ -427,6 +460,7 @@ fn apply_writes_slot_b_from_a_newer_build_and_arms_tryboot() {
         )
     );
     assert!(cmdline.contains(&format!("mount.usr=PARTUUID={sig}-05 ")));
+    assert!(!cmdline.contains(&format!("{sig}-03")), "{cmdline}");
     let config = String::from_utf8(mtype(&node, boot_b, "config.txt")).unwrap();
     assert!(
         config.starts_with("# forge pi 1.1 (rpi4-arm64), slot B:"),

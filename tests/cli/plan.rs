@@ -191,3 +191,33 @@ fn foreign_bootstrap_units_take_zig_from_the_hosts_plan() {
         serde_json::json!([{"arch": "x86_64", "unit": "zig"}])
     );
 }
+
+/// For a foreign architecture only hermetic recipes are planned, and
+/// bootstrap ones that cross-compile (a tool names `${carch}`).
+#[test]
+fn a_foreign_architecture_plans_cross_compiling_bootstrap_recipes() {
+    let p = Project::new();
+    p.forge_toml("arch = [\"x86_64\", \"aarch64\"]\n");
+    p.recipe("hostonly")
+        .arch(&["x86_64", "aarch64"])
+        .tools(&["cc"])
+        .write();
+    p.recipe("crossed")
+        .arch(&["x86_64", "aarch64"])
+        .tools(&["cc", "${carch}-linux-gnu-gcc"])
+        .write();
+    p.commit();
+    let foreign = if cfg!(target_arch = "x86_64") {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let (out, _) = run_ok(forge(p.path()).args(["plan", "--arch", foreign]));
+    assert!(out.contains("crossed 1.0-r0"), "{out}");
+    assert!(!out.contains("hostonly"), "{out}");
+    let (out, _) = run_ok(forge(p.path()).args(["plan"]));
+    assert!(
+        out.contains("crossed 1.0-r0") && out.contains("hostonly 1.0-r0"),
+        "{out}"
+    );
+}

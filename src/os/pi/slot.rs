@@ -166,7 +166,7 @@ fn source_manifest(source: &Path) -> Result<Manifest, OsError> {
     Ok(m)
 }
 
-fn read_table(disk: &Path) -> Result<Mbr, OsError> {
+pub(super) fn read_table(disk: &Path) -> Result<Mbr, OsError> {
     let f = File::open(disk).map_err(OsError::io("opening", disk))?;
     let len = f.metadata().map_err(OsError::io("reading", disk))?.len();
     mbr::parse(len / SECTOR, |lba| {
@@ -215,7 +215,6 @@ fn slot_b_files(
     collect(&out, "", &mut files)?;
     files.remove("autoboot.txt");
     let usr_a = format!("mount.usr=PARTUUID={signature:08x}-03");
-    let usr_b = format!("mount.usr=PARTUUID={signature:08x}-05");
     let cmdline =
         String::from_utf8(files.remove("cmdline.txt").unwrap_or_default()).unwrap_or_default();
     let words: Vec<&str> = cmdline.split_whitespace().collect();
@@ -226,9 +225,15 @@ fn slot_b_files(
             reason: format!("BOOT-A's cmdline.txt does not name {usr_a} and {hash}"),
         });
     }
+    // Every mention of USR-A (the verity table's devices, dm-mod.waitfor,
+    // mount.usr) becomes USR-B: the same bytes are in both.
+    let (part_a, part_b) = (
+        format!("PARTUUID={signature:08x}-03"),
+        format!("PARTUUID={signature:08x}-05"),
+    );
     files.insert(
         "cmdline.txt".into(),
-        cmdline.replace(&usr_a, &usr_b).into_bytes(),
+        cmdline.replace(&part_a, &part_b).into_bytes(),
     );
     if let Some(config) = files.get_mut("config.txt") {
         let text = String::from_utf8_lossy(config).replace(", slot A:", ", slot B:");
@@ -255,7 +260,7 @@ fn collect(dir: &Path, prefix: &str, files: &mut BTreeMap<String, Vec<u8>>) -> R
     Ok(())
 }
 
-fn mtools(program: &str, disk: &Path, part: &MbrPartition) -> Cmd {
+pub(super) fn mtools(program: &str, disk: &Path, part: &MbrPartition) -> Cmd {
     let mut c = Cmd::new(program);
     c.env("MTOOLS_SKIP_CHECK", "1")
         .env("TZ", "UTC")
