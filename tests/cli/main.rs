@@ -22,6 +22,7 @@ mod image;
 mod os;
 mod os_apply;
 mod os_boot;
+mod os_boot_arm64;
 mod os_pi;
 mod os_plan;
 mod pin;

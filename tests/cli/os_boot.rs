@@ -46,7 +46,7 @@ fn sha256(path: &Path) -> String {
 }
 
 /// Point the project's copy of `recipes/linux` at Debian's tarball.
-fn use_debian_kernel_source(p: &Project) {
+pub(crate) fn use_debian_kernel_source(p: &Project) {
     let file = p.path().join("recipes/linux/recipe.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     let url_line = text
